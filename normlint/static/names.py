@@ -1,0 +1,67 @@
+"""Resolve the names a file uses to the qualified names they import.
+
+``nn.LayerNorm`` with ``import torch.nn as nn``, ``LN`` with
+``from torch.nn import LayerNorm as LN`` and ``torch.nn.LayerNorm`` all resolve to
+``torch.nn.LayerNorm``. Names bound by ``from .blocks import Block`` resolve to
+``.blocks.Block`` (relative) so the project index can find the class.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ImportMap:
+    # local name -> qualified name ("nn" -> "torch.nn", "LN" -> "torch.nn.LayerNorm")
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_tree(cls, tree: ast.Module) -> "ImportMap":
+        """Imports anywhere in the module, including inside functions and try blocks.
+
+        Conditional imports (``try: import torch.nn as nn``) are taken at face value: a
+        linter cannot know which branch runs, and both usually bind the same thing.
+        """
+        aliases: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.asname:
+                        aliases[a.asname] = a.name
+                    else:
+                        top = a.name.split(".")[0]
+                        aliases.setdefault(top, top)
+            elif isinstance(node, ast.ImportFrom):
+                base = "." * node.level + (node.module or "")
+                for a in node.names:
+                    if a.name == "*":
+                        continue
+                    sep = "" if base.endswith(".") or not base else "."
+                    aliases[a.asname or a.name] = f"{base}{sep}{a.name}"
+        return cls(aliases)
+
+    def qualname(self, expr: ast.AST) -> str | None:
+        """The qualified name of a Name/Attribute chain, or None for anything else."""
+        parts: list[str] = []
+        while isinstance(expr, ast.Attribute):
+            parts.append(expr.attr)
+            expr = expr.value
+        if not isinstance(expr, ast.Name):
+            return None
+        head = self.aliases.get(expr.id, expr.id)
+        parts.append(head)
+        return ".".join(reversed(parts))
+
+
+def dotted(expr: ast.AST) -> str | None:
+    """``self.ln1`` -> "self.ln1"; None when the expression is not a plain dotted name."""
+    parts: list[str] = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name):
+        return None
+    parts.append(expr.id)
+    return ".".join(reversed(parts))
