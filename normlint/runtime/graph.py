@@ -1,0 +1,169 @@
+"""Residual adds and norm placement, read from a Trace's dataflow graph.
+
+A residual add is an add whose one operand is an ancestor of the other (``x + f(x)``).
+From where norms sit relative to those adds follow pre-norm (``x + f(norm(x))``),
+post-norm (``norm(x + f(x))`` feeding the next residual), final norm (closing a pre-norm
+stream), branch-output norms (sandwich/peri-LN: ``x + norm(f(x))``), and the pre-norm
+streams that end without any norm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .axes import reaches_upstream
+from .tracer import Node, Trace
+
+# Elementwise ops with one data operand that keep a value on "the same stream" (affine
+# scale/shift with parameters or scalars, casts, dropout).
+_THROUGH = frozenset({"mul", "add", "sub", "div", "to", "float", "half", "bfloat16", "double",
+                      "type_as", "dropout", "contiguous", "clone", "data", "mul_", "add_"})
+# Ops that only move data around: a norm reached through them still "follows" an add.
+_SHAPE_ONLY = frozenset({"view", "reshape", "contiguous", "dropout", "to", "getitem", "float",
+                         "type_as", "clone", "flatten", "unflatten", "transpose", "permute",
+                         "squeeze", "unsqueeze", "half", "bfloat16"})
+_ADDS = frozenset({"add", "add_"})
+
+PLACEMENTS = ("pre", "post", "final", "branch-output", "embedding", "other")
+
+
+@dataclass(frozen=True)
+class ResidualAdd:
+    node: int
+    skip: int          # canonical skip operand (the earlier value of the stream)
+    branch: int        # the operand computed from the skip
+    scaled: bool       # the skip was multiplied by a constant first (DeepNorm alpha)
+
+
+class Graph:
+    def __init__(self, trace: Trace, max_visits: int = 50_000):
+        self.trace = trace
+        self.nodes: list[Node] = trace.nodes
+        self._max_visits = max_visits
+        self.consumers: list[list[int]] = [[] for _ in self.nodes]
+        for node in self.nodes:
+            if node.hidden:
+                continue
+            for i in node.inputs:
+                self.consumers[i].append(node.idx)
+        self.residual_adds: dict[int, ResidualAdd] = {}
+        self.skips: dict[int, list[int]] = {}
+        self.branches: dict[int, list[int]] = {}
+        self._find_residual_adds()
+
+    # -------------------------------------------------------------- basic walks
+    def data_inputs(self, idx: int) -> list[int]:
+        return [i for i in self.nodes[idx].inputs if not self.nodes[i].const]
+
+    def _through(self, idx: int) -> bool:
+        node = self.nodes[idx]
+        if node.kind != "op" or node.op not in _THROUGH or node.hidden:
+            return False
+        data = self.data_inputs(idx)
+        return len(data) == 1 and node.shape == self.nodes[data[0]].shape
+
+    def canon(self, idx: int) -> int:
+        return self.canon_scaled(idx)[0]
+
+    def canon_scaled(self, idx: int) -> tuple[int, bool]:
+        """Walk back through scale/shift/cast/dropout; report a constant rescaling on the way."""
+        scaled = False
+        while self._through(idx):
+            node = self.nodes[idx]
+            if node.op in ("mul", "div", "mul_") and any(s != 1 for s in node.info.get("scalars", ())):
+                scaled = True
+            idx = self.data_inputs(idx)[0]
+        return idx, scaled
+
+    def fwd_alias(self, idx: int) -> list[int]:
+        """``idx`` and every node reached from it through scale/shift/cast/dropout ops."""
+        out, stack = [], [idx]
+        while stack:
+            cur = stack.pop()
+            out.append(cur)
+            stack.extend(c for c in self.consumers[cur] if self._through(c))
+        return out
+
+    def is_ancestor(self, a: int, b: int) -> bool:
+        if a == b:
+            return True
+        stack, seen = [b], set()
+        while stack and len(seen) < self._max_visits:
+            cur = stack.pop()
+            for i in self.nodes[cur].inputs:
+                if i == a:
+                    return True
+                if i > a and i not in seen:  # ancestors always have smaller indices
+                    seen.add(i)
+                    stack.append(i)
+        return False
+
+    def _find_residual_adds(self) -> None:
+        for node in self.nodes:
+            if node.op not in _ADDS or node.kind != "op" or node.hidden:
+                continue
+            data = self.data_inputs(node.idx)
+            if len(data) != 2 or data[0] == data[1]:
+                continue
+            a, b = data
+            if self.is_ancestor(a, b):
+                skip, branch = a, b
+            elif self.is_ancestor(b, a):
+                skip, branch = b, a
+            else:
+                continue
+            skip_canon, scaled = self.canon_scaled(skip)
+            self.residual_adds[node.idx] = ResidualAdd(node.idx, skip_canon, branch, scaled)
+            self.skips.setdefault(skip_canon, []).append(node.idx)
+            self.branches.setdefault(self.canon(branch), []).append(node.idx)
+
+    # -------------------------------------------------------------- placement
+    def norm_input(self, norm: int) -> int | None:
+        data = self.data_inputs(norm)
+        return self.canon(data[0]) if data else None
+
+    def placement(self, norm: int) -> str:
+        x = self.norm_input(norm)
+        if x is not None:
+            if any(self.is_ancestor(norm, self.residual_adds[a].branch) for a in self.skips.get(x, ())):
+                return "pre"                      # y = x + f(norm(x))
+            if x in self.residual_adds:           # norm(x + f(x))
+                if norm in self.skips or self.nodes[self.residual_adds[x].skip].kind == "norm":
+                    return "post"                 # the normalized stream is the next skip
+                return "final"                    # closes an un-normalized (pre-norm) stream
+        if norm in self.branches:
+            return "branch-output"                # x + norm(f(x)): sandwich / peri-LN
+        if reaches_upstream(self, norm, frozenset({"embedding"})):
+            return "embedding"
+        return "other"
+
+    def follows(self, idx: int, hops: int = 6) -> list[int]:
+        """Norm nodes reached from ``idx`` through ops that only move or rescale data."""
+        found, frontier, seen = [], self.fwd_alias(idx), set()
+        for _ in range(hops):
+            nxt = []
+            for cur in frontier:
+                for c in self.consumers[cur]:
+                    if c in seen:
+                        continue
+                    seen.add(c)
+                    node = self.nodes[c]
+                    if node.kind == "norm":
+                        found.append(c)
+                    elif node.op in _SHAPE_ONLY or self._through(c):
+                        nxt.append(c)
+            frontier = nxt
+        return found
+
+    def unnormalized_stream_ends(self, pre_norms: list[int]) -> list[int]:
+        """Last residual adds of pre-norm streams that no norm follows (NL302)."""
+        pre_skips = {self.norm_input(n) for n in pre_norms}
+        ends = []
+        for add in self.residual_adds.values():
+            if add.skip not in pre_skips:
+                continue
+            if any(o in self.skips for o in self.fwd_alias(add.node)):
+                continue                          # the stream goes on into another block
+            if not self.follows(add.node):
+                ends.append(add.node)
+        return ends
