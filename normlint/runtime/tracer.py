@@ -476,7 +476,7 @@ class Tracer(TorchFunctionMode):
             eps = stat.eps if stat.eps is not None else (centred.eps if centred else None)
             node.kind = "norm"
             node.inputs = (stat.src,)
-            node.info["stat"] = None
+            node.info.pop("stat", None)
             event = NormEvent(
                 node=node.idx, key=self._site_key("inline"), module=None, kind="inline",
                 family="layer" if centred else "rms", in_shape=src.shape, dtype=src.dtype,

@@ -197,7 +197,8 @@ def check_unused_norms(ctx: RuleContext) -> None:
             continue  # its parameters are used by the parent (F.layer_norm(x, ..., self.ln.weight))
         parent = path.rpartition(".")[0]
         ctx.report("NL306", f"{path}: {type(module).__name__} is registered but never ran during "
-                   "the audit; call it in forward() or remove it", module=parent or None)
+                   "the audit; call it in forward() or remove it", module=path,
+                   location=ctx.user_location(parent))
 
 
 def check_consecutive_norms(ctx: RuleContext) -> None:
