@@ -189,8 +189,6 @@ def upstream_path(graph: "Graph", idx: int) -> tuple[str | None, int | None]:
             continue
         seen.add(cur)
         node = nodes[cur]
-        if node.kind == "norm":
-            return "norm", None
         if node.op in FEATURE_PRODUCERS:
             out_nd = len(node.shape)
             pos = {0: 1 if node.op in _CHANNEL_OPS else out_nd - 1}
@@ -204,6 +202,7 @@ def upstream_path(graph: "Graph", idx: int) -> tuple[str | None, int | None]:
                 prev = step
             return node.op, pos.get(0)
         is_shape_op = "axis_args" in node.info or node.op in ("t", "T", "mT")
+        # A norm keeps its input's axes: walk through it to the producer before it.
         for i in graph.data_inputs(cur):
             if is_shape_op or nodes[i].shape == node.shape:
                 queue.append((i, (cur,) + path))

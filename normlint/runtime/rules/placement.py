@@ -145,6 +145,8 @@ def check_norm_reused(ctx: RuleContext) -> None:
 def _is_norm_module(module, norm_types: set[type]) -> bool:
     if torch_norm_family(module) or type(module) in norm_types:
         return True
+    if type(module).__module__.startswith("torch.nn.utils"):
+        return False  # weight/spectral-norm parametrizations normalize weights, not activations
     return next(iter(module.children()), None) is None and bool(_NORM_NAME.search(type(module).__name__))
 
 
@@ -210,26 +212,41 @@ def check_consecutive_norms(ctx: RuleContext) -> None:
         for event in info.events:
             x = graph.norm_input(event.node)
             previous = by_node.get(x) if x is not None else None
-            if previous is not None:
+            # A pre-norm on an already normalized stream only feeds its branch; the stream
+            # itself keeps the first norm's output (Conformer: final_layer_norm, then ffn1's).
+            if previous is not None and graph.placement(event.node) != "pre":
                 ctx.report("NL307", f"{info.key}: {info.first.kind} is applied directly to the "
                            f"output of {previous.key}; the second norm is redundant", norm=info)
                 break
 
 
 def check_mixed_placement(ctx: RuleContext) -> None:
+    """A block where one residual sublayer has a pre-norm and another has none but is
+    normalized after its add. A block-closing norm after pre-normed sublayers (Conformer's
+    final_layer_norm) and sandwich norms are not mixed placement."""
     if not ctx.on("NL308"):
         return
+    graph = ctx.analysis.graph
     blocks: dict[str, list[NormInfo]] = {}
     for info in ctx.analysis.norms.values():
         blocks.setdefault(_norm_block(ctx, info), []).append(info)
     for block, infos in blocks.items():
-        placements = {p for info in infos for p in info.placements}
-        if "pre" in placements and "post" in placements:
-            post = next(i for i in infos if "post" in i.placements)
-            pre = next(i for i in infos if "pre" in i.placements)
-            ctx.report("NL308", f"{block or 'the model'}: {pre.key} is pre-norm but {post.key} is "
-                       "post-norm in the same block; use one placement for every sublayer",
-                       norm=post, module=block or None)
+        pre_normed: set[int] = set()
+        for info in infos:
+            for event, placement in zip(info.events, info.placements):
+                if placement == "pre":
+                    pre_normed.update(a for a in graph.skips.get(graph.norm_input(event.node), ())
+                                      if graph.is_ancestor(event.node, graph.residual_adds[a].branch))
+        if not pre_normed:
+            continue
+        for info in infos:
+            post_adds = [graph.norm_input(e.node) for e, p in zip(info.events, info.placements)
+                         if p in ("post", "final")]
+            if any(a in graph.residual_adds and a not in pre_normed for a in post_adds):
+                ctx.report("NL308", f"{block or 'the model'}: some sublayers are pre-norm but "
+                           f"{info.key} post-normalizes a sublayer that has no pre-norm; use one "
+                           "placement for every sublayer", norm=info, module=block or None)
+                break
 
 
 CHECKS = [check_post_norm_depth, check_missing_final_norm, check_rebound_residual,
