@@ -1,0 +1,170 @@
+"""Ground truth from REFERENCES.md §4 on real architectures built from tiny configs."""
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import normlint
+
+transformers = pytest.importorskip("transformers")
+transformers.logging.set_verbosity_error()
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def ids(length=16, batch=2):
+    return torch.randint(0, 100, (batch, length), generator=torch.Generator().manual_seed(1))
+
+
+def placements(report):
+    return {n.module: n.placement for n in report.norms}
+
+
+def codes(report, failing_only=True):
+    return {f.code for f in report.findings if f.severity.fails_run or not failing_only}
+
+
+def gpt2():
+    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=100)
+    return transformers.GPT2Model(config).eval()
+
+
+def test_gpt2_pre_norm_with_final_norm():
+    report = normlint.audit(gpt2(), {"input_ids": ids()})
+    assert placements(report) == {"h.0.ln_1": "pre", "h.0.ln_2": "pre", "h.1.ln_1": "pre",
+                                  "h.1.ln_2": "pre", "ln_f": "final"}
+    assert report.findings == []
+    assert all(n.measured_axes == n.declared_axes == (2,) and n.feature_axis == 2 for n in report.norms)
+
+
+def test_gpt2_without_final_norm_is_nl302():
+    model = gpt2()
+    model.ln_f = nn.Identity()
+    report = normlint.audit(model, {"input_ids": ids()})
+    assert [(f.code, f.module) for f in report.findings] == [("NL302", "h.1")]
+    assert report.findings[0].path.endswith("modeling_gpt2.py")
+
+
+def test_bert_post_norm_without_nl302():
+    config = transformers.BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                                     intermediate_size=64, vocab_size=100, max_position_embeddings=64)
+    report = normlint.audit(transformers.BertModel(config).eval(), {"input_ids": ids()})
+    got = placements(report)
+    assert got.pop("embeddings.LayerNorm") == "embedding"
+    assert set(got.values()) == {"post"} and len(got) == 4
+    assert report.findings == []  # eps=1e-12 in float32 is not a finding
+
+
+def test_llama_pre_rmsnorm_with_final_norm():
+    config = transformers.LlamaConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                                      num_key_value_heads=1, intermediate_size=64, vocab_size=100)
+    report = normlint.audit(transformers.LlamaModel(config).eval(), {"input_ids": ids()})
+    got = placements(report)
+    assert got.pop("norm") == "final"
+    assert set(got.values()) == {"pre"} and len(got) == 4  # post_attention_layernorm is pre-FFN
+    assert {n.kind for n in report.norms} == {"LlamaRMSNorm"}
+    assert report.findings == []
+
+
+def test_t5_encoder_decoder():
+    config = transformers.T5Config(num_layers=2, num_decoder_layers=2, d_model=32, d_kv=16,
+                                   num_heads=2, d_ff=64, vocab_size=100)
+    report = normlint.audit(transformers.T5Model(config).eval(),
+                            {"input_ids": ids(), "decoder_input_ids": ids(8)})
+    got = placements(report)
+    assert got.pop("encoder.final_layer_norm") == "final"
+    assert got.pop("decoder.final_layer_norm") == "final"
+    assert set(got.values()) == {"pre"} and len(got) == 10
+    assert report.findings == []
+
+
+def test_vit_pre_norm_with_final_norm():
+    config = transformers.ViTConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                                    intermediate_size=64, image_size=16, patch_size=4)
+    report = normlint.audit(transformers.ViTModel(config).eval(), {"pixel_values": torch.randn(2, 3, 16, 16)})
+    values = list(placements(report).values())
+    assert values == ["pre"] * 4 + ["final"]
+    assert report.findings == []
+
+
+def _wav2vec2_config(cls, **kwargs):
+    return cls(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+               conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3),
+               num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, **kwargs)
+
+
+def test_wav2vec2_post_norm_group_feature_extractor():
+    config = _wav2vec2_config(transformers.Wav2Vec2Config, do_stable_layer_norm=False,
+                              feat_extract_norm="group")
+    report = normlint.audit(transformers.Wav2Vec2Model(config).eval(), {"input_values": torch.randn(2, 400)})
+    got = placements(report)
+    assert got["encoder.layer_norm"] == "post"
+    assert {got[f"encoder.layers.{i}.{n}"] for i in (0, 1) for n in ("layer_norm", "final_layer_norm")} == {"post"}
+    # Post-LN feeds the normalized h into the next residual: not NL303. The GroupNorm over
+    # time in the conv front-end does depend on padding, which is worth an info.
+    assert codes(report) == set()
+    assert {(f.code, f.module) for f in report.findings} == {
+        ("NL102", "feature_extractor.conv_layers.0.layer_norm")}
+
+
+def test_wav2vec2_stable_layer_norm():
+    config = _wav2vec2_config(transformers.Wav2Vec2Config, do_stable_layer_norm=True,
+                              feat_extract_norm="layer")
+    report = normlint.audit(transformers.Wav2Vec2Model(config).eval(), {"input_values": torch.randn(2, 400)})
+    got = placements(report)
+    assert got["encoder.layer_norm"] == "final"
+    assert {got[f"encoder.layers.{i}.{n}"] for i in (0, 1) for n in ("layer_norm", "final_layer_norm")} == {"pre"}
+    assert report.findings == []
+
+
+def test_wav2vec2_conformer_batchnorm_is_info():
+    config = _wav2vec2_config(transformers.Wav2Vec2ConformerConfig, conv_depthwise_kernel_size=3,
+                              position_embeddings_type="relative")
+    report = normlint.audit(transformers.Wav2Vec2ConformerModel(config).eval(),
+                            {"input_values": torch.randn(2, 400)})
+    bn = [f for f in report.findings if "batch_norm" in (f.module or "")]
+    assert {f.code for f in bn} == {"NL101"} and all(f.severity.value == "info" for f in bn)
+    # The encoder LayerNorm after layers that each end in final_layer_norm is a true double
+    # norm (C10), the only failing finding.
+    assert [(f.code, f.module) for f in report.findings if f.severity.fails_run] == [
+        ("NL307", "encoder.layer_norm")]
+
+
+def test_gemma2_sandwich():
+    # With the default initializer_range=0.02 and d=32 the FFN branch output has a variance
+    # below eps=1e-6 at init, and NL406 says so; a wider init gives trained-like scales.
+    config = transformers.Gemma2Config(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                                       num_key_value_heads=1, head_dim=16, intermediate_size=64,
+                                       vocab_size=100, initializer_range=0.2)
+    report = normlint.audit(transformers.Gemma2Model(config).eval(), {"input_ids": ids()})
+    got = placements(report)
+    assert got.pop("norm") == "final"
+    for i in (0, 1):
+        assert got[f"layers.{i}.input_layernorm"] == "pre"
+        assert got[f"layers.{i}.pre_feedforward_layernorm"] == "pre"
+        assert got[f"layers.{i}.post_attention_layernorm"] == "branch-output"
+        assert got[f"layers.{i}.post_feedforward_layernorm"] == "branch-output"
+    assert report.findings == []
+    assert all(n.measured_axes == (2,) for n in report.norms)  # (1 + w) with w = 0 init
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({}, ["pre"] * 4 + ["final"]),
+    ({"pre_norm": False}, ["post"] * 4),
+    ({"sandwich_norm": True}, ["pre", "branch-output"] * 4 + ["final"]),
+])
+def test_x_transformers_decoder(kwargs, expected):
+    x_transformers = pytest.importorskip("x_transformers")
+    model = x_transformers.TransformerWrapper(
+        num_tokens=100, max_seq_len=64,
+        attn_layers=x_transformers.Decoder(dim=32, depth=2, heads=2, **kwargs)).eval()
+    report = normlint.audit(model, ids())
+    assert [n.placement for n in report.norms] == expected
+    assert report.findings == []
