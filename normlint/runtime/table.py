@@ -42,7 +42,7 @@ def format_norms_table(records: Iterable["NormRecord"]) -> str:
     rows = [_HEADER]
     for r in records:
         axes = _axes(r.declared_axes)
-        if r.measured_axes != r.declared_axes:
+        if r.measured_axes is not None and r.measured_axes != r.declared_axes:
             axes += "/" + _axes(r.measured_axes)
         rows.append((r.module, r.kind, r.placement, axes,
                      "?" if r.feature_axis is None else str(r.feature_axis),
