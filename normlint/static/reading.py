@@ -35,9 +35,10 @@ def decode_source(data: bytes, path: str) -> str | Finding:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         return syntax_finding(path, f"cannot decode as {encoding} at byte {exc.start}: {exc.reason}; "
                                     f"declare the encoding with a `# -*- coding: ... -*-` line",
-                              line=line)
+                              line=line, column=column)
     except LookupError:
         return syntax_finding(path, f"unknown encoding {encoding!r} in the coding cookie")
     return text.lstrip("\ufeff")
