@@ -11,6 +11,7 @@ from torch import nn
 from ..errors import AuditError, NormlintError
 from ..findings import Finding, sort_findings
 from ..registry import RULES, RUNTIME
+from ..selection import resolve_selection
 from .analysis import Analysis, analyse, resolve_values
 from .probes import Probe, ProbeSettings, StatBuffer
 from .rules import RuleContext, run_rules
@@ -107,41 +108,14 @@ def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
 
 # ---------------------------------------------------------------------- options
 def resolve_codes(select, ignore) -> frozenset[str]:
-    runtime = {r.code for r in RULES if RUNTIME in r.engines}
-    default = frozenset(r.code for r in RULES if RUNTIME in r.engines and r.default_on)
-    try:
-        from ..selection import resolve_selection
-    except ImportError:  # the shared selection module is not on this branch yet
-        resolve_selection = _resolve_selection
-    if select is None and ignore is None:
-        return default
-    chosen = resolve_selection(_as_list(select), None, _as_list(ignore))
-    if select is None:
-        chosen = frozenset(chosen) & default
-    return frozenset(chosen) & runtime
+    runtime = frozenset(r.code for r in RULES if RUNTIME in r.engines)
+    return resolve_selection(_as_list(select), None, _as_list(ignore)) & runtime
 
 
 def _as_list(value) -> list[str] | None:
     if value is None:
         return None
     return [value] if isinstance(value, str) else list(value)
-
-
-def _resolve_selection(select, extend_select, ignore) -> frozenset[str]:
-    codes = [r.code for r in RULES]
-
-    def expand(items):
-        out = set()
-        for item in items or ():
-            item = item.strip().upper()
-            matched = codes if item == "ALL" else [c for c in codes if c.startswith(item)]
-            if not matched:
-                raise NormlintError(f"unknown rule selector: {item}")
-            out.update(matched)
-        return out
-
-    chosen = expand(select) if select is not None else {r.code for r in RULES if r.default_on}
-    return frozenset((chosen | expand(extend_select)) - expand(ignore))
 
 
 def probe_settings(checks) -> ProbeSettings:

@@ -5,7 +5,7 @@ import pytest
 import normlint
 from normlint.registry import get_rule
 
-from runtime_fixtures import load_fixture, rule_fixture_names
+from .runtime_fixtures import load_fixture, rule_fixture_names
 
 RUNTIME_CODES = {"NL101", "NL102", "NL103", "NL201", "NL202", "NL203", "NL204", "NL301", "NL302",
                  "NL303", "NL304", "NL305", "NL306", "NL307", "NL308", "NL401", "NL402", "NL403",
