@@ -106,9 +106,10 @@ class Graph:
             if len(data) != 2 or data[0] == data[1]:
                 continue
             a, b = data
-            if self.is_ancestor(a, b):
+            # Compare through constant scaling: DeepNorm's alpha * x + f(x) is residual too.
+            if self.is_ancestor(self.canon(a), b):
                 skip, branch = a, b
-            elif self.is_ancestor(b, a):
+            elif self.is_ancestor(self.canon(b), a):
                 skip, branch = b, a
             else:
                 continue
