@@ -19,6 +19,10 @@ from .table import format_norms_table
 from .tracer import Trace, Tracer
 
 CHECK_GROUPS = ("axes", "batch", "padding", "numerics")
+# Probe values shown in NormRecord.stats, under names that say what they measure.
+_STAT_NAMES = {"input_rms": "input_rms", "output_rms": "output_rms",
+               "below_eps": "rows_below_eps", "batch": "sub_batch_deviation",
+               "fp32_error": "fp32_error", "formula": "formula_deviation"}
 
 
 @dataclass(frozen=True)
@@ -243,8 +247,7 @@ def norm_records(analysis: Analysis) -> list[NormRecord]:
     records = []
     for info in analysis.norms.values():
         first = info.first
-        stats = {k: v for k, v in info.probed.values.items()
-                 if k in ("input_rms", "output_rms", "below_eps", "batch", "fp32_error", "formula")}
+        stats = {_STAT_NAMES[k]: v for k, v in info.probed.values.items() if k in _STAT_NAMES}
         records.append(NormRecord(
             module=info.key, kind=first.kind, placement=info.placement,
             declared_axes=first.declared_axes, measured_axes=info.measured_axes,
