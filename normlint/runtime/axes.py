@@ -207,23 +207,3 @@ def upstream_path(graph: "Graph", idx: int) -> tuple[str | None, int | None]:
             if is_shape_op or nodes[i].shape == node.shape:
                 queue.append((i, (cur,) + path))
     return None, None
-
-
-def reaches_upstream(graph: "Graph", idx: int, ops: frozenset[str], limit: int = 64) -> bool:
-    """Whether any producer op in ``ops`` feeds the norm's input through same-shape ops."""
-    nodes = graph.nodes
-    stack = list(graph.data_inputs(idx))
-    seen: set[int] = set()
-    while stack and len(seen) < limit:
-        cur = stack.pop()
-        if cur in seen:
-            continue
-        seen.add(cur)
-        node = nodes[cur]
-        if node.op in ops:
-            return True
-        if node.kind == "norm":
-            continue
-        stack.extend(i for i in graph.data_inputs(cur) if nodes[i].shape == node.shape
-                     or nodes[i].op in ops)
-    return False

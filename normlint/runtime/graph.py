@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .axes import reaches_upstream
+from .axes import upstream_path
 from .tracer import Node, Trace
 
 # Elementwise ops with one data operand that keep a value on "the same stream" (affine
@@ -84,7 +84,9 @@ class Graph:
             stack.extend(c for c in self.consumers[cur] if self._through(c))
         return out
 
-    def is_ancestor(self, a: int, b: int) -> bool:
+    def is_ancestor(self, a: int, b: int, through_norms: bool = True) -> bool:
+        """Whether ``a`` feeds ``b``; with ``through_norms=False`` only along paths that do
+        not pass through another norm node."""
         if a == b:
             return True
         stack, seen = [b], set()
@@ -95,7 +97,8 @@ class Graph:
                     return True
                 if i > a and i not in seen:  # ancestors always have smaller indices
                     seen.add(i)
-                    stack.append(i)
+                    if through_norms or self.nodes[i].kind != "norm":
+                        stack.append(i)
         return False
 
     def _find_residual_adds(self) -> None:
@@ -134,7 +137,7 @@ class Graph:
                 return "final"                    # closes an un-normalized (pre-norm) stream
         if norm in self.branches:
             return "branch-output"                # x + norm(f(x)): sandwich / peri-LN
-        if reaches_upstream(self, norm, frozenset({"embedding"})):
+        if upstream_path(self, norm)[0] == "embedding":
             return "embedding"
         return "other"
 

@@ -77,12 +77,23 @@ def op_name(func: Callable) -> str:
     return _OP_ALIASES.get(name, name)
 
 
-def torch_norm_family(module: nn.Module) -> str | None:
-    """The family of a torch.nn norm class, also for subclasses (CLIP's fp32 LayerNorm)."""
+def _torch_norm_base(module: nn.Module) -> type | None:
     for cls in type(module).__mro__:
         if cls.__module__.startswith("torch.nn") and cls.__name__ in NORM_CLASSES:
-            return NORM_CLASSES[cls.__name__]
+            return cls
     return None
+
+
+def torch_norm_family(module: nn.Module) -> str | None:
+    """The family of a torch.nn norm class, also for subclasses (CLIP's fp32 LayerNorm)."""
+    base = _torch_norm_base(module)
+    return NORM_CLASSES[base.__name__] if base is not None else None
+
+
+def overrides_forward(module: nn.Module) -> bool:
+    """A subclass with its own forward (ConvNeXt's channels-first LayerNorm permutes inside)."""
+    base = _torch_norm_base(module)
+    return base is not None and type(module).forward is not base.forward
 
 
 def call_site() -> tuple[str, int] | None:
@@ -315,7 +326,8 @@ class Tracer(TorchFunctionMode):
         event = NormEvent(
             node=node.idx, key=call.path, module=call.path, kind=call.type_name, family=family,
             in_shape=tuple(x.shape), dtype=x.dtype,
-            declared_axes=(inner.declared_axes if inner else declared_module_axes(module, family, x.dim())),
+            declared_axes=(inner.declared_axes if inner else None if overrides_forward(module)
+                           else declared_module_axes(module, family, x.dim())),
             eps=inner.eps if inner and inner.eps is not None else eps,
             training=module.training, parent_call=parent, site=self._sites[call.path],
             low_precision_stats=inner.low_precision_stats if inner else False,

@@ -138,11 +138,9 @@ def test_wav2vec2_conformer_batchnorm_is_info():
 
 
 def test_gemma2_sandwich():
-    # With the default initializer_range=0.02 and d=32 the FFN branch output has a variance
-    # below eps=1e-6 at init, and NL406 says so; a wider init gives trained-like scales.
     config = transformers.Gemma2Config(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
                                        num_key_value_heads=1, head_dim=16, intermediate_size=64,
-                                       vocab_size=100, initializer_range=0.2)
+                                       vocab_size=100)
     report = normlint.audit(transformers.Gemma2Model(config).eval(), {"input_ids": ids()})
     got = placements(report)
     assert got.pop("norm") == "final"
@@ -168,3 +166,74 @@ def test_x_transformers_decoder(kwargs, expected):
     report = normlint.audit(model, ids())
     assert [n.placement for n in report.norms] == expected
     assert report.findings == []
+
+
+def test_qwen3_per_head_qk_norm():
+    config = transformers.Qwen3Config(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                                      num_key_value_heads=1, head_dim=16, intermediate_size=64,
+                                      vocab_size=100)
+    report = normlint.audit(transformers.Qwen3Model(config).eval(), {"input_ids": ids()})
+    q_norm = next(n for n in report.norms if n.module == "layers.0.self_attn.q_norm")
+    assert (q_norm.placement, q_norm.declared_axes, q_norm.feature_axis) == ("other", (3,), 3)
+    assert report.findings == []
+
+
+def test_olmo2_branch_output_norms_and_full_width_qk_norm():
+    # At the default initializer_range the tiny branch outputs have a variance below eps/10
+    # (NL406 says so, correctly); a wider init gives trained-like scales.
+    config = transformers.Olmo2Config(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                                      num_key_value_heads=2, intermediate_size=64, vocab_size=100,
+                                      initializer_range=0.2)
+    report = normlint.audit(transformers.Olmo2Model(config).eval(), {"input_ids": ids()})
+    got = placements(report)
+    assert got.pop("norm") == "final"
+    assert {got.pop(f"layers.{i}.self_attn.{n}") for i in (0, 1) for n in ("q_norm", "k_norm")} == {"other"}
+    assert set(got.values()) == {"branch-output"}
+    assert report.findings == []
+
+
+def test_albert_shared_layers_are_not_reuse():
+    config = transformers.AlbertConfig(num_hidden_layers=3, hidden_size=32, num_attention_heads=2,
+                                       intermediate_size=64, vocab_size=100, embedding_size=16)
+    report = normlint.audit(transformers.AlbertModel(config).eval(), {"input_ids": ids()})
+    assert max(n.calls for n in report.norms) == 3  # one shared layer, called per depth
+    assert report.findings == []
+
+
+def test_clip_normalized_stem_before_pre_norm_stack_is_not_nl303():
+    config = transformers.CLIPVisionConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                                           intermediate_size=64, image_size=16, patch_size=4)
+    report = normlint.audit(transformers.CLIPVisionModel(config).eval(),
+                            {"pixel_values": torch.randn(2, 3, 16, 16)})
+    assert report.findings == []
+
+
+def test_convnext_channels_first_layernorm_is_measured_not_nl204():
+    config = transformers.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_channels=3, num_stages=2)
+    report = normlint.audit(transformers.ConvNextModel(config).eval(), {"pixel_values": torch.randn(2, 3, 32, 32)})
+    stem = next(n for n in report.norms if n.module == "embeddings.layernorm")
+    assert stem.declared_axes is None and stem.measured_axes == (1,) and stem.verdict == "ok"
+    assert report.findings == []
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_resnet_batchnorm_is_fine(train):
+    config = transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_channels=3)
+    report = normlint.audit(transformers.ResNetModel(config).train(train),
+                            {"pixel_values": torch.randn(2, 3, 32, 32)})
+    assert report.findings == []
+
+
+def test_torch_transformer_adds_a_second_final_norm():
+    """nn.Transformer's encoder/decoder norm on top of post-norm layers (C9)."""
+    model = nn.Transformer(16, 2, 1, 1, 32, batch_first=True).eval()
+    report = normlint.audit(model, (torch.randn(2, 8, 16), torch.randn(2, 6, 16)))
+    assert {(f.code, f.module) for f in report.findings} == {("NL307", "encoder.norm"), ("NL307", "decoder.norm")}
+
+
+@pytest.mark.parametrize("final_norm, expected", [(None, ["NL302"]), (nn.LayerNorm(16), [])])
+def test_torch_encoder_norm_first(final_norm, expected):
+    layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True, norm_first=True)
+    model = nn.TransformerEncoder(layer, 2, norm=final_norm, enable_nested_tensor=False).eval()
+    report = normlint.audit(model, torch.randn(2, 8, 16))
+    assert [f.code for f in report.findings] == expected

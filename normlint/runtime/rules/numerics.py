@@ -79,7 +79,7 @@ def check_eps_dominates(ctx: RuleContext) -> None:
         fraction = info.value("below_eps")
         if fraction is not None and fraction > 0.5:
             ctx.report("NL406", f"{info.key}: for {fraction:.0%} of the rows the variance is below "
-                       f"eps={info.first.eps:g}, so the layer barely normalizes; lower eps or find "
+                       f"eps/10 (eps={info.first.eps:g}), so the layer barely normalizes; lower eps or find "
                        "why the activations collapsed", norm=info)
 
 

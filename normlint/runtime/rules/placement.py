@@ -101,6 +101,8 @@ def check_rebound_residual(ctx: RuleContext) -> None:
             continue
         if graph.norm_input(add.skip) in graph.residual_adds:
             continue  # post-norm: the normalized sum legitimately carries the stream on
+        if not graph.is_ancestor(add.skip, add.branch, through_norms=False):
+            continue  # the branch has its own pre-norm: a normalized stem (CLIP pre_layrnorm)
         block = block_of(_call_path(ctx, add.node))
         last = max(adds_by_block[block])
         followers = [by_node[n] for n in graph.follows(last) if n in by_node]
