@@ -153,7 +153,7 @@ class NormEvent:
     key: str                        # module path, or "scope@file:line" for call sites
     module: str | None              # module path when a module did the normalization
     kind: str                       # class name, "F.layer_norm" or "inline"
-    family: str                     # layer | rms | batch | group | instance | lp | lrn | handwritten
+    family: str                     # layer | rms | batch | group | instance | lp | lrn
     in_shape: tuple[int, ...]
     dtype: torch.dtype
     declared_axes: tuple[int, ...] | None
@@ -355,8 +355,7 @@ class Tracer(TorchFunctionMode):
         for node in nodes[call.start:]:
             node.hidden = True
         self.trace.events.remove(inner)
-        family = "handwritten" if inner.handwritten else inner.family
-        self._module_norm(module, call, args, kwargs, out, family=family, inner=inner)
+        self._module_norm(module, call, args, kwargs, out, family=inner.family, inner=inner)
 
     def _run_probe(self, event: NormEvent, rerun, x, y, module=None) -> None:
         # One probe per norm: shared layers (ALBERT) may run the same norm many times.

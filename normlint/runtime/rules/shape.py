@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..axes import _CHANNEL_OPS
 from . import RuleContext
 
-_PER_FEATURE = frozenset({"layer", "rms", "lp", "handwritten"})
+_PER_FEATURE = frozenset({"layer", "rms", "lp"})
 
 
 def _axes(axes) -> str:
@@ -74,7 +74,7 @@ def check_layernorm_on_channels_first(ctx: RuleContext) -> None:
         return
     for info in ctx.analysis.norms.values():
         first = info.first
-        if first.family not in ("layer", "rms", "handwritten") or len(first.in_shape) < 3:
+        if first.family not in ("layer", "rms") or len(first.in_shape) < 3:
             continue
         if info.producer in _CHANNEL_OPS and info.feature_axis == 1 and 1 not in (info.reduced_axes or (1,)):
             ctx.report("NL204", f"{info.key}: {first.kind} normalizes axes {_axes(info.reduced_axes)} "
