@@ -102,6 +102,7 @@ def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
                     notes.append("the run with a shorter sequence failed outside any norm: "
                                  f"{exc.__cause__!r}")
                     other = None
+    notes.extend(trace.notes)
     if not numeric:
         notes.append("meta device: numeric checks skipped, structural checks only")
     analysis = analyse(model, trace, other, numeric, optimizer=optimizer, notes=notes)

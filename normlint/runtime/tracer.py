@@ -180,6 +180,7 @@ class Trace:
     used_params: set[int]
     input_names: tuple[str, ...]
     failed_in: str | None = None    # key of the norm that was running when forward raised
+    notes: list[str] = field(default_factory=list)
 
 
 class Tracer(TorchFunctionMode):
@@ -364,7 +365,10 @@ class Tracer(TorchFunctionMode):
         self._probed.add(event.key)
         event.probed = True
         with self.suspended():
-            self._probe.run(event, rerun, x, y, module)
+            try:
+                self._probe.run(event, rerun, x, y, module)
+            except Exception as exc:  # noqa: BLE001 - a probe must never break the user's forward
+                self.trace.notes.append(f"{event.key}: numeric probes skipped ({type(exc).__name__}: {exc})")
 
     # ------------------------------------------------------------------ op recording
     def __torch_function__(self, func, types, args=(), kwargs=None):

@@ -200,3 +200,14 @@ def test_select_and_ignore():
     assert normlint.audit(model, x, ignore=["NL302"]).findings == []
     assert normlint.audit(model, x, select=["NL1"]).findings == []
     assert [f.code for f in normlint.audit(model, x, select=["NL3"]).findings] == ["NL302"]
+
+
+def test_a_failing_probe_is_a_note_not_an_error(monkeypatch):
+    from normlint.runtime import probes
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("probe bug")
+    monkeypatch.setattr(probes.Probe, "run", broken)
+    report = normlint.audit(nn.Sequential(nn.Linear(DIM, DIM), nn.LayerNorm(DIM)), torch.randn(2, 6, DIM))
+    assert any("probe bug" in note for note in report.notes)
+    assert [n.module for n in report.norms] == ["1"]
