@@ -78,8 +78,17 @@ def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
     afterwards. A forward that raises is re-raised as ``AuditError`` from the model's own
     exception, after the hooks are removed.
     """
-    enabled = resolve_codes(select, ignore)
+    return audit_with(model, example_inputs, optimizer=optimizer,
+                      enabled=resolve_codes(select, ignore), checks=checks)
+
+
+def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str], optimizer=None,
+               checks: str | Iterable[str] = "all",
+               options: dict[str, dict[str, Any]] | None = None) -> AuditReport:
+    """``audit`` with the enabled codes already resolved and per-rule options (the CLI's
+    ``[tool.normlint.rules]`` configuration)."""
     settings = probe_settings(checks)
+    enabled = frozenset(enabled) & RUNTIME_CODES
     model = unwrap(model)
     if not isinstance(model, nn.Module):
         raise NormlintError(f"audit() needs a torch.nn.Module, got {type(model).__name__}")
@@ -106,15 +115,17 @@ def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
     if not numeric:
         notes.append("meta device: numeric checks skipped, structural checks only")
     analysis = analyse(model, trace, other, numeric, optimizer=optimizer, notes=notes)
-    findings = run_rules(RuleContext(analysis=analysis, enabled=enabled))
+    findings = run_rules(RuleContext(analysis=analysis, enabled=enabled, options=options or {}))
     return AuditReport(findings=sort_findings(findings), norms=norm_records(analysis),
                        model=type(model).__name__, numeric=numeric, notes=analysis.notes)
 
 
 # ---------------------------------------------------------------------- options
+RUNTIME_CODES = frozenset(r.code for r in RULES if RUNTIME in r.engines)
+
+
 def resolve_codes(select, ignore) -> frozenset[str]:
-    runtime = frozenset(r.code for r in RULES if RUNTIME in r.engines)
-    return resolve_selection(_as_list(select), None, _as_list(ignore)) & runtime
+    return resolve_selection(_as_list(select), None, _as_list(ignore)) & RUNTIME_CODES
 
 
 def _as_list(value) -> list[str] | None:

@@ -100,3 +100,17 @@ def test_forward_error_is_exit_2(tmp_path):
                       "    return M(), torch.zeros(2, 3)\n")
     result = CliRunner().invoke(cli, ["audit", f"{target}:make"])
     assert result.exit_code == 2 and "shape mismatch in my model" in result.output
+
+
+def test_config_file_selection_and_rule_options(tmp_path):
+    config = tmp_path / "normlint.toml"
+    config.write_text('ignore = ["NL101"]\n[rules.NL301]\npost-norm-max-depth = 20\n')
+    deep = f"{FIXTURES}/nl301_post_norm_deep_stack.py:bad"
+    assert run(deep).exit_code == 1
+    result = run(deep, "--config", str(config))
+    assert result.exit_code == 0 and "NL301" not in result.output
+    result = run(f"{FIXTURES}/nl101_batchnorm_in_sequence_model.py:bad", "--config", str(config))
+    assert result.exit_code == 0
+    result = run(f"{FIXTURES}/nl201_batchnorm_over_sequence_axis.py:bad", "--config", str(config),
+                 "--ignore", "NL2")
+    assert result.exit_code == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from ...findings import Engine, Finding, Severity
 from ...registry import get_rule
@@ -14,13 +14,15 @@ from ..analysis import Analysis, NormInfo, location_of_class
 class RuleContext:
     analysis: Analysis
     enabled: frozenset[str]
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
 
     def on(self, code: str) -> bool:
         return code in self.enabled
 
     def option(self, code: str, name: str):
-        return get_rule(code).option(name).default
+        configured = self.options.get(code, {})
+        return configured[name] if name in configured else get_rule(code).option(name).default
 
     def report(self, code: str, message: str, *, norm: NormInfo | None = None,
                module: str | None = None, location: tuple[str, int] | None = None,
