@@ -149,7 +149,9 @@ def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
             placements=placements, feature_axis=feature, producer=producer,
             measured_axes=measured_axes(probed) if probed.axis_probes else None,
             sequence_axes=seq_axes.get(key, ()),
-            failed_other_length=other is not None and other.failed_in == key,
+            # On a rank-2 (N, C) input the cut axis was the features, not a sequence.
+            failed_other_length=(other is not None and other.failed_in == key
+                                 and len(first.in_shape) >= 3),
             module=module, path=path, line=line,
         )
     input_names = set(trace.input_names)

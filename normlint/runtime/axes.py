@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .graph import Graph
 
 # Ops that contract (consume) or produce the feature axis, and where it is.
-_CHANNEL_OPS = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+CHANNEL_OPS = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                           "conv_transpose3d"})
 _LAST_AXIS_CONSUMERS = frozenset({"linear", "scaled_dot_product_attention",
                                   "multi_head_attention_forward", "lstm", "gru", "rnn_tanh",
@@ -24,7 +24,7 @@ _LAST_AXIS_CONSUMERS = frozenset({"linear", "scaled_dot_product_attention",
 _MATMULS = frozenset({"matmul", "bmm", "mm", "baddbmm"})
 FEATURE_PRODUCERS = frozenset({"linear", "embedding", "matmul", "bmm", "mm", "baddbmm",
                                "scaled_dot_product_attention", "multi_head_attention_forward",
-                               "lstm", "gru", "rnn_tanh", "rnn_relu", "bilinear"}) | _CHANNEL_OPS
+                               "lstm", "gru", "rnn_tanh", "rnn_relu", "bilinear"}) | CHANNEL_OPS
 SEQUENCE_OPS = frozenset({"embedding", "lstm", "gru", "rnn_tanh", "rnn_relu"})
 MAX_HOPS = 12
 
@@ -129,7 +129,7 @@ def map_axes(op: str, info: dict, pos: dict[int, int], in_shape: tuple[int, ...]
 
 
 def _contracted_axis(op: str, position: int, ndim: int) -> int | None:
-    if op in _CHANNEL_OPS:
+    if op in CHANNEL_OPS:
         return 1 if position == 0 and ndim >= 2 else None
     if op in _LAST_AXIS_CONSUMERS:
         return ndim - 1 if position <= 2 else None
@@ -191,7 +191,7 @@ def upstream_path(graph: "Graph", idx: int) -> tuple[str | None, int | None]:
         node = nodes[cur]
         if node.op in FEATURE_PRODUCERS:
             out_nd = len(node.shape)
-            pos = {0: 1 if node.op in _CHANNEL_OPS else out_nd - 1}
+            pos = {0: 1 if node.op in CHANNEL_OPS else out_nd - 1}
             prev = node
             for p in reversed(path):
                 step = nodes[p]

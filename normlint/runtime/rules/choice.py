@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...findings import Severity
-from ..axes import _CHANNEL_OPS
+from ..axes import CHANNEL_OPS
 from ..probes import tolerance
 from . import RuleContext
 
@@ -21,7 +21,7 @@ def check_batchnorm_in_sequence_model(ctx: RuleContext) -> None:
     for info in ctx.analysis.norms.values():
         if info.first.family != "batch" or len(info.first.in_shape) != 3 or _allowed(ctx, info):
             continue
-        if info.producer in _CHANNEL_OPS:
+        if info.producer in CHANNEL_OPS:
             ctx.report("NL101", f"{info.key}: {info.first.kind} after a convolution inside a "
                        "sequence model (a deliberate Conformer-style choice); its batch statistics "
                        "still mix padding and other sequences", norm=info, severity=Severity.INFO)
@@ -40,7 +40,7 @@ def check_padding(ctx: RuleContext) -> None:
         deviations = [d for d in deviations if d is not None and d > tol]
         if not deviations:
             continue
-        deliberate = info.first.family in _CONV_FAMILIES and info.producer in _CHANNEL_OPS
+        deliberate = info.first.family in _CONV_FAMILIES and info.producer in CHANNEL_OPS
         ctx.report("NL102", f"{info.key}: {info.first.kind} output for the same tokens changes by "
                    f"{max(deviations):.1%} when the sequence is shortened: its statistics cross the "
                    "sequence axis, so padding changes them; mask padding or normalize the feature "

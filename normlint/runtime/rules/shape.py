@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..axes import _CHANNEL_OPS
+from ..axes import CHANNEL_OPS
 from . import RuleContext
 
 _PER_FEATURE = frozenset({"layer", "rms", "lp"})
@@ -76,7 +76,7 @@ def check_layernorm_on_channels_first(ctx: RuleContext) -> None:
         first = info.first
         if first.family not in ("layer", "rms") or len(first.in_shape) < 3:
             continue
-        if info.producer in _CHANNEL_OPS and info.feature_axis == 1 and 1 not in (info.reduced_axes or (1,)):
+        if info.producer in CHANNEL_OPS and info.feature_axis == 1 and 1 not in (info.reduced_axes or (1,)):
             ctx.report("NL204", f"{info.key}: {first.kind} normalizes axes {_axes(info.reduced_axes)} "
                        f"of a channels-first conv output {tuple(first.in_shape)}, not the channel "
                        "axis 1; permute to channels-last around it or use a channels-first norm",
