@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 import torch
@@ -15,7 +15,7 @@ from ..selection import resolve_selection
 from .analysis import Analysis, analyse, resolve_values
 from .probes import Probe, ProbeSettings, StatBuffer
 from .rules import RuleContext, run_rules
-from .table import format_norms_table
+from .table import format_norms_table, verdict
 from .tracer import Trace, Tracer
 
 CHECK_GROUPS = ("axes", "batch", "padding", "numerics")
@@ -62,7 +62,6 @@ class AuditReport:
         return format_norms_table(self.norms)
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
         return {"model": self.model, "numeric": self.numeric, "notes": list(self.notes),
                 "norms": [asdict(n) for n in self.norms],
                 "findings": [f.to_dict() for f in self.findings]}
@@ -252,7 +251,6 @@ class _preserved:
 
 
 def norm_records(analysis: Analysis) -> list[NormRecord]:
-    from .table import verdict
     records = []
     for info in analysis.norms.values():
         first = info.first

@@ -137,10 +137,15 @@ class Probe:
             if isinstance(out, torch.Tensor) and out.shape == expected.shape:
                 event.prefix_probes[axis] = self.buffer.add(relative_deviation(out, expected))
 
+    def observe(self, event: NormEvent, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Checks cheap enough for every call of every norm."""
+        if self.settings.numerics and isinstance(y, torch.Tensor) and x.is_floating_point():
+            with torch.no_grad():
+                event.probes["input_finite"] = self.buffer.add(torch.isfinite(x).all())
+                event.probes["output_finite"] = self.buffer.add(torch.isfinite(y).all())
+
     def _numerics(self, event: NormEvent, rerun, x, y, module) -> None:
         add = self.buffer.add
-        event.probes["input_finite"] = add(torch.isfinite(x).all())
-        event.probes["output_finite"] = add(torch.isfinite(y).all())
         xf = x.float()
         event.probes["input_rms"] = add(xf.pow(2).mean().sqrt())
         event.probes["output_rms"] = add(y.float().pow(2).mean().sqrt())

@@ -338,9 +338,8 @@ class Tracer(TorchFunctionMode):
         self.trace.events.append(event)
         self._bind(out, node.idx)
         if self._probe is not None:
-            rest_args = args[1:] if args and args[0] is x else None
-            if rest_args is not None and not kwargs:
-                self._run_probe(event, _module_rerun(module, rest_args), x, y, module)
+            rerunnable = bool(args) and args[0] is x and not kwargs
+            self._run_probe(event, _module_rerun(module, args[1:]) if rerunnable else None, x, y, module)
 
     def _inner_norm(self, call: ModuleCall) -> NormEvent | None:
         """The one norm recorded inside a leaf module, if it normalizes the module's input."""
@@ -359,14 +358,18 @@ class Tracer(TorchFunctionMode):
         self._module_norm(module, call, args, kwargs, out, family=inner.family, inner=inner)
 
     def _run_probe(self, event: NormEvent, rerun, x, y, module=None) -> None:
-        # One probe per norm: shared layers (ALBERT) may run the same norm many times.
-        if x.is_meta or event.key in self._probed:
+        if x.is_meta:
             return
-        self._probed.add(event.key)
-        event.probed = True
+        # Finiteness on every call; the re-running probes once per norm, since shared layers
+        # (ALBERT) may run the same norm many times.
+        event.probed = rerun is not None and event.key not in self._probed
+        if event.probed:
+            self._probed.add(event.key)
         with self.suspended():
             try:
-                self._probe.run(event, rerun, x, y, module)
+                self._probe.observe(event, x, y)
+                if event.probed:
+                    self._probe.run(event, rerun, x, y, module)
             except Exception as exc:  # noqa: BLE001 - a probe must never break the user's forward
                 self.trace.notes.append(f"{event.key}: numeric probes skipped ({type(exc).__name__}: {exc})")
 
@@ -439,9 +442,11 @@ class Tracer(TorchFunctionMode):
         )
         node.info["event"] = len(self.trace.events)
         self.trace.events.append(event)
-        if self._probe is not None and args and args[0] is x:
-            rest = [a.clone() if isinstance(a, torch.Tensor) else a for a in args[1:]]
-            self._run_probe(event, lambda inp: func(inp, *rest, **kwargs), x, y)
+        if self._probe is not None:
+            def rerun(inp):  # cloned tensors: a train-mode F.batch_norm updates its stats
+                rest = [a.clone() if isinstance(a, torch.Tensor) else a for a in args[1:]]
+                return func(inp, *rest, **kwargs)
+            self._run_probe(event, rerun if args and args[0] is x else None, x, y)
 
     def _reduction(self, node: Node, x: torch.Tensor, outs: list[torch.Tensor]) -> None:
         # keepdim is read from the shapes, which also covers positional and dim=None forms.
