@@ -1,8 +1,6 @@
 """The pytest11 plugin's fixture and normlint.testing.assert_normalization_ok."""
 
 import pytest
-import torch
-from torch import nn
 
 from normlint.testing import assert_normalization_ok
 

@@ -1,6 +1,5 @@
 """Ground truth from REFERENCES.md §4 on real architectures built from tiny configs."""
 
-import warnings
 
 import pytest
 import torch
