@@ -123,7 +123,8 @@ def _sequence_axes(trace: Trace, other: Trace | None) -> dict[str, tuple[int, ..
 
 
 def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
-            optimizer=None, notes: list[str] | None = None) -> Analysis:
+            optimizer=None, notes: list[str] | None = None,
+            sequence_markers: tuple[str, ...] = ()) -> Analysis:
     graph = Graph(trace)
     modules = dict(model.named_modules())
     seq_axes = _sequence_axes(trace, other)
@@ -157,7 +158,7 @@ def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
     input_names = set(trace.input_names)
     sequence_model = (
         any(n.op in SEQUENCE_OPS for n in trace.nodes)
-        or bool(input_names & SEQUENCE_INPUT_NAMES)
+        or bool(input_names & (SEQUENCE_INPUT_NAMES | set(sequence_markers)))
         or any(info.sequence_axes or info.failed_other_length for info in norms.values())
     )
     return Analysis(model=model, trace=trace, graph=graph, norms=norms,

@@ -110,8 +110,10 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
     notes.extend(trace.notes)
     if not numeric:
         notes.append("meta device: numeric checks skipped, structural checks only")
-    analysis = analyse(model, trace, other, numeric, optimizer=optimizer, notes=notes)
-    findings = run_rules(RuleContext(analysis=analysis, enabled=enabled, options=options or {}))
+    options = options or {}
+    analysis = analyse(model, trace, other, numeric, optimizer=optimizer, notes=notes,
+                       sequence_markers=tuple(options.get("NL101", {}).get("sequence-markers", ())))
+    findings = run_rules(RuleContext(analysis=analysis, enabled=enabled, options=options))
     return AuditReport(findings=sort_findings(findings), norms=norm_records(analysis),
                        model=type(model).__name__, numeric=numeric, notes=analysis.notes)
 

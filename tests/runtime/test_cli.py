@@ -114,3 +114,23 @@ def test_config_file_selection_and_rule_options(tmp_path):
     result = run(f"{FIXTURES}/nl201_batchnorm_over_sequence_axis.py:bad", "--config", str(config),
                  "--ignore", "NL2")
     assert result.exit_code == 0
+
+
+def test_sequence_markers_option(tmp_path):
+    target = tmp_path / "series.py"
+    target.write_text(
+        "import torch, torch.nn as nn\n"
+        "class M(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.proj = nn.Linear(4, 8)\n"
+        "        self.bn = nn.BatchNorm1d(8)\n"
+        "    def forward(self, frames):\n"
+        "        return self.bn(self.proj(frames).transpose(1, 2))\n"
+        "def make():\n"
+        "    return M().eval(), {'frames': torch.randn(2, 3, 4)}\n")
+    assert run(f"{target}:make").exit_code == 0
+    config = tmp_path / "normlint.toml"
+    config.write_text('[rules.NL101]\nsequence-markers = ["frames"]\n')
+    result = run(f"{target}:make", "--config", str(config))
+    assert result.exit_code == 1 and "NL101" in result.output
