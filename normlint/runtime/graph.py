@@ -23,6 +23,14 @@ _SHAPE_ONLY = frozenset({"view", "reshape", "contiguous", "dropout", "to", "geti
                          "type_as", "clone", "flatten", "unflatten", "transpose", "permute",
                          "squeeze", "unsqueeze", "half", "bfloat16"})
 _ADDS = frozenset({"add", "add_"})
+# Reshapes keep a value on its stream (OPT flattens the stream around its FFN).
+_RESHAPES = frozenset({"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as"})
+# Ops that mix features: a residual branch has one (RoPE's x*cos + rot(x)*sin has none).
+_MIXING = frozenset({"linear", "matmul", "bmm", "mm", "baddbmm", "addmm", "einsum", "conv1d",
+                     "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                     "conv_transpose3d", "scaled_dot_product_attention",
+                     "multi_head_attention_forward", "lstm", "gru", "rnn_tanh", "rnn_relu",
+                     "embedding", "bilinear"})
 
 PLACEMENTS = ("pre", "post", "final", "branch-output", "embedding", "other")
 
@@ -57,10 +65,14 @@ class Graph:
 
     def _through(self, idx: int) -> bool:
         node = self.nodes[idx]
-        if node.kind != "op" or node.op not in _THROUGH or node.hidden:
+        if node.kind != "op" or node.hidden:
             return False
         data = self.data_inputs(idx)
-        return len(data) == 1 and node.shape == self.nodes[data[0]].shape
+        if len(data) != 1:
+            return False
+        if node.op in _RESHAPES:
+            return True
+        return node.op in _THROUGH and node.shape == self.nodes[data[0]].shape
 
     def canon(self, idx: int) -> int:
         return self.canon_scaled(idx)[0]
@@ -110,16 +122,37 @@ class Graph:
                 continue
             a, b = data
             # Compare through constant scaling: DeepNorm's alpha * x + f(x) is residual too.
-            if self.is_ancestor(self.canon(a), b):
-                skip, branch = a, b
-            elif self.is_ancestor(self.canon(b), a):
-                skip, branch = b, a
+            # A parallel block (Cohere: x + attn(n) + mlp(n)) adds its second branch to the
+            # first residual sum: the same stream, so the same skip.
+            for skip, branch in ((a, b), (b, a)):
+                stream = self.canon(skip)
+                if not self.is_ancestor(stream, branch):
+                    first = self.residual_adds.get(stream)
+                    if first is None or not self.is_ancestor(first.skip, branch):
+                        continue
+                    stream = first.skip
+                if self._mixes(stream, branch):
+                    break
             else:
                 continue
-            skip_canon, scaled = self.canon_scaled(skip)
-            self.residual_adds[node.idx] = ResidualAdd(node.idx, skip_canon, branch, scaled)
-            self.skips.setdefault(skip_canon, []).append(node.idx)
+            scaled = self.canon_scaled(skip)[1]
+            self.residual_adds[node.idx] = ResidualAdd(node.idx, stream, branch, scaled)
+            self.skips.setdefault(stream, []).append(node.idx)
             self.branches.setdefault(self.canon(branch), []).append(node.idx)
+
+    def _mixes(self, skip: int, branch: int) -> bool:
+        """Whether some feature-mixing op lies between ``skip`` and ``branch``."""
+        stack, seen = [branch], set()
+        while stack and len(seen) < self._max_visits:
+            cur = stack.pop()
+            node = self.nodes[cur]
+            if node.op in _MIXING or node.kind == "norm":
+                return True
+            for i in self.data_inputs(cur):
+                if i > skip and i not in seen:
+                    seen.add(i)
+                    stack.append(i)
+        return False
 
     # -------------------------------------------------------------- placement
     def norm_input(self, norm: int) -> int | None:
@@ -166,8 +199,11 @@ class Graph:
         for add in self.residual_adds.values():
             if add.skip not in pre_skips:
                 continue
-            if any(o in self.skips for o in self.fwd_alias(add.node)):
+            aliases = self.fwd_alias(add.node)
+            if any(o in self.skips for o in aliases):
                 continue                          # the stream goes on into another block
+            if any(c in self.residual_adds for o in aliases for c in self.consumers[o]):
+                continue                          # a parallel block adds its next branch
             if not self.follows(add.node):
                 ends.append(add.node)
         return ends

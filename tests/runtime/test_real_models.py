@@ -236,3 +236,29 @@ def test_torch_encoder_norm_first(final_norm, expected):
     model = nn.TransformerEncoder(layer, 2, norm=final_norm, enable_nested_tensor=False).eval()
     report = normlint.audit(model, torch.randn(2, 8, 16))
     assert [f.code for f in report.findings] == expected
+
+
+def _decoder(name, **extra):
+    config = getattr(transformers, f"{name}Config")(num_hidden_layers=2, hidden_size=32,
+                                                  num_attention_heads=2, intermediate_size=64,
+                                                  vocab_size=100, **extra)
+    return getattr(transformers, f"{name}Model")(config).eval()
+
+
+@pytest.mark.parametrize("name, extra, expected", [
+    # QK-norm followed by RoPE: x * cos + rotate_half(x) * sin is not a residual add.
+    ("Gemma3Text", {"num_key_value_heads": 1, "head_dim": 16},
+     {"pre": 4, "other": 4, "branch-output": 4, "final": 1}),
+    # Parallel attention + MLP off one norm: x + attn(n) + mlp(n) is one stream.
+    ("Cohere", {"num_key_value_heads": 2}, {"pre": 2, "final": 1}),
+    # OPT reshapes the stream to 2-D around its FFN.
+    ("OPT", {"ffn_dim": 64, "word_embed_proj_dim": 32, "max_position_embeddings": 64},
+     {"pre": 4, "final": 1}),
+])
+def test_more_decoders(name, extra, expected):
+    report = normlint.audit(_decoder(name, **extra), {"input_ids": ids()})
+    counts = {}
+    for n in report.norms:
+        counts[n.placement] = counts.get(n.placement, 0) + 1
+    assert counts == expected
+    assert report.findings == []

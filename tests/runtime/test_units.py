@@ -160,3 +160,32 @@ def test_input_specs():
             parse_input_spec(bad)
     with pytest.raises(NormlintError):
         build_inputs([spec, parse_input_spec("float32[2]")])
+
+
+def test_rope_add_is_not_residual_but_parallel_block_is():
+    class Rope(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm(4)
+
+        def forward(self, x):
+            q = self.norm(x)
+            rotated = torch.cat([-q[..., 2:], q[..., :2]], dim=-1)
+            return q * 0.5 + rotated * 0.25
+
+    assert Graph(trace(Rope(), torch.randn(2, 3, 4))).residual_adds == {}
+
+    class Parallel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm, self.attn, self.mlp = nn.LayerNorm(4), nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            h = self.norm(x)
+            return x + self.attn(h) + self.mlp(h)
+
+    t = trace(Parallel(), torch.randn(2, 3, 4))
+    graph = Graph(t)
+    assert len(graph.residual_adds) == 2
+    assert {a.skip for a in graph.residual_adds.values()} == {graph.norm_input(t.events[0].node)}
+    assert graph.placement(t.events[0].node) == "pre"
