@@ -49,7 +49,10 @@ class NormInfo:
 
     @property
     def reduced_axes(self) -> tuple[int, ...] | None:
-        return self.measured_axes if self.measured_axes is not None else self.first.declared_axes
+        """Declared axes are exact (torch kernel semantics, or the reductions seen in the op
+        stream); the invariance probe decides only for norms whose forward is opaque."""
+        declared = self.first.declared_axes
+        return declared if declared is not None else self.measured_axes
 
     def value(self, name: str) -> float | None:
         return self.probed.values.get(name)
@@ -87,6 +90,8 @@ def display_path(path: str) -> str:
 
 
 def measured_axes(event: NormEvent) -> tuple[int, ...] | None:
+    if event.values.get("input_nonzero") == 0.0:
+        return None  # an all-zero input is invariant to every rescaling
     results = [(axes, event.values.get(f"axes{i}", float("nan")))
                for i, (axes, _) in enumerate(event.axis_probes)]
     return choose_measured_axes(results, tolerance(event.dtype))

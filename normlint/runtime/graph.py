@@ -18,10 +18,15 @@ from .tracer import Node, Trace
 # scale/shift with parameters or scalars, casts, dropout).
 _THROUGH = frozenset({"mul", "add", "sub", "div", "to", "float", "half", "bfloat16", "double",
                       "type_as", "dropout", "contiguous", "clone", "data", "mul_", "add_"})
-# Ops that only move data around: a norm reached through them still "follows" an add.
+# Ops that only move, slice or pool data: a norm reached through them still "follows" an add
+# (Swin's patch merging concatenates slices of the stream; BEiT normalizes the mean-pooled
+# tokens).
 _SHAPE_ONLY = frozenset({"view", "reshape", "contiguous", "dropout", "to", "getitem", "float",
                          "type_as", "clone", "flatten", "unflatten", "transpose", "permute",
-                         "squeeze", "unsqueeze", "half", "bfloat16"})
+                         "squeeze", "unsqueeze", "half", "bfloat16", "cat", "stack", "roll",
+                         "pad", "narrow", "split", "chunk", "unbind", "select", "expand",
+                         "repeat", "index_select", "mean", "amax", "max", "adaptive_avg_pool1d",
+                         "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d"})
 _ADDS = frozenset({"add", "add_"})
 # Reshapes keep a value on its stream (OPT flattens the stream around its FFN).
 _RESHAPES = frozenset({"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as"})

@@ -111,6 +111,7 @@ class Probe:
             y = rerun(x)
         except Exception:  # noqa: BLE001
             return
+        event.probes["input_nonzero"] = self.buffer.add((x != 0).any())
         gen = self._generator(x.device)
         for axes in candidate_axis_sets(tuple(x.shape)):
             shape = [1 if a in axes else size for a, size in enumerate(x.shape)]

@@ -262,3 +262,21 @@ def test_more_decoders(name, extra, expected):
         counts[n.placement] = counts.get(n.placement, 0) + 1
     assert counts == expected
     assert report.findings == []
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    # Patch merging concatenates slices of the stream before its norm.
+    ("Swin", dict(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2],
+                  window_size=4)),
+    # The final norm is applied to the mean-pooled tokens.
+    ("Beit", dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                  num_attention_heads=2, intermediate_size=64, use_mean_pooling=True)),
+    # A vision transformer that chooses BatchNorm: not a sequence model.
+    ("Levit", dict(image_size=32, hidden_sizes=[16, 32], num_attention_heads=[1, 2], depths=[1, 1],
+                   key_dim=[8, 8], drop_path_rate=0, mlp_ratio=[2, 2], attention_ratio=[2, 2],
+                   down_ops=[["Subsample", 8, 1, 2, 2, 2]])),
+])
+def test_vision_models(name, kwargs):
+    model = getattr(transformers, f"{name}Model")(getattr(transformers, f"{name}Config")(**kwargs)).eval()
+    report = normlint.audit(model, {"pixel_values": torch.randn(2, 3, 32, 32)})
+    assert report.findings == []

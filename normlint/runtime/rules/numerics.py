@@ -76,6 +76,8 @@ def check_eps_dominates(ctx: RuleContext) -> None:
     if not ctx.on("NL406"):
         return
     for info in ctx.analysis.norms.values():
+        if info.first.family == "batch" and not info.first.training:
+            continue  # eval-mode BatchNorm divides by its running variance, not the batch's
         fraction = info.value("below_eps")
         if fraction is not None and fraction > 0.5:
             ctx.report("NL406", f"{info.key}: for {fraction:.0%} of the rows the variance is below "
