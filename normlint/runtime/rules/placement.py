@@ -24,11 +24,12 @@ def block_of(path: str) -> str:
 
 
 def _stack_and_index(path: str) -> tuple[str, int] | None:
-    block = block_of(path)
-    if block == path and not (path and _NUMBERED.match(path.rsplit(".", 1)[-1])):
-        return None
-    stack, _, index = block.rpartition(".")
-    return stack, int(index)
+    """``encoder.layer.3.output.LayerNorm`` -> ("encoder.layer", 3); None outside a stack."""
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if _NUMBERED.match(part):
+            return ".".join(parts[:i]), int(part)
+    return None
 
 
 def _call_path(ctx: RuleContext, node_idx: int) -> str:
@@ -47,7 +48,8 @@ def check_post_norm_depth(ctx: RuleContext) -> None:
         return
     graph = ctx.analysis.graph
     limit = ctx.option("NL301", "post-norm-max-depth")
-    stacks: dict[str, set[int]] = {}
+    # Depth counts block executions, so a shared layer run 24 times (ALBERT) is 24 deep.
+    stacks: dict[str, set[tuple[int, int]]] = {}
     first_norm: dict[str, NormInfo] = {}
     for info in ctx.analysis.norms.values():
         if info.placement != "post" or info.first.module is None:
@@ -58,7 +60,7 @@ def check_post_norm_depth(ctx: RuleContext) -> None:
         where = _stack_and_index(info.first.module)
         if where is None:
             continue
-        stacks.setdefault(where[0], set()).add(where[1])
+        stacks.setdefault(where[0], set()).update((where[1], n) for n in range(len(info.events)))
         first_norm.setdefault(where[0], info)
     for stack, blocks in stacks.items():
         if len(blocks) > limit:
