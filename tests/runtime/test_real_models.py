@@ -280,3 +280,10 @@ def test_vision_models(name, kwargs):
     model = getattr(transformers, f"{name}Model")(getattr(transformers, f"{name}Config")(**kwargs)).eval()
     report = normlint.audit(model, {"pixel_values": torch.randn(2, 3, 32, 32)})
     assert report.findings == []
+
+
+def test_deep_post_norm_bert_is_nl301():
+    config = transformers.BertConfig(num_hidden_layers=13, hidden_size=16, num_attention_heads=2,
+                                     intermediate_size=32, vocab_size=100, max_position_embeddings=64)
+    report = normlint.audit(transformers.BertModel(config).eval(), {"input_ids": ids()})
+    assert [(f.code, f.module) for f in report.findings] == [("NL301", "encoder.layer")]
