@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from typing import Any, Iterable
 
 import torch
@@ -91,7 +92,8 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
     model = unwrap(model)
     if not isinstance(model, nn.Module):
         raise NormlintError(f"audit() needs a torch.nn.Module, got {type(model).__name__}")
-    inputs = example_inputs
+    # A tokenizer's BatchEncoding is a Mapping, not a dict: call the model with its keywords.
+    inputs = dict(example_inputs) if isinstance(example_inputs, Mapping) else example_inputs
     numeric = not _on_meta(model, inputs)
     paths = {}
     for path, module in model.named_modules():

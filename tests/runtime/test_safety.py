@@ -211,3 +211,10 @@ def test_a_failing_probe_is_a_note_not_an_error(monkeypatch):
     report = normlint.audit(nn.Sequential(nn.Linear(DIM, DIM), nn.LayerNorm(DIM)), torch.randn(2, 6, DIM))
     assert any("probe bug" in note for note in report.notes)
     assert [n.module for n in report.norms] == ["1"]
+
+
+def test_mapping_inputs_like_batch_encoding_are_keywords():
+    from collections import UserDict
+    ids = torch.randint(0, 50, (2, 8))
+    report = normlint.audit(KeywordOnly("dict"), UserDict({"input_ids": ids}))
+    assert [n.module for n in report.norms] == ["norm"]
