@@ -1,0 +1,262 @@
+"""NL3: where norms sit relative to residual adds, stacks and each other."""
+
+from __future__ import annotations
+
+import ast
+
+from ..flow import Flow, Value, is_transparent, reaches, root
+from ..index import ClassInfo
+from ..model import Analysis, _walk_kind
+from .common import Reporter, exclusive, ref
+
+
+def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
+    model = a.model(cls)
+    flow = a.flow(cls)
+    if report.on("NL305"):
+        _nl305(cls, model, report)
+    if report.on("NL306"):
+        _nl306(a, cls, model, report)
+    if report.on("NL301"):
+        _nl301(a, cls, model, report)
+    if flow is None:
+        return
+    if report.on("NL303"):
+        _nl303(cls, flow, report)
+    if report.on("NL304"):
+        _nl304(cls, flow, report)
+    if report.on("NL307"):
+        _nl307(a, cls, flow, report)
+    if report.on("NL308"):
+        _nl308(a, cls, flow, report)
+    if report.on("NL302"):
+        _nl302(a, cls, flow, report)
+
+
+# -- NL301 ------------------------------------------------------------------------------
+
+
+def _nl301(a: Analysis, cls: ClassInfo, model, report: Reporter) -> None:
+    limit = int(a.ctx.option("NL301", "post-norm-max-depth"))
+    for sub in model.submodules.values():
+        k = sub.kind
+        if k.category not in ("stack", "transformer_stack") or k.depth is None or k.depth <= limit:
+            continue
+        placed = a.block_placement(k.block)
+        if placed is None or placed[0] != "post" or placed[2]:
+            continue
+        block = k.block.name if k.block else "block"
+        report("NL301", cls.file.path, k.call or sub.value,
+               f"`{cls.name}.{sub.attr}` stacks {k.depth} post-norm `{block}` layers (more than "
+               f"{limit}) with no DeepNorm/Admin residual scaling: Post-LN needs warm-up and diverges at "
+               "this depth; switch to pre-norm (norm_first=True) with a final norm, or scale the residual "
+               "(`norm(alpha * x + f(x))`)")
+
+
+# -- NL302 ------------------------------------------------------------------------------
+
+
+def _is_norm(v: Value) -> bool:
+    return v.op == "norm"
+
+
+def _carries(v: Value) -> bool:
+    return is_transparent(v) or v.op in ("tuple", "phi", "attr", "getitem") or \
+        (v.op == "func" and bool(v.name) and v.name[:1].isupper())
+
+
+def _normalized_downstream(flow: Flow, v: Value) -> bool:
+    return reaches(flow, v, _is_norm, through=_carries, limit=256) is not None
+
+
+def _nl302(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
+    last: dict[str, Value] = {}
+    for b in flow.blocks:
+        if b.owner == cls.name and b.attr and b.stack is not None:
+            last[b.attr.split("[")[0]] = b
+    for attr, v in last.items():
+        stack = v.stack
+        if stack.final_norm is not None:
+            continue
+        placed = a.block_placement(stack.block)
+        if placed is None or placed[0] != "pre":
+            continue
+        if _normalized_downstream(flow, v):
+            continue
+        head = reaches(flow, v, lambda u: u.op in ("call", "block") and u.kind is not None
+                       and u.kind.category not in ("dropout", "identity", "act"), through=_carries, limit=256)
+        if head is None:
+            returned = any(r is v or r.has_ancestor(v) for r in flow.returns)
+            if not returned or _caller_normalizes(a, cls):
+                continue
+            where = "returns it"
+        else:
+            where = f"feeds it to {ref(head)}"
+        block = stack.block.name if stack.block else "block"
+        node = next((f for f, e in flow.for_stacks if e.attr == attr), None) or v.node
+        torch_stack = stack.category == "transformer_stack"
+        fix = ("pass `norm=nn.LayerNorm(d_model)` to the encoder (and `enable_nested_tensor=False`); "
+               "do not switch to post-norm" if torch_stack else
+               "add a final norm (`self.norm = nn.LayerNorm(d)`) and apply it after the last block")
+        if torch_stack and stack.call is not None:
+            node = stack.call
+            path = cls.file.path
+        else:
+            path = v.path
+        report("NL302", path, node,
+               f"`{cls.name}.forward` runs the pre-norm stack `self.{attr}` ({block}) and {where} without "
+               f"a final norm: the residual stream grows with depth and reaches the output un-normalized; "
+               f"{fix}")
+
+
+def _caller_normalizes(a: Analysis, cls: ClassInfo) -> bool:
+    """Some model that composes cls applies a norm to its output (encoder-only pieces)."""
+    for p in a.parents(cls):
+        pflow = a.flow(p)
+        if pflow is None:
+            continue
+        for v in pflow.values:
+            if v.op in ("call", "block") and v.kind is not None and (
+                    v.kind.cls is cls or (v.stack is not None and v.stack.block is not None
+                                          and v.stack.block.cls is cls)):
+                if _normalized_downstream(pflow, v):
+                    return True
+    return False
+
+
+# -- NL303 ------------------------------------------------------------------------------
+
+
+def _nl303(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
+    res = [r for r in flow.residuals if r.add.owner == cls.name or True]
+    if not res:
+        return
+    last = max(res, key=lambda r: r.add.id)
+    if last.post is not None or any(root(v).op == "norm" for v in flow.returns):
+        return
+    for r in sorted(res, key=lambda r: r.add.id):
+        s = root(r.skip)
+        if s.op != "norm" or not r.branch.has_ancestor(s) or not s.attr:
+            continue
+        if any(r2.add.id < r.add.id and r2.add is root(s.inputs[0]) for r2 in res) and r.pre is None \
+                and all(r2.post is not None for r2 in res if r2.add.id < r.add.id) and False:
+            continue
+        var = s.var or "x"
+        src = s.inputs[0].var if s.inputs and s.inputs[0].var else var
+        users = [u for u in flow.uses(s) if u.op in ("call", "block") and u.attr]
+        sub = f"self.{users[0].attr}" if users else "f"
+        report("NL303", s.path, s.node,
+               f"`{s.owner}.forward` rebinds `{var}` to `{ref(s)}({src})` before the residual add, so the "
+               f"skip path carries normalized values; keep the residual: "
+               f"`{var} = {src} + {sub}({ref(s)}({src}))`")
+        return
+
+
+# -- NL304 ------------------------------------------------------------------------------
+
+
+def _nl304(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
+    sites: dict[str, list[Value]] = {}
+    seen: set = set()
+    for v in flow.norms:
+        if not v.attr or v.stack is not None or v.attr.endswith(".norm") and v.kind and v.kind.final_norm:
+            continue
+        key = (v.site, id(v.node))
+        if key in seen:
+            continue
+        seen.add(key)
+        sites.setdefault(v.attr, []).append(v)
+    for attr, vs in sites.items():
+        if len(vs) < 2:
+            continue
+        first = vs[0]
+        for other in vs[1:]:
+            if exclusive(first.conds, other.conds):
+                continue
+            if other.has_ancestor(first) or first.has_ancestor(other) or _independent(first, other):
+                report("NL304", other.path, other.node,
+                       f"`{cls.name}.forward` calls {ref(other)} ({first.kind.name if first.kind else 'norm'}) "
+                       f"at two sites (line {first.node.lineno} and line {other.node.lineno}): the sublayers "
+                       "share one scale and shift; give each sublayer its own norm (`norm1`, `norm2`)")
+                break
+
+
+def _independent(a: Value, b: Value) -> bool:
+    return True
+
+
+# -- NL305 ------------------------------------------------------------------------------
+
+
+def _nl305(cls: ClassInfo, model, report: Reporter) -> None:
+    for sub in model.submodules.values():
+        for k in _walk_kind(sub.kind):
+            if k.category == "stack" and k.aliased:
+                block = k.block.name if k.block else "module"
+                n = f" {k.depth} times" if k.depth else ""
+                report("NL305", cls.file.path, sub.value,
+                       f"`{cls.name}.{sub.attr}` repeats one `{block}` instance{n}: every layer shares the "
+                       f"same weights and norms; build a fresh module per layer: "
+                       f"`nn.ModuleList([{block}(...) for _ in range(n)])`")
+                break
+
+
+# -- NL306 ------------------------------------------------------------------------------
+
+
+def _nl306(a: Analysis, cls: ClassInfo, model, report: Reporter) -> None:
+    if a.index.find_method(cls, "forward") is None:
+        return
+    norms = [s for s in model.submodules.values() if s.kind.is_norm]
+    if not norms:
+        return
+    used = a.self_attr_loads(cls)
+    outside = a.foreign_attr_loads()
+    for sub in norms:
+        if sub.attr in used or sub.attr in outside:
+            continue
+        report("NL306", cls.file.path, sub.value,
+               f"`{cls.name}.__init__` registers `self.{sub.attr}` ({sub.kind.name or 'norm'}) but "
+               f"`{cls.name}` never uses it: the norm is a silent no-op (and an unused parameter under "
+               f"DDP); call `self.{sub.attr}(...)` in forward or remove it")
+
+
+# -- NL307 ------------------------------------------------------------------------------
+
+
+def _nl307(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
+    for v in flow.norms:
+        if not v.inputs:
+            continue
+        inp = root(v.inputs[0])
+        if inp.op == "norm" and inp is not v:
+            report("NL307", v.path, v.node,
+                   f"`{v.owner}.forward` applies {ref(v)} directly to the output of {ref(inp)}: the second "
+                   "norm is redundant (near-identity); drop one of them")
+            continue
+        if inp.op in ("block", "call") and inp.kind is not None:
+            placed = a.block_placement(inp.kind)
+            if placed is not None and placed[0] == "post" and placed[1]:
+                what = f"the post-norm stack {ref(inp)}" if inp.op == "block" else ref(inp)
+                node = v.kind.call if (v.kind is not None and v.kind.call is not None and inp.stack is not None
+                                       and inp.stack.final_norm is v.kind) else v.node
+                path = cls.file.path if node is not v.node else v.path
+                report("NL307", path, node,
+                       f"`{v.owner}` applies {ref(v)} to the output of {what} "
+                       f"({inp.kind.name}), whose last layer already ends with a norm: two consecutive "
+                       "norms; drop the final norm (or make the layers pre-norm)")
+
+
+# -- NL308 ------------------------------------------------------------------------------
+
+
+def _nl308(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
+    s = a.summary(cls)
+    if s is None or s.placement != "mixed":
+        return
+    pre = next(r for r in flow.residuals if r.pre is not None and r.post is None)
+    post = next(r for r in flow.residuals if r.post is not None and r.pre is None)
+    report("NL308", post.post.path, post.post.node,
+           f"`{cls.name}.forward` mixes placements: {ref(pre.pre)} normalizes a sublayer's input "
+           f"(pre-norm) but {ref(post.post)} normalizes another sublayer's sum (post-norm); use one "
+           "placement for every sublayer: `x = x + f(norm(x))`")
