@@ -584,6 +584,8 @@ class Walker:
                              "finfo", "is_scripting", "is_tracing", "is_compiling"):
                     return self.new("meta", (), e, frame, name=short)
                 # checkpoint(layer, x) / checkpoint_seq(self.blocks, x): a call of that module
+                if short in ("enumerate", "zip", "reversed", "list", "iter", "tuple", "sorted"):
+                    return self.new("func", tuple(args), e, frame, name=short)
                 if args and args[0].op in ("module_ref", "elem_ref", "method_ref", "lambda"):
                     return self._invoke(args[0], args[1:], kwargs, e, frame)
                 if qual in ("torch.add",) and len(args) >= 2:

@@ -54,7 +54,7 @@ class HandNorm:
 
     @property
     def family(self) -> str:
-        if self.running_stats or any(s.dims and 0 in s.dims for s in self.stats):
+        if self.running_stats or any(s.dims and 0 in s.dims and s.keepdim for s in self.stats):
             return "batch"
         return "layer" if self.centered else "rms"
 
@@ -200,7 +200,7 @@ def analyse(cls_name: str, fn: ast.FunctionDef, imports_qual, init: ast.Function
                     centered = True
     if not stats:
         return None
-    dim0 = any(s.dims and 0 in s.dims for s in stats)
+    dim0 = any(s.dims and 0 in s.dims and s.keepdim for s in stats)
     if not (any(s.keepdim for s in stats) or dim0
             or any(s.op in ("var_mean", "std_mean") for s in stats)):
         return None

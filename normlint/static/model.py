@@ -81,7 +81,8 @@ class Analysis:
             if fn is not None:
                 text = _class_text(cls)
                 init = cls.methods.get("__init__")
-                heavy = init is not None and self._has_heavy_submodule(cls, init)
+                nparams = len(fn.args.posonlyargs + fn.args.args) - 1
+                heavy = nparams > 3 or (init is not None and self._has_heavy_submodule(cls, init))
                 if not heavy:
                     # forward plus the helpers it calls on self (Gemma's `self._norm(x.float())`)
                     called = {n.func.attr for n in ast.walk(fn) if isinstance(n, ast.Call)
@@ -94,12 +95,15 @@ class Analysis:
         return self._hand[key]
 
     def _has_heavy_submodule(self, cls: ClassInfo, init: ast.FunctionDef) -> bool:
+        """__init__ builds modules other than parameters and norms: not a norm by structure."""
         for node in ast.walk(init):
             if isinstance(node, ast.Call):
                 qual = cls.file.imports.qualname(node.func) or ""
+                short = qual.rsplit(".", 1)[-1]
+                if short in ("Parameter", "Dropout", "Identity") or kinds.torch_norm_class(qual):
+                    continue
                 cat = kinds.torch_module_category(qual)
-                if cat in ("linear", "conv", "embedding", "rnn", "attention", "transformer",
-                           "transformer_stack", "modulelist"):
+                if cat is not None or (short[:1].isupper() and not qual.startswith("torch.")):
                     return True
         return False
 

@@ -151,7 +151,7 @@ def _hand_axes(a: Analysis, cls: ClassInfo, hand, report: Reporter) -> None:
     for st in hand.stats:
         if not st.dims:
             continue
-        if 0 in st.dims and not hand.running_stats:
+        if 0 in st.dims and st.keepdim and not hand.running_stats:
             report("NL203", cls.file.path, st.node,
                    f"`{cls.name}.forward` takes `{st.op}` over dim 0, the batch axis: each sample's output "
                    "depends on the rest of the batch; reduce over the feature axis (dim=-1)")

@@ -66,7 +66,8 @@ def _carries(v: Value) -> bool:
 
 
 def _normalized_downstream(flow: Flow, v: Value) -> bool:
-    return reaches(flow, v, _is_norm, through=_carries, limit=256) is not None
+    # any later norm computed from v, even after pooling or a permute (Qwen2-Audio)
+    return any(n.has_ancestor(v) for n in flow.norms)
 
 
 def _nl302(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
@@ -85,9 +86,14 @@ def _nl302(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
             continue
         head = reaches(flow, v, lambda u: u.op in ("call", "block") and u.kind is not None
                        and u.kind.category not in ("dropout", "identity", "act"), through=_carries, limit=256)
+        if head is not None and not _is_head(head):
+            continue
         if head is None:
+            # An encoder returning its stream may be normalized by the caller, or feed a
+            # neck/next stage by design (Swin stages, ViTDet); only a token model that
+            # returns the raw stream and whose callers never normalize it is reported (C5, C6).
             returned = any(r is v or r.has_ancestor(v) for r in flow.returns)
-            if not returned or _caller_normalizes(a, cls):
+            if not returned or not _has_token_embedding(a, cls) or _caller_normalizes(a, cls):
                 continue
             where = "returns it"
         else:
@@ -109,6 +115,15 @@ def _nl302(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
                f"{fix}")
 
 
+def _is_head(v: Value) -> bool:
+    return v.kind is not None and v.kind.category == "linear"
+
+
+def _has_token_embedding(a: Analysis, cls: ClassInfo) -> bool:
+    return any(k.category == "embedding" for sub in a.model(cls).submodules.values()
+               for k in _walk_kind(sub.kind))
+
+
 def _caller_normalizes(a: Analysis, cls: ClassInfo) -> bool:
     """Some model that composes cls applies a norm to its output (encoder-only pieces)."""
     for p in a.parents(cls):
@@ -128,7 +143,7 @@ def _caller_normalizes(a: Analysis, cls: ClassInfo) -> bool:
 
 
 def _nl303(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
-    res = [r for r in flow.residuals if r.add.owner == cls.name or True]
+    res = flow.residuals
     if not res:
         return
     last = max(res, key=lambda r: r.add.id)
@@ -136,10 +151,8 @@ def _nl303(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
         return
     for r in sorted(res, key=lambda r: r.add.id):
         s = root(r.skip)
-        if s.op != "norm" or not r.branch.has_ancestor(s) or not s.attr:
-            continue
-        if any(r2.add.id < r.add.id and r2.add is root(s.inputs[0]) for r2 in res) and r.pre is None \
-                and all(r2.post is not None for r2 in res if r2.add.id < r.add.id) and False:
+        # a scaled skip (alpha * x + beta * f(x)) on a normalized stream is a deliberate design
+        if s.op != "norm" or not r.branch.has_ancestor(s) or not s.attr or r.scaled:
             continue
         var = s.var or "x"
         src = s.inputs[0].var if s.inputs and s.inputs[0].var else var
@@ -161,7 +174,9 @@ def _nl304(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
     for v in flow.norms:
         if not v.attr or v.stack is not None or v.attr.endswith(".norm") and v.kind and v.kind.final_norm:
             continue
-        key = (v.site, id(v.node))
+        # one site per source location: a helper applied to two streams (XLNet's two-stream
+        # attention) is one design decision, not a copy-paste slip
+        key = id(v.node)
         if key in seen:
             continue
         seen.add(key)
@@ -173,16 +188,16 @@ def _nl304(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
         for other in vs[1:]:
             if exclusive(first.conds, other.conds):
                 continue
-            if other.has_ancestor(first) or first.has_ancestor(other) or _independent(first, other):
+            # the second call normalizes a value computed from the first one's output: one
+            # stream's consecutive sublayers share the norm (OLMo #222). Independent tensors
+            # (keys of two attentions, DETR's per-layer auxiliary outputs) are a design choice.
+            if other.has_ancestor(first) and any(
+                    other.has_ancestor(r.add) and r.add.has_ancestor(first) for r in flow.residuals):
                 report("NL304", other.path, other.node,
                        f"`{cls.name}.forward` calls {ref(other)} ({first.kind.name if first.kind else 'norm'}) "
                        f"at two sites (line {first.node.lineno} and line {other.node.lineno}): the sublayers "
                        "share one scale and shift; give each sublayer its own norm (`norm1`, `norm2`)")
                 break
-
-
-def _independent(a: Value, b: Value) -> bool:
-    return True
 
 
 # -- NL305 ------------------------------------------------------------------------------
@@ -229,7 +244,7 @@ def _nl307(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
         if not v.inputs:
             continue
         inp = root(v.inputs[0])
-        if inp.op == "norm" and inp is not v:
+        if inp.op == "norm" and inp is not v and inp.attr != v.attr:
             report("NL307", v.path, v.node,
                    f"`{v.owner}.forward` applies {ref(v)} directly to the output of {ref(inp)}: the second "
                    "norm is redundant (near-identity); drop one of them")
@@ -256,6 +271,8 @@ def _nl308(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
         return
     pre = next(r for r in flow.residuals if r.pre is not None and r.post is None)
     post = next(r for r in flow.residuals if r.post is not None and r.pre is None)
+    if exclusive(pre.pre.conds, post.post.conds):
+        return  # `if normalize_before:` switches the whole block between pre and post
     report("NL308", post.post.path, post.post.node,
            f"`{cls.name}.forward` mixes placements: {ref(pre.pre)} normalizes a sublayer's input "
            f"(pre-norm) but {ref(post.post)} normalizes another sublayer's sum (post-norm); use one "
