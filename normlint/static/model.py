@@ -167,6 +167,9 @@ class Analysis:
         flow = self.flow(cls)
         if flow is None:
             return None
+        for r in flow.residuals:
+            if r.pre is None and self._branch_starts_with_norm(flow, r):
+                r.pre = r.branch  # the sublayer module normalizes its own input (Conformer conv module)
         # adds with no norm around them (positional embeddings, adapters) say nothing
         # about placement
         res = [r for r in flow.residuals if r.pre or r.post or r.branch_out]
@@ -191,6 +194,24 @@ class Analysis:
         summary = BlockSummary(placement, ends, any(r.scaled for r in flow.residuals), flow)
         self._summaries[key] = summary
         return summary
+
+    def _branch_starts_with_norm(self, flow: Flow, r) -> bool:
+        skip = root(r.skip)
+        for u in flow.uses(skip):
+            if u.op == "call" and u.kind is not None and u.kind.cls is not None \
+                    and (u is r.branch or r.branch.has_ancestor(u)):
+                if self.starts_with_norm(u.kind.cls):
+                    return True
+        return False
+
+    def starts_with_norm(self, cls: ClassInfo) -> bool:
+        """The class's forward normalizes its first input before anything else uses it."""
+        flow = self.flow(cls)
+        if flow is None or not flow.params:
+            return False
+        first = next(iter(flow.params.values()))
+        users = [u for u in flow.uses(first) if u.op not in ("meta",)]
+        return bool(users) and all(u.op == "norm" for u in users)
 
     def block_placement(self, kind: Kind | None) -> tuple[str, bool, bool] | None:
         """(placement, ends_with_norm, stabilized) of a stacked element."""

@@ -64,6 +64,8 @@ def _nl204(v: Value, report: Reporter) -> None:
         return
     if k.torch_name is None and k.name != "F.layer_norm" and k.cls is not None:
         return  # project norms: channels-first ones are told apart by structure elsewhere
+    if k.call is not None and k.call.args and _is_full_shape(k.call.args[0]) is not None:
+        return  # LayerNorm([C, H, W]) covers the channels: NL202's business, not NL204's
     p = producer(v.inputs[0])
     if p.op == "call" and p.kind is not None and p.kind.category == "conv":
         report("NL204", v.path, v.node,
