@@ -146,6 +146,19 @@ def _scale_operand(v: Value) -> Value | None:
     return None
 
 
+def _interpolates(branch: Value, skip: Value) -> bool:
+    """x + rate * (f - x): nGPT-style interpolation, a deliberate residual scaling."""
+    todo, steps = [branch], 0
+    while todo and steps < 8:
+        steps += 1
+        cur = todo.pop()
+        if cur.op == "binop" and cur.name == "Sub" and any(i is skip for i in cur.inputs):
+            return True
+        if cur.op == "binop" and cur.name == "Mult" or is_transparent(cur):
+            todo.extend(cur.inputs)
+    return False
+
+
 def data_input(v: Value) -> Value | None:
     if v.op == "binop" and v.name == "Mult":
         return _scale_operand(v)
@@ -521,7 +534,10 @@ class Walker:
             if skip.op in ("const", "global", "meta", "selfattr"):
                 continue
             if branch.has_ancestor(skip):
-                self.flow.residuals.append(Residual(v, skip, branch, False))
+                rb = root(branch)
+                if rb.op == "call" and rb.kind is not None and rb.kind.category == "embedding":
+                    return  # token + position embeddings: not a sublayer
+                self.flow.residuals.append(Residual(v, skip, branch, _interpolates(branch, skip)))
                 return
             if skip.op == "binop" and skip.name == "Mult":
                 data = _scale_operand(skip) or next((i for i in skip.inputs if branch.has_ancestor(i)), None)

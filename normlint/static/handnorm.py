@@ -167,7 +167,8 @@ def analyse(cls_name: str, fn: ast.FunctionDef, imports_qual, init: ast.Function
     for node in ast.walk(fn):
         if isinstance(node, ast.Call):
             st = _stat_of(node, imports_qual)
-            if st is not None:
+            if st is not None and st[0] != "sum":
+                # sum-normalization (routing weights, probabilities) is not a norm layer
                 op, src = st
                 kw = {k.arg: k.value for k in node.keywords}
                 qual = imports_qual(node.func) or ""

@@ -92,6 +92,7 @@ MODULE_CATEGORIES: dict[str, str] = {
 TRANSPARENT_METHODS = frozenset({
     "float", "half", "bfloat16", "double", "to", "type", "type_as", "contiguous", "clone",
     "detach", "relu", "gelu", "silu", "tanh", "sigmoid", "masked_fill", "cuda", "cpu",
+    "expand", "expand_as",
 })
 # Ops that move axes: after one of these the feature axis is no longer known to be last.
 LAYOUT_METHODS = frozenset({

@@ -22,6 +22,7 @@ SEQUENCE_PARAMS = frozenset({
     "src_lengths", "text_lengths", "padding_mask", "src_mask", "tgt_mask", "causal_mask",
     "decoder_input_ids", "token_ids", "tokens",
 })
+VISION_PARAMS = frozenset({"pixel_values", "images", "image", "pixel_values_videos", "pixel_mask"})
 _SEQUENCE_CATEGORIES = {"rnn", "transformer", "transformer_stack", "transformer_layer"}
 
 
@@ -309,9 +310,13 @@ class Analysis:
                     ev.reasons.append(f"`self.{sub.attr}` is an {k.name}")
         fwd = cls.methods.get("forward")
         if fwd is not None:
-            for p in fwd.args.args + fwd.args.kwonlyargs:
-                if p.arg in self.sequence_params:
-                    ev.reasons.append(f"`{cls.name}.forward` takes `{p.arg}`")
+            params = [p.arg for p in fwd.args.args + fwd.args.kwonlyargs]
+            # a multimodal model takes input_ids and pixel_values: its signature says nothing
+            # about the vision tower's BatchNorm
+            if not any(p in VISION_PARAMS for p in params):
+                for p in params:
+                    if p in self.sequence_params:
+                        ev.reasons.append(f"`{cls.name}.forward` takes `{p}`")
         for fn in cls.methods.values():
             for n in ast.walk(fn):
                 if isinstance(n, ast.Call):
@@ -327,12 +332,25 @@ class Analysis:
         self._own_evidence[key] = ev
         return ev
 
+    def _takes_vision_input(self, cls: ClassInfo) -> bool:
+        fwd = cls.methods.get("forward")
+        return fwd is not None and any(p.arg in VISION_PARAMS for p in fwd.args.args + fwd.args.kwonlyargs)
+
+    def structural_evidence(self, cls: ClassInfo) -> bool:
+        """Sequence modules a class is built from (Embedding, RNN, nn.Transformer*), not
+        names in a signature: the only evidence that travels up from a child."""
+        for sub in self.model(cls).submodules.values():
+            for k in _walk_kind(sub.kind):
+                if k.category == "embedding" or k.category in _SEQUENCE_CATEGORIES:
+                    return True
+        return False
+
     def _subtree_evidence(self, cls: ClassInfo, depth: int = 0) -> bool:
         key = id(cls)
         if key in self._subtree:
             return self._subtree[key]
         self._subtree[key] = False
-        found = bool(self.own_evidence(cls))
+        found = self.structural_evidence(cls)
         if not found and depth < 12:
             found = any(self._subtree_evidence(c, depth + 1) for c in self.children(cls))
         self._subtree[key] = found
@@ -346,7 +364,9 @@ class Analysis:
             return self._context[key]
         self._context[key] = Evidence()
         ev = Evidence(list(self.own_evidence(cls).reasons))
-        if not ev:
+        if not ev and not self._takes_vision_input(cls):
+            # a multimodal model composes a text tower; that says nothing about its own
+            # projections or its vision tower
             for c in self.children(cls):
                 if self._subtree_evidence(c):
                     ev.reasons.append(f"`{cls.name}` composes `{c.name}`, a sequence module")
@@ -354,7 +374,11 @@ class Analysis:
         if not ev:
             for p in self.parents(cls):
                 pev = self.sequence_context(p)
-                if pev:
+                # a signature (attention_mask, input_ids) speaks for the class's direct
+                # sublayers; structure (Embedding, RNN) speaks for everything below it
+                if pev and (self.structural_evidence(p) or any(
+                        r.startswith(f"`{p.name}.forward` takes") or r.startswith(f"`{p.name}` ")
+                        for r in pev.reasons)):
                     ev.reasons.append(f"`{cls.name}` is used by `{p.name}` ({pev.reasons[0]})")
                     break
         self._context[key] = ev

@@ -98,7 +98,25 @@ class ModelBuilder:
             family, channels_first = nf
             return Kind("norm", cls.name, family=family, cls=cls, call=call, factory=factory,
                         channels_first=channels_first)
+        base = self.torch_base_category(cls)
+        if base in ("linear", "conv", "embedding", "rnn", "attention"):
+            # class MyConv(nn.Conv2d): what comes out of it is still a conv output
+            return Kind(base, cls.name, cls=cls, call=call, factory=factory)
         return Kind("project", cls.name, cls=cls, call=call, factory=factory)
+
+    def torch_base_category(self, cls: ClassInfo, depth: int = 0) -> str | None:
+        if depth > 6:
+            return None
+        for base in cls.bases:
+            cat = kinds.torch_module_category(cls.file.imports.qualname(base))
+            if cat is not None:
+                return cat
+            parent = self.index.resolve_class(base, cls.file)
+            if parent is not None and parent is not cls:
+                cat = self.torch_base_category(parent, depth + 1)
+                if cat is not None:
+                    return cat
+        return None
 
 
 class _Init:

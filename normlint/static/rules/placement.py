@@ -143,11 +143,14 @@ def _caller_normalizes(a: Analysis, cls: ClassInfo) -> bool:
 
 
 def _nl303(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
-    res = flow.residuals
+    # only adds on a normalized stream count (Autoformer's trend1 + trend2 does not)
+    res = [r for r in flow.residuals if r.pre or r.post or r.branch_out or root(r.skip).op == "norm"]
     if not res:
         return
     last = max(res, key=lambda r: r.add.id)
-    if last.post is not None or any(root(v).op == "norm" for v in flow.returns):
+    # any norm computed from the last sum (even after a decomposition or pooling step)
+    # makes the block post-norm in spirit (Autoformer's decomp -> final_layer_norm)
+    if last.post is not None or any(n.has_ancestor(last.add) for n in flow.norms):
         return
     for r in sorted(res, key=lambda r: r.add.id):
         s = root(r.skip)
