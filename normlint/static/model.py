@@ -39,6 +39,8 @@ class BlockSummary:
 @dataclass
 class Evidence:
     reasons: list[str] = field(default_factory=list)
+    # comes from what the model is built of (Embedding, RNN), not only from a signature
+    structural: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.reasons)
@@ -302,12 +304,9 @@ class Analysis:
         if key in self._own_evidence:
             return self._own_evidence[key]
         ev = Evidence()
-        for sub in self.model(cls).submodules.values():
-            for k in _walk_kind(sub.kind):
-                if k.category == "embedding":
-                    ev.reasons.append(f"`self.{sub.attr}` is an {k.name}")
-                elif k.category in _SEQUENCE_CATEGORIES:
-                    ev.reasons.append(f"`self.{sub.attr}` is an {k.name}")
+        for reason in self._structural_reasons(cls):
+            ev.reasons.append(reason)
+            ev.structural = True
         fwd = cls.methods.get("forward")
         if fwd is not None:
             params = [p.arg for p in fwd.args.args + fwd.args.kwonlyargs]
@@ -339,11 +338,38 @@ class Analysis:
     def structural_evidence(self, cls: ClassInfo) -> bool:
         """Sequence modules a class is built from (Embedding, RNN, nn.Transformer*), not
         names in a signature: the only evidence that travels up from a child."""
+        return bool(self._structural_reasons(cls))
+
+    def _structural_reasons(self, cls: ClassInfo) -> list[str]:
+        out: list[str] = []
+        called: set[str] | None = None
         for sub in self.model(cls).submodules.values():
             for k in _walk_kind(sub.kind):
-                if k.category == "embedding" or k.category in _SEQUENCE_CATEGORIES:
-                    return True
-        return False
+                if k.category == "embedding":
+                    # a token embedding is looked up; a VQ codebook only lends its .weight
+                    if called is None:
+                        called = {n.func.attr for fn in cls.methods.values() for n in ast.walk(fn)
+                                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                                  and isinstance(n.func.value, ast.Name) and n.func.value.id == "self"}
+                    if sub.attr in called:
+                        out.append(f"`self.{sub.attr}` is an {k.name}")
+                        break
+                elif k.category in _SEQUENCE_CATEGORIES:
+                    out.append(f"`self.{sub.attr}` is an {k.name}")
+                    break
+        return out
+
+    def output_category(self, cls: ClassInfo) -> str | None:
+        """What a project module returns, when its forward ends in a torch module call
+        (a padding wrapper around nn.Conv1d returns a conv output)."""
+        flow = self.flow(cls)
+        if flow is None or not flow.returns:
+            return None
+        cats = set()
+        for v in flow.returns:
+            r = root(v)
+            cats.add(r.kind.category if r.op == "call" and r.kind is not None else None)
+        return cats.pop() if len(cats) == 1 else None
 
     def _subtree_evidence(self, cls: ClassInfo, depth: int = 0) -> bool:
         key = id(cls)
@@ -370,16 +396,16 @@ class Analysis:
             for c in self.children(cls):
                 if self._subtree_evidence(c):
                     ev.reasons.append(f"`{cls.name}` composes `{c.name}`, a sequence module")
+                    ev.structural = True
                     break
         if not ev:
             for p in self.parents(cls):
                 pev = self.sequence_context(p)
                 # a signature (attention_mask, input_ids) speaks for the class's direct
                 # sublayers; structure (Embedding, RNN) speaks for everything below it
-                if pev and (self.structural_evidence(p) or any(
-                        r.startswith(f"`{p.name}.forward` takes") or r.startswith(f"`{p.name}` ")
-                        for r in pev.reasons)):
+                if pev and (pev.structural or self.own_evidence(p)):
                     ev.reasons.append(f"`{cls.name}` is used by `{p.name}` ({pev.reasons[0]})")
+                    ev.structural = pev.structural
                     break
         self._context[key] = ev
         return ev

@@ -58,6 +58,8 @@ def _after_conv(a: Analysis, cls: ClassInfo, attr: str, kind) -> bool:
     for v in flow.norms:
         if v.attr == attr and v.inputs:
             p = producer(v.inputs[0])
-            if p.op == "call" and p.kind is not None and p.kind.category == "conv":
+            if p.op == "call" and p.kind is not None and (
+                    p.kind.category == "conv"
+                    or (p.kind.cls is not None and a.output_category(p.kind.cls) == "conv")):
                 return True
     return False
