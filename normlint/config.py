@@ -1,0 +1,162 @@
+"""Configuration: ``[tool.normlint]`` in pyproject.toml, or a normlint.toml, plus CLI overrides.
+
+Discovery walks up from the working directory and takes the first ``normlint.toml`` or
+``pyproject.toml`` that has a ``[tool.normlint]`` table (normlint.toml wins in the same
+directory), as ruff does. Every key is validated: a typo is an error, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .registry import get_rule
+from .selection import validate_selectors
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_EXCLUDE = (
+    ".bzr", ".direnv", ".eggs", ".git", ".hg", ".mypy_cache", ".nox", ".pytest_cache",
+    ".ruff_cache", ".normlint_cache", ".svn", ".tox", ".venv", "__pypackages__", "_build",
+    "build", "dist", "node_modules", "site-packages", "venv",
+)
+
+_LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude")
+_KNOWN_KEYS = set(_LIST_KEYS) | {"per-file-ignores", "rules"}
+
+
+@dataclass(frozen=True)
+class Config:
+    select: tuple[str, ...] | None = None          # None: the rules on by default
+    extend_select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    extend_exclude: tuple[str, ...] = ()
+    rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    root: Path = field(default_factory=Path.cwd)   # globs in the file are relative to this
+    source: Path | None = None                     # the file it came from, if any
+
+    def with_overrides(self, **changes: Any) -> "Config":
+        """CLI flags win over the file; ``None`` means "not given on the command line"."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def find_config_file(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        candidate = directory / "normlint.toml"
+        if candidate.is_file():
+            return candidate
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file() and _read_toml(candidate).get("tool", {}).get("normlint") is not None:
+            return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+
+
+def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
+    """Load ``path``, or discover one from ``cwd``; no file gives the defaults."""
+    cwd = cwd or Path.cwd()
+    if path is None:
+        path = find_config_file(cwd.resolve())
+        if path is None:
+            return Config(root=cwd)
+    elif not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    data = _read_toml(path)
+    table = data if path.name != "pyproject.toml" else data.get("tool", {}).get("normlint", {})
+    if path.name == "normlint.toml" and "tool" in table and "normlint" in table.get("tool", {}):
+        table = table["tool"]["normlint"]
+    return parse_table(table, source=path)
+
+
+def _string_list(value: Any, key: str, where: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: '{key}' must be a list of strings")
+    return tuple(value)
+
+
+def parse_table(table: dict, *, source: Path) -> Config:
+    unknown = sorted(set(table) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key '{unknown[0]}' in [tool.normlint]")
+    values: dict[str, Any] = {}
+    for key in _LIST_KEYS:
+        if key in table:
+            values[key.replace("-", "_")] = _string_list(table[key], key, source)
+    for key in ("select", "extend_select", "ignore"):
+        if key in values:
+            _validate(values[key], key.replace("_", "-"), source)
+    if "per-file-ignores" in table:
+        pfi = table["per-file-ignores"]
+        if not isinstance(pfi, dict):
+            raise ConfigError(f"{source}: 'per-file-ignores' must be a table of glob = [codes]")
+        pairs = []
+        for glob, codes in pfi.items():
+            codes = _string_list(codes, f"per-file-ignores.{glob}", source)
+            _validate(codes, f"per-file-ignores.{glob}", source)
+            pairs.append((glob, codes))
+        values["per_file_ignores"] = tuple(pairs)
+    if "rules" in table:
+        values["rule_options"] = _parse_rule_options(table["rules"], source)
+    return Config(root=source.parent.resolve(), source=source, **values)
+
+
+def _validate(selectors: tuple[str, ...], key: str, source: Path) -> None:
+    try:
+        validate_selectors(selectors)
+    except Exception as exc:
+        raise ConfigError(f"{source}: '{key}': {exc}") from None
+
+
+def _parse_rule_options(rules: Any, source: Path) -> dict[str, dict[str, Any]]:
+    if not isinstance(rules, dict):
+        raise ConfigError(f"{source}: 'rules' must be a table of per-rule tables")
+    parsed: dict[str, dict[str, Any]] = {}
+    for code, opts in rules.items():
+        try:
+            rule = get_rule(code)
+        except KeyError:
+            raise ConfigError(f"{source}: unknown rule '{code}' in [tool.normlint.rules]") from None
+        if not isinstance(opts, dict):
+            raise ConfigError(f"{source}: [tool.normlint.rules.{code}] must be a table")
+        for name, value in opts.items():
+            try:
+                opt = rule.option(name)
+            except KeyError:
+                raise ConfigError(f"{source}: unknown option '{name}' for {rule.code}") from None
+            if not _has_type(value, opt.type):
+                raise ConfigError(f"{source}: option '{name}' of {rule.code} must be "
+                                  f"{_type_name(opt.type)}, got {type(value).__name__}")
+        parsed[rule.code] = dict(opts)
+    return parsed
+
+
+def _has_type(value: Any, expected: type) -> bool:
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is list:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, expected)
+
+
+def _type_name(t: type) -> str:
+    return {int: "an integer", float: "a number", bool: "a boolean", str: "a string",
+            list: "a list of strings"}.get(t, t.__name__)

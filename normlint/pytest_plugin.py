@@ -1,0 +1,1 @@
+"""pytest plugin: a placeholder until the runtime audit lands (kept import-light: no torch)."""

@@ -1,0 +1,26 @@
+"""JUnit XML: one test case per finding, so CI dashboards list each one."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Sequence
+
+from ..findings import Finding
+
+
+def render(findings: Sequence[Finding]) -> str:
+    suites = ET.Element("testsuites", name="normlint", tests=str(max(len(findings), 1)),
+                        failures=str(len(findings)))
+    suite = ET.SubElement(suites, "testsuite", name="normlint", tests=str(max(len(findings), 1)),
+                          failures=str(len(findings)), errors="0", skipped="0")
+    if not findings:
+        ET.SubElement(suite, "testcase", name="No findings", classname="normlint")
+    for f in findings:
+        case = ET.SubElement(suite, "testcase", classname=f.path,
+                             name=f"{f.code} {f.path}:{f.line}:{f.column}",
+                             file=f.path, line=str(f.line))
+        failure = ET.SubElement(case, "failure", type=f.code, message=f.message)
+        failure.text = (f"{f.path}:{f.line}:{f.column}: {f.code} [{f.severity.value}] {f.message}"
+                        + (f" (module {f.module})" if f.module else ""))
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

@@ -1,0 +1,25 @@
+"""The README's quick-start commands are the ones CI runs, and its example output is real."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def _block_after(marker: str) -> str:
+    m = re.search(re.escape(marker) + r"\n```\w*\n(.*?)```", README, re.S)
+    assert m, f"no code block after {marker}"
+    return m.group(1).strip()
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    ci_lines = [ln for ln in (REPO / ".ci/run").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert ci_lines[-1] == _block_after("<!-- test-command -->")
+
+
+def test_quick_start_has_exactly_two_commands():
+    quick = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert quick.count("```bash") == 2

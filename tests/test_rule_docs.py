@@ -1,0 +1,51 @@
+"""Registry and rule pages stay in step, and the pages ship inside the wheel."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from normlint.registry import RULES
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = REPO / "rules"
+SECTIONS = ["## What it does", "## Why is this bad?", "## Example", "## Use instead",
+            "## How normlint detects it", "## Options", "## References"]
+
+
+def test_every_rule_has_a_page_and_every_page_a_rule():
+    pages = {p.stem for p in PAGES.glob("NL*.md")}
+    assert pages == {r.code for r in RULES}
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.code)
+def test_page_matches_registry(rule):
+    text = (PAGES / f"{rule.code}.md").read_text(encoding="utf-8")
+    assert text.splitlines()[0] == f"# {rule.code}: {rule.name}"
+    meta = re.search(r"\*\*Severity:\*\* (\w+) · \*\*Engines:\*\* ([\w, ]+) · \*\*Default:\*\* (on|off)", text)
+    assert meta, "missing the '**Severity:** … · **Engines:** … · **Default:** …' line"
+    assert meta.group(1) == rule.severity.value
+    assert [e.strip() for e in meta.group(2).split(",")] == list(rule.engines)
+    assert meta.group(3) == ("on" if rule.default_on else "off")
+    positions = [text.find(s) for s in SECTIONS]
+    assert all(p >= 0 for p in positions), [s for s, p in zip(SECTIONS, positions) if p < 0]
+    assert positions == sorted(positions), "sections out of order"
+    for opt in rule.options:
+        assert opt.name in text, f"option {opt.name} not documented"
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_pages(tmp_path):
+    pytest.importorskip("hatchling")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "-q", "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next(tmp_path.glob("normlint-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"normlint/_rules/{r.code}.md" for r in RULES} <= names
+    assert "normlint/static/engine.py" in names
