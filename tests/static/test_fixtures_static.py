@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_files
+from analysis_helpers import run_files
 
 ROOT = Path(__file__).resolve().parents[2] / "fixtures"
 FIXTURES = sorted(p for p in ROOT.glob("NL[1-5]*/*.py"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_files
+from analysis_helpers import run_files
 from normlint.findings import Severity
 
 
