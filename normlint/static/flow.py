@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import kinds
 from .modules import Kind, ModuleModel
+from .names import dotted
 
 if TYPE_CHECKING:
     from .model import Analysis
@@ -40,7 +41,8 @@ class Value:
     site: tuple = ()                 # inline call-stack (ids of the call nodes)
     stack: Kind | None = None        # block values: the stack they come from
     payload: object = None           # lambdas: (node, frame); refs: extra data
-    anc: int = 0
+    anc: int = 0                     # bitset of ancestor ids
+    closure: int = 0                 # anc plus this value's own bit
 
     def has_ancestor(self, other: "Value") -> bool:
         return bool(self.anc >> other.id & 1)
@@ -250,8 +252,9 @@ class Walker:
                   conds=frame.conds, site=frame.site, **kw)
         anc = 0
         for i in inputs:
-            anc |= i.anc | (1 << i.id)
+            anc |= i.closure
         v.anc = anc
+        v.closure = anc | (1 << v.id)
         self.flow.values.append(v)
         if op == "norm":
             self.flow.norms.append(v)
@@ -348,16 +351,30 @@ class Walker:
             return ended and not s.handlers
         return False
 
-    def _cond_key(self, test: ast.expr) -> tuple[str, bool]:
+    def _cond_key(self, test: ast.expr) -> tuple[object, bool]:
+        """A key under which `if c:` and `if not c:` (or `is None` / `is not None`) meet.
+
+        Names and comparisons of names get a readable key; anything else is keyed by node
+        identity, so only the two branches of one `if` are known to exclude each other.
+        """
         polarity = True
         while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
             test = test.operand
             polarity = not polarity
-        if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.IsNot, ast.NotEq)):
-            polarity = not polarity
-            test = ast.Compare(test.left, [ast.Is() if isinstance(test.ops[0], ast.IsNot) else ast.Eq()],
-                               test.comparators)
-        return ast.dump(test), polarity
+        name = dotted(test)
+        if name is not None:
+            return name, polarity
+        if isinstance(test, ast.Compare) and len(test.ops) == 1:
+            op = test.ops[0]
+            if isinstance(op, (ast.IsNot, ast.NotEq)):
+                polarity = not polarity
+            left, right = dotted(test.left), test.comparators[0]
+            rkey = dotted(right) or (repr(right.value) if isinstance(right, ast.Constant) else None)
+            if left is not None and rkey is not None:
+                kind = "is" if isinstance(op, (ast.Is, ast.IsNot)) else "eq" \
+                    if isinstance(op, (ast.Eq, ast.NotEq)) else type(op).__name__
+                return (left, kind, rkey), polarity
+        return id(test), polarity
 
     def _if(self, s: ast.If, frame: Frame) -> bool:
         self.expr(s.test, frame)
@@ -506,12 +523,22 @@ class Walker:
         if isinstance(e, ast.Starred):
             return self.expr(e.value, frame)
         if isinstance(e, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
-            inner = Frame(frame.model, frame.prefix, dict(frame.env), frame.conds, frame.site, frame.depth,
-                          frame.returns, frame.active)
+            # comprehension variables shadow the frame's for the element only: save and
+            # restore them instead of copying the whole environment
+            saved: dict[str, Value | None] = {}
             for gen in e.generators:
-                it = self.expr(gen.iter, inner)
-                self.bind(gen.target, self._element(it, gen.iter, inner), inner)
-            return self.new("tuple", (self.expr(e.elt, inner),), e, frame)
+                it = self.expr(gen.iter, frame)
+                for t in ast.walk(gen.target):
+                    if isinstance(t, ast.Name) and t.id not in saved:
+                        saved[t.id] = frame.env.get(t.id)
+                self.bind(gen.target, self._element(it, gen.iter, frame), frame)
+            result = self.new("tuple", (self.expr(e.elt, frame),), e, frame)
+            for name, old in saved.items():
+                if old is None:
+                    frame.env.pop(name, None)
+                else:
+                    frame.env[name] = old
+            return result
         if isinstance(e, ast.JoinedStr):
             return self.new("const", (), e, frame)
         if isinstance(e, ast.NamedExpr):

@@ -67,9 +67,13 @@ class ProjectIndex:
     def __init__(self, files: Sequence[ParsedFile]):
         self.files: list[FileInfo] = [self._summarize(f) for f in files]
         self.by_name: dict[str, list[ClassInfo]] = {}
+        self.functions_by_name: dict[str, list[FileInfo]] = {}
         for info in self.files:
             for cls in info.classes.values():
                 self.by_name.setdefault(cls.name, []).append(cls)
+            for fname in info.functions:
+                self.functions_by_name.setdefault(fname, []).append(info)
+        self._mro: dict[int, list[ClassInfo]] = {}
         self._config_defaults: dict[str, object] | None = None
 
     @staticmethod
@@ -133,13 +137,17 @@ class ProjectIndex:
         if not qual or qual.startswith("torch."):
             return None
         name = qual.rsplit(".", 1)[-1]
-        for info in self.files:
-            if name in info.functions and (info.module in qual.lstrip(".").split(".")):
+        parts = qual.lstrip(".").split(".")
+        for info in self.functions_by_name.get(name, ()):
+            if info.module in parts:
                 return info.functions[name], info
         return None
 
     def mro(self, cls: ClassInfo, limit: int = 8) -> list[ClassInfo]:
         """cls and its project base classes, depth-first (enough for method lookup)."""
+        cached = self._mro.get(id(cls))
+        if cached is not None:
+            return cached
         out: list[ClassInfo] = []
         todo = [cls]
         while todo and len(out) < limit:
@@ -148,6 +156,7 @@ class ProjectIndex:
                 continue
             out.append(cur)
             todo.extend(b for b in (self.resolve_class(e, cur.file) for e in cur.bases) if b)
+        self._mro[id(cls)] = out
         return out
 
     def find_method(self, cls: ClassInfo, name: str) -> tuple[ast.FunctionDef, ClassInfo] | None:

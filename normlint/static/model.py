@@ -5,6 +5,7 @@ composition and sequence evidence)."""
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -22,6 +23,7 @@ SEQUENCE_PARAMS = frozenset({
     "src_lengths", "text_lengths", "padding_mask", "src_mask", "tgt_mask", "causal_mask",
     "decoder_input_ids", "token_ids", "tokens",
 })
+_STAT_TOKENS = ("mean(", "var(", "std(", "norm(", "rsqrt(", "var_mean(", "std_mean(")
 VISION_PARAMS = frozenset({"pixel_values", "images", "image", "pixel_values_videos", "pixel_mask"})
 _SEQUENCE_CATEGORIES = {"rnn", "transformer", "transformer_stack", "transformer_layer"}
 
@@ -60,7 +62,8 @@ class Analysis:
         self._subtree: dict[int, bool] = {}
         self._context: dict[int, Evidence] = {}
         self._subclasses: dict[int, list[ClassInfo]] | None = None
-        self._foreign: frozenset[str] | None = None
+        self._foreign: dict[tuple[str, str], bool] = {}
+        self._attr_loads: dict[int, frozenset[str]] = {}
         markers = ctx.option("NL101", "sequence-markers") if "NL101" in _registry_codes() else []
         self.sequence_params = SEQUENCE_PARAMS | frozenset(markers or [])
 
@@ -81,8 +84,9 @@ class Analysis:
         if key not in self._hand:
             self._hand[key] = None
             fn = cls.methods.get("forward")
-            if fn is not None:
-                text = _class_text(cls)
+            text = _class_text(cls) if fn is not None else ""
+            # every hand-written norm takes a statistic; most classes can be ruled out by text
+            if fn is not None and any(tok in text for tok in _STAT_TOKENS):
                 init = cls.methods.get("__init__")
                 nparams = len(fn.args.posonlyargs + fn.args.args) - 1
                 heavy = nparams > 3 or (init is not None and self._has_heavy_submodule(cls, init))
@@ -138,7 +142,8 @@ class Analysis:
             fwd = cls.methods.get("forward")
             if fwd is not None and "__init__" in cls.methods:
                 fnorms = [kinds.torch_functional_norm(cls.file.imports.qualname(n.func))
-                          for n in ast.walk(fwd) if isinstance(n, ast.Call)]
+                          for n in ast.walk(fwd) if isinstance(n, ast.Call)] \
+                    if "_norm(" in _class_text(cls) else []
                 fnorms = [f for f in fnorms if f and f != "normalize"]
                 hand = self.hand_norm(cls)
                 if fnorms and not self._has_heavy_submodule(cls, cls.methods["__init__"]):
@@ -236,15 +241,22 @@ class Analysis:
     def self_attr_loads(self, cls: ClassInfo) -> set[str]:
         """Names read as self.X (or named in getattr strings) by cls, its bases and subclasses."""
         out: set[str] = set()
-        related = self.index.mro(cls) + self.subclasses(cls)
-        for c in related:
-            for n in ast.walk(c.node):
+        for c in self.index.mro(cls) + self.subclasses(cls):
+            out |= self._own_attr_loads(c)
+        return out
+
+    def _own_attr_loads(self, cls: ClassInfo) -> frozenset[str]:
+        key = id(cls)
+        if key not in self._attr_loads:
+            names: set[str] = set()
+            for n in ast.walk(cls.node):
                 if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) \
                         and isinstance(n.value, ast.Name) and n.value.id == "self":
-                    out.add(n.attr)
+                    names.add(n.attr)
                 elif isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.isidentifier():
-                    out.add(n.value)
-        return out
+                    names.add(n.value)
+            self._attr_loads[key] = frozenset(names)
+        return self._attr_loads[key]
 
     def subclasses(self, cls: ClassInfo) -> list[ClassInfo]:
         if self._subclasses is None:
@@ -256,18 +268,17 @@ class Analysis:
                         self._subclasses.setdefault(id(parent), []).append(c)
         return self._subclasses.get(id(cls), [])
 
-    def foreign_attr_loads(self) -> frozenset[str]:
-        """Attribute names read on something other than self anywhere in the project
-        (a parent module reaching into a child: `self.block.norm`, `layer.ln`)."""
-        if self._foreign is None:
-            names: set[str] = set()
-            for info in self.index.files:
-                for n in ast.walk(info.parsed.tree):
-                    if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) and not (
-                            isinstance(n.value, ast.Name) and n.value.id == "self"):
-                        names.add(n.attr)
-            self._foreign = frozenset(names)
-        return self._foreign
+    def read_from_outside(self, attr: str, cls: ClassInfo) -> bool:
+        """Some code reads `.attr` on something other than self (a parent module reaching
+        into a child: `self.block.norm`, `layer.ln`). A text search, only in the files that
+        name the class (a parent has to build it): it runs only for the rare norm that its
+        own class never uses."""
+        key = (attr, cls.name)
+        if key not in self._foreign:
+            pattern = re.compile(r"(?<![\w])(?!self\.)[\w\])]+\." + re.escape(attr) + r"\b")
+            self._foreign[key] = any(pattern.search(info.parsed.text) for info in self.index.files
+                                     if info is cls.file or cls.name in info.parsed.text)
+        return self._foreign[key]
 
     def norm_attr_names(self) -> frozenset[str]:
         """Attribute names of every norm submodule in the project (for no_decay lists)."""

@@ -229,9 +229,8 @@ def _nl306(a: Analysis, cls: ClassInfo, model, report: Reporter) -> None:
     if not norms:
         return
     used = a.self_attr_loads(cls)
-    outside = a.foreign_attr_loads()
     for sub in norms:
-        if sub.attr in used or sub.attr in outside:
+        if sub.attr in used or a.read_from_outside(sub.attr, cls):
             continue
         report("NL306", cls.file.path, sub.value,
                f"`{cls.name}.__init__` registers `self.{sub.attr}` ({sub.kind.name or 'norm'}) but "

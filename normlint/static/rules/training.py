@@ -40,6 +40,9 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
 def check_file(a: Analysis, info: FileInfo, report: Reporter) -> None:
     if not report.on("NL501"):
         return
+    text = info.parsed.text
+    if ".parameters()" not in text and "decay" not in text:
+        return  # neither an optimizer over all parameters nor a no_decay list: skip the walk
     for node in ast.walk(info.parsed.tree):
         if isinstance(node, ast.Call):
             _optimizer(info, node, report)
