@@ -579,7 +579,8 @@ class Walker:
                 return self.new("module_ref", (), e, frame, kind=sub.kind, attr=frame.prefix + e.attr)
             if self.a.index.find_method(frame.model.cls, e.attr) is not None:
                 return self.new("method_ref", (), e, frame, name=e.attr, payload=frame.model)
-            return self.new("selfattr", (), e, frame, name=e.attr)
+            return self.new("selfattr", (), e, frame, name=e.attr,
+                            payload="param" if e.attr in frame.model.param_attrs else None)
         base = self.expr(e.value, frame)
         if e.attr in _META_ATTRS or base.op == "meta":
             return self.new("meta", (), e, frame)
@@ -686,7 +687,8 @@ class Walker:
 
     @staticmethod
     def _takes_callable(data) -> bool:
-        return any(d.op in ("lambda", "module_ref", "method_ref") for d in data)
+        return any(d.op in ("lambda", "module_ref", "method_ref") or (d.op == "selfattr" and d.payload == "param")
+                   for d in data)
 
     def apply(self, kind: Kind | None, attr: str, args: list[Value], kwargs: dict[str, Value], node,
               frame: Frame) -> Value:

@@ -59,6 +59,9 @@ class ModuleModel:
     cls: ClassInfo
     submodules: dict[str, Submodule]
     int_attrs: dict[str, int]
+    # self.x = x for an __init__ parameter: maybe a module handed in (the Annotated
+    # Transformer's self_attn / feed_forward), maybe a number
+    param_attrs: frozenset[str] = frozenset()
 
     def kind_of(self, attr: str) -> Kind | None:
         sub = self.submodules.get(attr)
@@ -133,6 +136,8 @@ class _Init:
         self.subs: dict[str, Submodule] = {}
         self.int_attrs: dict[str, int] = {}
         self.loop_depths: list[int | None] = []
+        self.params: set[str] = set()
+        self.param_attrs: set[str] = set()
 
     def build(self) -> ModuleModel:
         init = self.cls.methods.get("__init__")
@@ -145,7 +150,7 @@ class _Init:
             self.kinds, self.ints, self.lists = {}, {}, {}
             self._params(fn)
             self._walk(fn.body, only_new=True)
-        return ModuleModel(self.cls, self.subs, self.int_attrs)
+        return ModuleModel(self.cls, self.subs, self.int_attrs, frozenset(self.param_attrs))
 
     # -- parameters and locals ----------------------------------------------------------
 
@@ -158,6 +163,7 @@ class _Init:
         for arg, default in defaults:
             if arg.arg == "self":
                 continue
+            self.params.add(arg.arg)
             value = _int_literal(default) if default is not None else None
             if isinstance(value, int):
                 self.ints[arg.arg] = value
@@ -435,6 +441,8 @@ class _Init:
                 if isinstance(value, ast.Name) and value.id in self.kinds and not self.kinds[value.id].factory:
                     kind = self.kinds[value.id]
                 else:
+                    if isinstance(value, ast.Name) and value.id in self.params:
+                        self.param_attrs.add(target.attr)
                     return
             existing = self.subs.get(target.attr)
             if existing is None:
