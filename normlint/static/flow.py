@@ -619,8 +619,6 @@ class Walker:
                     kind = Kind("norm", f"F.{fnorm}", family=kinds.FUNCTIONAL_NORMS[fnorm], call=e)
                     return self.new("norm", tuple(args) + tuple(kwargs.values()), e, frame, kind=kind,
                                     name=fnorm)
-                if qual in kinds.MODULE_CATEGORIES or qual.startswith("torch.nn."):
-                    pass
                 short = qual.rsplit(".", 1)[-1]
                 if short in ("tril", "triu", "ones", "zeros", "arange", "full", "empty", "ones_like",
                              "zeros_like", "randn", "rand", "tensor", "as_tensor", "isinstance", "len",
@@ -667,8 +665,7 @@ class Walker:
             if found is None or frame.depth >= MAX_INLINE_DEPTH or id(found[0]) in frame.active:
                 return self.new("call", data, node, frame, name=callee.name)
             fn = found[0]
-            prefix = frame.prefix if model is frame.model else frame.prefix
-            inner = frame.child(model, prefix, {}, frame.site + (id(node),), id(fn))
+            inner = frame.child(model, frame.prefix, {}, frame.site + (id(node),), id(fn))
             self._bind_params(fn, inner, args, kwargs)
             self.block(fn.body, inner)
             return self._result(inner.returns, node, frame)
@@ -705,7 +702,7 @@ class Walker:
         if kind.category in ("stack", "transformer_stack"):
             v = self.new("block", data, node, frame, kind=kind.block, attr=attr, stack=kind)
             if kind.final_norm is not None:
-                v = self.new("norm", (v,), node, frame, kind=kind.final_norm, attr=f"{attr}.norm")
+                v = self.new("norm", (v,), node, frame, kind=kind.final_norm, attr=f"{attr}.norm", stack=kind)
             return v
         if kind.category == "project" and self._takes_callable(data):
             return self._inline_module(kind, attr, args, kwargs, node, frame)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from .kinds import REDUCTIONS
+from .names import param_defaults
 
 _TORCH_REDUCTIONS = {"torch.mean", "torch.var", "torch.std", "torch.var_mean", "torch.std_mean",
                      "torch.norm", "torch.linalg.norm", "torch.linalg.vector_norm", "torch.sum"}
@@ -284,13 +285,7 @@ def _eps_values(term: ast.expr, flow: _Forward, init: ast.FunctionDef | None) ->
         if isinstance(source, ast.Constant) and isinstance(source.value, float):
             return [(source, source.value)]
         if isinstance(source, ast.Name):
-            args = init.args
-            pos = args.posonlyargs + args.args
-            for arg, default in zip(pos[len(pos) - len(args.defaults):], args.defaults):
-                if arg.arg == source.id and isinstance(default, ast.Constant) \
-                        and isinstance(default.value, float):
-                    return [(default, default.value)]
-            for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+            for arg, default in param_defaults(init):
                 if arg.arg == source.id and isinstance(default, ast.Constant) \
                         and isinstance(default.value, float):
                     return [(default, default.value)]

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import PurePath
 from typing import Sequence
 
-from .names import ImportMap
+from .names import ImportMap, param_defaults
 from .source import ParsedFile
 
 
@@ -53,12 +53,12 @@ class ClassInfo:
         return f"<class {self.name} in {self.file.path}>"
 
 
-def _int_literal(node: ast.expr | None):
+def int_literal(node: ast.expr | None):
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
             and not isinstance(node.value, bool):
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        inner = _int_literal(node.operand)
+        inner = int_literal(node.operand)
         return None if inner is None else -inner
     return None
 
@@ -194,25 +194,21 @@ class ProjectIndex:
                     for d in cls.node.decorator_list)
                 if is_dataclass or "Config" in cls.name or "Args" in cls.name:
                     for key, value in cls.constants.items():
-                        put(key, _int_literal(value))
+                        put(key, int_literal(value))
                 if "Config" in cls.name and "__init__" in cls.methods:
-                    args = cls.methods["__init__"].args
-                    pos = args.posonlyargs + args.args
-                    for arg, default in zip(pos[len(pos) - len(args.defaults):], args.defaults):
-                        put(arg.arg, _int_literal(default))
-                    for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-                        put(arg.arg, _int_literal(default))
+                    for arg, default in param_defaults(cls.methods["__init__"]):
+                        put(arg.arg, int_literal(default))
         self._config_defaults = out
         return out
 
     def module_constant(self, name: str, file: FileInfo):
         value = file.constants.get(name)
         if value is not None:
-            return _int_literal(value)
+            return int_literal(value)
         qual = file.imports.aliases.get(name)
         if qual:
             short = qual.rsplit(".", 1)[-1]
             for info in self.files:
                 if short in info.constants and info.module in qual.lstrip(".").split("."):
-                    return _int_literal(info.constants[short])
+                    return int_literal(info.constants[short])
         return None

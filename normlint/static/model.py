@@ -52,7 +52,7 @@ class Analysis:
     def __init__(self, files: Sequence[ParsedFile], ctx: RuleContext):
         self.ctx = ctx
         self.index = ProjectIndex(files)
-        self.builder = ModelBuilder(self.index, self._norm_class)
+        self.builder = ModelBuilder(self.index, self.norm_class)
         self._hand: dict[int, HandNorm | None] = {}
         self._norm_family: dict[int, tuple[str, bool] | None] = {}
         self._flows: dict[int, Flow | None] = {}
@@ -64,8 +64,7 @@ class Analysis:
         self._subclasses: dict[int, list[ClassInfo]] | None = None
         self._foreign: dict[tuple[str, str], bool] = {}
         self._attr_loads: dict[int, frozenset[str]] = {}
-        markers = ctx.option("NL101", "sequence-markers") if "NL101" in _registry_codes() else []
-        self.sequence_params = SEQUENCE_PARAMS | frozenset(markers or [])
+        self.sequence_params = SEQUENCE_PARAMS | frozenset(ctx.option("NL101", "sequence-markers") or [])
 
     # -- classes ------------------------------------------------------------------------
 
@@ -114,7 +113,7 @@ class Analysis:
                     return True
         return False
 
-    def _norm_class(self, cls: ClassInfo) -> tuple[str, bool] | None:
+    def norm_class(self, cls: ClassInfo) -> tuple[str, bool] | None:
         """(family, channels_first) when a project class is a norm, by base class or structure."""
         key = id(cls)
         if key in self._norm_family:
@@ -134,7 +133,7 @@ class Analysis:
                 break
             parent = self.index.resolve_class(base, cls.file)
             if parent is not None and parent is not cls:
-                inherited = self._norm_class(parent)
+                inherited = self.norm_class(parent)
                 if inherited is not None:
                     result = inherited
                     break
@@ -295,7 +294,7 @@ class Analysis:
     def children(self, cls: ClassInfo) -> list[ClassInfo]:
         out: list[ClassInfo] = []
         for sub in self.model(cls).submodules.values():
-            for k in _walk_kind(sub.kind):
+            for k in walk_kind(sub.kind):
                 if k.cls is not None and k.cls is not cls:
                     out.append(k.cls)
         return out
@@ -355,7 +354,7 @@ class Analysis:
         out: list[str] = []
         called: set[str] | None = None
         for sub in self.model(cls).submodules.values():
-            for k in _walk_kind(sub.kind):
+            for k in walk_kind(sub.kind):
                 if k.category == "embedding":
                     # a token embedding is looked up; a VQ codebook only lends its .weight
                     if called is None:
@@ -429,12 +428,12 @@ class Analysis:
         return any(self.ancestors_named(p, names, depth + 1) for p in self.parents(cls))
 
 
-def _walk_kind(kind: Kind | None, depth: int = 0) -> Iterator[Kind]:
+def walk_kind(kind: Kind | None, depth: int = 0) -> Iterator[Kind]:
     if kind is None or depth > 6:
         return
     yield kind
     for sub in (kind.block, kind.final_norm, *kind.elements):
-        yield from _walk_kind(sub, depth + 1)
+        yield from walk_kind(sub, depth + 1)
 
 
 def _class_text(cls: ClassInfo) -> str:
@@ -443,7 +442,3 @@ def _class_text(cls: ClassInfo) -> str:
     end = cls.node.end_lineno or len(starts) - 1
     return cls.file.parsed.text[starts[cls.node.lineno - 1]:starts[min(end, len(starts) - 1)]]
 
-
-def _registry_codes() -> frozenset[str]:
-    from ..registry import all_codes
-    return frozenset(all_codes())

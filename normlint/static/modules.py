@@ -7,7 +7,8 @@ import ast
 from dataclasses import dataclass, field, replace
 
 from . import kinds
-from .index import ClassInfo, FileInfo, ProjectIndex, _int_literal
+from .index import ClassInfo, FileInfo, ProjectIndex, int_literal
+from .names import param_defaults
 
 NORM_NAME_SUFFIXES = (("RMSNorm", "rms"), ("LayerNorm", "layer"), ("GroupNorm", "group"),
                       ("InstanceNorm", "instance"), ("SyncBatchNorm", "batch"))
@@ -155,16 +156,11 @@ class _Init:
     # -- parameters and locals ----------------------------------------------------------
 
     def _params(self, fn: ast.FunctionDef) -> None:
-        args = fn.args
-        pos = args.posonlyargs + args.args
-        defaults: list[tuple[ast.arg, ast.expr | None]] = [(a, None) for a in pos[:len(pos) - len(args.defaults)]]
-        defaults += list(zip(pos[len(pos) - len(args.defaults):], args.defaults))
-        defaults += list(zip(args.kwonlyargs, args.kw_defaults))
-        for arg, default in defaults:
+        for arg, default in param_defaults(fn):
             if arg.arg == "self":
                 continue
             self.params.add(arg.arg)
-            value = _int_literal(default) if default is not None else None
+            value = int_literal(default) if default is not None else None
             if isinstance(value, int):
                 self.ints[arg.arg] = value
             kind = self.ref_kind(default) if default is not None else None
@@ -364,21 +360,21 @@ class _Init:
     def int_value(self, expr: ast.expr | None, depth: int = 0):
         if expr is None or depth > 5:
             return None
-        lit = _int_literal(expr)
+        lit = int_literal(expr)
         if lit is not None:
             return lit
         if isinstance(expr, ast.Name):
             if expr.id in self.ints:
                 return self.ints[expr.id]
             if expr.id in self.cls.constants:
-                return _int_literal(self.cls.constants[expr.id])
+                return int_literal(self.cls.constants[expr.id])
             return self.index.module_constant(expr.id, self.file)
         if isinstance(expr, ast.Attribute):
             if isinstance(expr.value, ast.Name) and expr.value.id == "self":
                 if expr.attr in self.int_attrs:
                     return self.int_attrs[expr.attr]
                 if expr.attr in self.cls.constants:
-                    return _int_literal(self.cls.constants[expr.attr])
+                    return int_literal(self.cls.constants[expr.attr])
             value = self.index.config_defaults().get(expr.attr)
             return value if isinstance(value, int) else None
         if isinstance(expr, ast.BinOp):

@@ -55,6 +55,17 @@ class ImportMap:
         return ".".join(reversed(parts))
 
 
+def param_defaults(fn: ast.FunctionDef | ast.Lambda) -> list[tuple[ast.arg, ast.expr | None]]:
+    """Every named parameter with its default expression (None when it has none)."""
+    args = fn.args
+    pos = args.posonlyargs + args.args
+    split = len(pos) - len(args.defaults)
+    out: list[tuple[ast.arg, ast.expr | None]] = [(a, None) for a in pos[:split]]
+    out += list(zip(pos[split:], args.defaults))
+    out += list(zip(args.kwonlyargs, args.kw_defaults))
+    return out
+
+
 def iter_statements(body: list[ast.stmt]):
     """Every statement, nested ones included, without visiting expressions: imports can only
     be statements, and skipping expressions makes this several times cheaper than ast.walk."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ast
 
 from ...findings import Severity
-from ..flow import Value, is_transparent
+from ..flow import Value
 from ..index import ClassInfo
-from ..model import Analysis, _walk_kind
+from ..model import Analysis, walk_kind
 from .common import Reporter, producer, ref
 
 _SEQ_PRODUCERS = {"embedding", "rnn", "attention", "transformer", "transformer_stack", "transformer_layer"}
@@ -22,7 +22,7 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
             _functional_shape(a, cls, v, report)
     if report.on("NL202"):
         _nl202_ctor(a, cls, report)
-    hand = a.hand_norm(cls) if a._norm_class(cls) is not None else None
+    hand = a.hand_norm(cls) if a.norm_class(cls) is not None else None
     if hand is not None and report.on("NL202", "NL203"):
         _hand_axes(a, cls, hand, report)
 
@@ -139,7 +139,7 @@ def _report_seq(a: Analysis, cls: ClassInfo, path: str, node, what: str, report:
 
 def _nl202_ctor(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     for sub in a.model(cls).submodules.values():
-        for k in _walk_kind(sub.kind):
+        for k in walk_kind(sub.kind):
             if k.torch_name not in ("LayerNorm", "RMSNorm") or k.call is None:
                 continue
             shape = k.call.args[0] if k.call.args else _shape_arg(k.call)

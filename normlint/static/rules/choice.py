@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...findings import Severity
 from ..index import ClassInfo
-from ..model import Analysis, _walk_kind
+from ..model import Analysis, walk_kind
 from .common import Reporter, producer
 
 
@@ -15,7 +15,7 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     flow = a.flow(cls)
     batch_attrs: list[tuple[str, object, object]] = []
     for sub in model.submodules.values():
-        for k in _walk_kind(sub.kind):
+        for k in walk_kind(sub.kind):
             if k.is_norm and k.family == "batch":
                 batch_attrs.append((sub.attr, k, sub))
                 break
@@ -47,7 +47,7 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
 
 def _after_conv(a: Analysis, cls: ClassInfo, attr: str, kind) -> bool:
     """The BatchNorm normalizes a convolution output (conv -> BN), directly or in a Sequential."""
-    for k in _walk_kind(kind):
+    for k in walk_kind(kind):
         if k.category == "sequential":
             for prev, cur in zip(k.elements, k.elements[1:]):
                 if cur.is_norm and cur.family == "batch" and prev.category == "conv":

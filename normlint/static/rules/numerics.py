@@ -6,7 +6,7 @@ import ast
 
 from ...findings import Severity
 from ..index import ClassInfo
-from ..model import Analysis, _walk_kind
+from ..model import Analysis, walk_kind
 from .common import Reporter
 
 FP16_MIN_SUBNORMAL = 5.96e-8
@@ -15,7 +15,7 @@ FP16_MIN_SUBNORMAL = 5.96e-8
 def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     if report.on("NL401"):
         _eps_at_instantiation(a, cls, report)
-    nf = a._norm_class(cls)
+    nf = a.norm_class(cls)
     hand = a.hand_norm(cls) if nf is not None else None
     if hand is None:
         return
@@ -62,7 +62,7 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
 def _eps_at_instantiation(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     """MyRMSNorm(d, eps=1e-12): a tiny eps handed to a hand-written norm without upcast."""
     for sub in a.model(cls).submodules.values():
-        for k in _walk_kind(sub.kind):
+        for k in walk_kind(sub.kind):
             if not k.is_norm or k.cls is None or k.call is None:
                 continue
             hand = a.hand_norm(k.cls)

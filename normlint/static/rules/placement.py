@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ast
-
 from ..flow import Flow, Value, is_transparent, reaches, root
 from ..index import ClassInfo
-from ..model import Analysis, _walk_kind
+from ..model import Analysis, walk_kind
 from .common import Reporter, exclusive, ref
 
 
@@ -121,7 +119,7 @@ def _is_head(v: Value) -> bool:
 
 def _has_token_embedding(a: Analysis, cls: ClassInfo) -> bool:
     return any(k.category == "embedding" for sub in a.model(cls).submodules.values()
-               for k in _walk_kind(sub.kind))
+               for k in walk_kind(sub.kind))
 
 
 def _caller_normalizes(a: Analysis, cls: ClassInfo) -> bool:
@@ -175,8 +173,8 @@ def _nl304(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
     sites: dict[str, list[Value]] = {}
     seen: set = set()
     for v in flow.norms:
-        if not v.attr or v.stack is not None or v.attr.endswith(".norm") and v.kind and v.kind.final_norm:
-            continue
+        if not v.attr or v.stack is not None:
+            continue  # stack elements and nn.TransformerEncoder(norm=...) are one module per call
         # one site per source location: a helper applied to two streams (XLNet's two-stream
         # attention) is one design decision, not a copy-paste slip
         key = id(v.node)
@@ -184,7 +182,7 @@ def _nl304(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
             continue
         seen.add(key)
         sites.setdefault(v.attr, []).append(v)
-    for attr, vs in sites.items():
+    for vs in sites.values():
         if len(vs) < 2:
             continue
         first = vs[0]
@@ -208,7 +206,7 @@ def _nl304(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
 
 def _nl305(cls: ClassInfo, model, report: Reporter) -> None:
     for sub in model.submodules.values():
-        for k in _walk_kind(sub.kind):
+        for k in walk_kind(sub.kind):
             if k.category == "stack" and k.aliased:
                 block = k.block.name if k.block else "module"
                 n = f" {k.depth} times" if k.depth else ""

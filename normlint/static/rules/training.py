@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 
 from ..index import ClassInfo, FileInfo
-from ..model import Analysis, _walk_kind
+from ..model import Analysis, walk_kind
 from ..flow import reaches, is_transparent
 from .common import Reporter
 
@@ -18,7 +18,7 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
         return
     flow = a.flow(cls)
     for sub in a.model(cls).submodules.values():
-        for k in _walk_kind(sub.kind):
+        for k in walk_kind(sub.kind):
             if not k.is_native_norm or k.call is None:
                 continue
             off = next((kw for kw in k.call.keywords if kw.arg in ("elementwise_affine", "affine")
