@@ -142,6 +142,7 @@ def test_cli_cache_flags(project):
     assert run_normlint("check", "pkg", "--no-cache", cwd=project).stdout == proc.stdout
     assert not (project / ".normlint_cache").exists()
     assert run_normlint("check", "pkg", "-j", "2", cwd=project).stdout == proc.stdout
+    shutil.rmtree(project / ".normlint_cache")
     from_env = project / "from-env"
     run_normlint("check", "pkg", cwd=project, env={"NORMLINT_CACHE_DIR": str(from_env)})
     assert (from_env / "CACHEDIR.TAG").exists() and not (project / ".normlint_cache").exists()
