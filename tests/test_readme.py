@@ -31,7 +31,7 @@ def test_example_output_is_what_normlint_prints():
 
     block = _block_after("<!-- example-output -->").splitlines()
     assert block[0].startswith("$ normlint ")
-    args = block[0].split()[1:]
+    args = block[0].split()[2:]   # drop "$ normlint"
     proc = subprocess.run([sys.executable, "-m", "normlint", *args, "--no-cache"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert proc.stdout.splitlines() == block[1:]
