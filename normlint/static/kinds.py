@@ -63,3 +63,53 @@ def torch_functional_norm(qualname: str | None) -> str | None:
             if tail in FUNCTIONAL_NORMS:
                 return tail
     return None
+
+
+# Other torch.nn classes the module model needs to tell apart: what a value is when it
+# comes out of them decides the shape-based rules (NL201, NL204) and sequence evidence.
+MODULE_CATEGORIES: dict[str, str] = {
+    "Linear": "linear", "LazyLinear": "linear", "Bilinear": "linear",
+    "Conv1d": "conv", "Conv2d": "conv", "Conv3d": "conv",
+    "ConvTranspose1d": "conv", "ConvTranspose2d": "conv", "ConvTranspose3d": "conv",
+    "LazyConv1d": "conv", "LazyConv2d": "conv", "LazyConv3d": "conv",
+    "Embedding": "embedding", "EmbeddingBag": "embedding",
+    "RNN": "rnn", "LSTM": "rnn", "GRU": "rnn",
+    "MultiheadAttention": "attention",
+    "Transformer": "transformer",
+    "TransformerEncoder": "transformer_stack", "TransformerDecoder": "transformer_stack",
+    "TransformerEncoderLayer": "transformer_layer", "TransformerDecoderLayer": "transformer_layer",
+    "Dropout": "dropout", "Dropout1d": "dropout", "Dropout2d": "dropout", "Dropout3d": "dropout",
+    "AlphaDropout": "dropout",
+    "Identity": "identity",
+    "ReLU": "act", "ReLU6": "act", "GELU": "act", "SiLU": "act", "Tanh": "act", "Sigmoid": "act",
+    "LeakyReLU": "act", "ELU": "act", "Mish": "act", "Hardswish": "act", "Softplus": "act",
+    "PReLU": "act", "GLU": "act", "Softmax": "act",
+    "ModuleList": "modulelist", "Sequential": "sequential", "ModuleDict": "moduledict",
+    "Flatten": "reshape",
+}
+
+# Shape-preserving ops a value can pass through and still be "the output of" its producer.
+TRANSPARENT_METHODS = frozenset({
+    "float", "half", "bfloat16", "double", "to", "type", "type_as", "contiguous", "clone",
+    "detach", "relu", "gelu", "silu", "tanh", "sigmoid", "masked_fill", "cuda", "cpu",
+    "expand", "expand_as",
+})
+# Ops that move axes: after one of these the feature axis is no longer known to be last.
+LAYOUT_METHODS = frozenset({
+    "transpose", "permute", "view", "reshape", "flatten", "movedim", "moveaxis", "swapaxes",
+    "swapdims", "unflatten", "squeeze", "unsqueeze", "t", "mT", "T", "chunk", "split",
+})
+LAYOUT_FUNCTIONS = frozenset({"rearrange", "einops.rearrange", "torch.transpose", "torch.permute",
+                              "torch.movedim", "torch.flatten", "torch.reshape", "torch.swapaxes"})
+ACTIVATION_FUNCTIONS = frozenset({"relu", "gelu", "silu", "tanh", "sigmoid", "dropout", "leaky_relu",
+                                  "elu", "mish", "hardswish", "softplus", "drop_path"})
+# Calls that upcast a value before its statistics are taken (NL402).
+UPCAST_METHODS = frozenset({"float", "double", "to", "type"})
+REDUCTIONS = frozenset({"mean", "var", "std", "sum", "norm", "var_mean", "std_mean", "amax"})
+
+
+def torch_module_category(qualname: str | None) -> str | None:
+    """Category of a torch.nn class that is not a norm (``torch.nn.Linear`` -> "linear")."""
+    if not qualname or not qualname.startswith("torch.nn."):
+        return None
+    return MODULE_CATEGORIES.get(qualname.rsplit(".", 1)[1])

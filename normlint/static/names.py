@@ -25,7 +25,7 @@ class ImportMap:
         linter cannot know which branch runs, and both usually bind the same thing.
         """
         aliases: dict[str, str] = {}
-        for node in ast.walk(tree):
+        for node in iter_statements(tree.body):
             if isinstance(node, ast.Import):
                 for a in node.names:
                     if a.asname:
@@ -53,6 +53,30 @@ class ImportMap:
         head = self.aliases.get(expr.id, expr.id)
         parts.append(head)
         return ".".join(reversed(parts))
+
+
+def param_defaults(fn: ast.FunctionDef | ast.Lambda) -> list[tuple[ast.arg, ast.expr | None]]:
+    """Every named parameter with its default expression (None when it has none)."""
+    args = fn.args
+    pos = args.posonlyargs + args.args
+    split = len(pos) - len(args.defaults)
+    out: list[tuple[ast.arg, ast.expr | None]] = [(a, None) for a in pos[:split]]
+    out += list(zip(pos[split:], args.defaults))
+    out += list(zip(args.kwonlyargs, args.kw_defaults))
+    return out
+
+
+def iter_statements(body: list[ast.stmt]):
+    """Every statement, nested ones included, without visiting expressions: imports can only
+    be statements, and skipping expressions makes this several times cheaper than ast.walk."""
+    todo = list(reversed(body))
+    while todo:
+        node = todo.pop()
+        yield node
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            child = getattr(node, name, None)
+            if isinstance(child, list):
+                todo.extend(reversed(child))
 
 
 def dotted(expr: ast.AST) -> str | None:

@@ -1,0 +1,729 @@
+"""Forward dataflow: an SSA-style walk of ``forward`` (inlining the helpers it calls on
+``self``, lambdas, and wrapper modules that receive a sublayer as an argument).
+
+Every expression becomes a Value that knows which Values feed it; ancestry is a bitset, so
+"is this add a residual (one operand is an ancestor of the other)?" is one AND.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import kinds
+from .modules import Kind, ModuleModel
+from .names import dotted
+
+if TYPE_CHECKING:
+    from .model import Analysis
+
+MAX_INLINE_DEPTH = 4
+_META_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"}
+_META_METHODS = {"size", "dim", "numel", "new_zeros", "new_ones", "new_empty", "new_full",
+                 "new_tensor", "zeros_like", "ones_like", "get_device", "item", "tolist"}
+
+
+@dataclass(eq=False)
+class Value:
+    id: int
+    op: str          # param const global meta selfattr module_ref elem_ref method_ref lambda call norm
+                     # block add binop unary method func getitem attr tuple phi
+    inputs: tuple["Value", ...]
+    node: ast.AST | None
+    path: str
+    owner: str                       # class whose source holds node (for messages)
+    kind: Kind | None = None         # called submodule (norm, block, ...)
+    attr: str | None = None          # "norm1", "sublayer[0].norm", "layers"
+    name: str | None = None          # method / function / binop name
+    var: str | None = None           # the variable first bound to this value
+    conds: tuple = ()                # (condition key, polarity) pairs on the path to this value
+    site: tuple = ()                 # inline call-stack (ids of the call nodes)
+    stack: Kind | None = None        # block values: the stack they come from
+    payload: object = None           # lambdas: (node, frame); refs: extra data
+    anc: int = 0                     # bitset of ancestor ids
+    closure: int = 0                 # anc plus this value's own bit
+
+    def has_ancestor(self, other: "Value") -> bool:
+        return bool(self.anc >> other.id & 1)
+
+    @property
+    def first(self) -> "Value | None":
+        return self.inputs[0] if self.inputs else None
+
+    def text(self) -> str:
+        if self.node is None:
+            return self.var or self.op
+        try:
+            return ast.unparse(self.node)
+        except Exception:  # pragma: no cover
+            return self.op
+
+
+@dataclass
+class Residual:
+    add: Value
+    skip: Value
+    branch: Value
+    scaled: bool                # DeepNorm-style alpha * x on the skip path
+    pre: Value | None = None    # a norm on the branch that normalizes the skip stream
+    post: Value | None = None   # a norm applied to the sum
+    branch_out: Value | None = None   # a norm on the branch output (sandwich / peri)
+
+
+@dataclass
+class Flow:
+    owner: str
+    values: list[Value] = field(default_factory=list)
+    returns: list[Value] = field(default_factory=list)
+    residuals: list[Residual] = field(default_factory=list)
+    norms: list[Value] = field(default_factory=list)
+    blocks: list[Value] = field(default_factory=list)
+    params: dict[str, Value] = field(default_factory=dict)
+    users: dict[int, list[Value]] = field(default_factory=dict)
+    for_stacks: list[tuple[ast.For, Value]] = field(default_factory=list)
+    truncated: bool = False
+
+    def finish(self) -> None:
+        for v in self.values:
+            for i in v.inputs:
+                self.users.setdefault(i.id, []).append(v)
+        for r in self.residuals:
+            _place(self, r)
+        # A norm fed by the sum is post-norm only when its output becomes the trunk; when the
+        # sum itself is the next skip (LLaMA's post_attention_layernorm), it is the next
+        # sublayer's pre-norm.
+        for r in self.residuals:
+            if r.post is None:
+                continue
+            trunk = self._carried(r.add)
+            if any(r2.add.id > r.add.id and root(r2.skip).id in trunk for r2 in self.residuals):
+                r.post = None
+
+    def _carried(self, v: Value, limit: int = 64) -> set[int]:
+        """Ids of v and the values that carry it unchanged (casts, dropout, if/else merges)."""
+        out = {v.id}
+        todo = [v]
+        while todo and limit > 0:
+            limit -= 1
+            for u in self.uses(todo.pop()):
+                if u.id not in out and (u.op == "phi" or is_transparent(u)):
+                    out.add(u.id)
+                    todo.append(u)
+        return out
+
+    def uses(self, v: Value) -> list[Value]:
+        return self.users.get(v.id, [])
+
+
+def is_transparent(v: Value) -> bool:
+    """Shape- and meaning-preserving steps: casts, dropout, indexing into a returned tuple."""
+    if v.op in ("getitem", "attr", "unary"):
+        return True
+    if v.op == "method":
+        return v.name in kinds.TRANSPARENT_METHODS
+    if v.op == "call":
+        k = v.kind
+        if k is None:
+            return False
+        if k.category in ("dropout", "identity"):
+            return True
+        return "drop" in k.name.lower() or k.name.endswith("Identity")
+    if v.op == "func":
+        return bool(v.name) and v.name.rsplit(".", 1)[-1] in ("dropout", "drop_path", "contiguous")
+    if v.op == "binop" and v.name == "Mult":
+        return _scale_operand(v) is not None
+    return False
+
+
+def _scale_operand(v: Value) -> Value | None:
+    """For a * x where a is a constant or a parameter, the data operand x."""
+    if len(v.inputs) != 2:
+        return None
+    a, b = v.inputs
+    if a.op in ("const", "selfattr", "global") and b.op not in ("const", "selfattr", "global"):
+        return b
+    if b.op in ("const", "selfattr", "global") and a.op not in ("const", "selfattr", "global"):
+        return a
+    return None
+
+
+def _interpolates(branch: Value, skip: Value) -> bool:
+    """x + rate * (f - x): nGPT-style interpolation, a deliberate residual scaling."""
+    todo, steps = [branch], 0
+    while todo and steps < 8:
+        steps += 1
+        cur = todo.pop()
+        if cur.op == "binop" and cur.name == "Sub" and any(i is skip for i in cur.inputs):
+            return True
+        if cur.op == "binop" and cur.name == "Mult" or is_transparent(cur):
+            todo.extend(cur.inputs)
+    return False
+
+
+def data_input(v: Value) -> Value | None:
+    if v.op == "binop" and v.name == "Mult":
+        return _scale_operand(v)
+    if v.op == "method":
+        return v.inputs[0] if v.inputs else None
+    return v.inputs[0] if v.inputs else None
+
+
+def root(v: Value) -> Value:
+    """Strip transparent steps backwards: the value that was really produced."""
+    seen = 0
+    while is_transparent(v) and seen < 32:
+        nxt = data_input(v)
+        if nxt is None:
+            break
+        v = nxt
+        seen += 1
+    return v
+
+
+def norm_input(v: Value) -> Value | None:
+    return root(v.inputs[0]) if v.inputs else None
+
+
+def reaches(flow: Flow, start: Value, want, through=is_transparent, limit: int = 64) -> Value | None:
+    """The first downstream value satisfying want, moving only through transparent steps."""
+    todo = [start]
+    seen: set[int] = set()
+    while todo and limit > 0:
+        limit -= 1
+        cur = todo.pop(0)
+        for u in flow.uses(cur):
+            if u.id in seen:
+                continue
+            seen.add(u.id)
+            if want(u):
+                return u
+            if through(u) or u.op == "phi":
+                todo.append(u)
+    return None
+
+
+def _place(flow: Flow, r: Residual) -> None:
+    skip_root = root(r.skip)
+    for n in flow.norms:
+        if n is r.branch or r.branch.has_ancestor(n):
+            inp = norm_input(n)
+            if inp is not None and (inp is skip_root or inp is r.skip):
+                r.pre = n
+                break
+    b = root(r.branch)
+    if b.op == "norm" and (r.pre is None or b is not r.pre):
+        r.branch_out = b
+    r.post = reaches(flow, r.add, lambda u: u.op == "norm")
+
+
+# -- the walker ------------------------------------------------------------------------
+
+
+@dataclass
+class Frame:
+    model: ModuleModel
+    prefix: str
+    env: dict[str, Value]
+    conds: tuple
+    site: tuple
+    depth: int
+    returns: list[Value]
+    active: frozenset     # functions being inlined (no recursion)
+
+    def child(self, model: ModuleModel, prefix: str, env: dict[str, Value], site, key) -> "Frame":
+        return Frame(model, prefix, env, self.conds, site, self.depth + 1, [], self.active | {key})
+
+
+class Walker:
+    def __init__(self, analysis: "Analysis", model: ModuleModel, max_values: int = 20000):
+        self.a = analysis
+        self.flow = Flow(model.cls.name)
+        self.root_model = model
+        self.max_values = max_values
+
+    # -- values -------------------------------------------------------------------------
+
+    def new(self, op: str, inputs, node, frame: Frame, **kw) -> Value:
+        inputs = tuple(i for i in inputs if i is not None)
+        if len(self.flow.values) >= self.max_values:
+            self.flow.truncated = True
+        v = Value(len(self.flow.values), op, inputs, node, frame.model.file.path, frame.model.cls.name,
+                  conds=frame.conds, site=frame.site, **kw)
+        anc = 0
+        for i in inputs:
+            anc |= i.closure
+        v.anc = anc
+        v.closure = anc | (1 << v.id)
+        self.flow.values.append(v)
+        if op == "norm":
+            self.flow.norms.append(v)
+        elif op == "block":
+            self.flow.blocks.append(v)
+        return v
+
+    def run(self) -> Flow:
+        found = self.a.index.find_method(self.root_model.cls, "forward")
+        if found is None:
+            return self.flow
+        fn, _owner = found
+        frame = Frame(self.root_model, "", {}, (), (), 0, [], frozenset({id(fn)}))
+        self._bind_params(fn, frame, None, None, top=True)
+        self.block(fn.body, frame)
+        self.flow.returns = frame.returns
+        self.flow.finish()
+        return self.flow
+
+    def _bind_params(self, fn: ast.FunctionDef | ast.Lambda, frame: Frame, args, kwargs, top=False):
+        a = fn.args
+        params = [p.arg for p in a.posonlyargs + a.args]
+        if params and params[0] == "self" and isinstance(fn, ast.FunctionDef):
+            params = params[1:]
+        args = list(args or [])
+        kwargs = dict(kwargs or {})
+        for i, name in enumerate(params):
+            if i < len(args):
+                frame.env[name] = args[i]
+            elif name in kwargs:
+                frame.env[name] = kwargs.pop(name)
+            else:
+                frame.env[name] = self.new("param", (), None, frame, var=name)
+        for p in a.kwonlyargs:
+            frame.env[p.arg] = kwargs.pop(p.arg, None) or self.new("param", (), None, frame, var=p.arg)
+        for p in (a.vararg, a.kwarg):
+            if p is not None:
+                frame.env[p.arg] = self.new("param", (), None, frame, var=p.arg)
+        if top:
+            self.flow.params = {k: v for k, v in frame.env.items() if v.op == "param"}
+
+    # -- statements ---------------------------------------------------------------------
+
+    def block(self, body: list[ast.stmt], frame: Frame) -> bool:
+        """Walk statements; True when the block always ends in return/raise."""
+        for stmt in body:
+            if self.flow.truncated:
+                return False
+            if self.stmt(stmt, frame):
+                return True
+        return False
+
+    def stmt(self, s: ast.stmt, frame: Frame) -> bool:
+        if isinstance(s, ast.Assign):
+            v = self.expr(s.value, frame)
+            for t in s.targets:
+                self.bind(t, v, frame)
+        elif isinstance(s, ast.AnnAssign):
+            if s.value is not None:
+                self.bind(s.target, self.expr(s.value, frame), frame)
+        elif isinstance(s, ast.AugAssign):
+            cur = self.expr(s.target, frame) if not isinstance(s.target, ast.Name) \
+                else frame.env.get(s.target.id) or self.new("global", (), s.target, frame)
+            rhs = self.expr(s.value, frame)
+            v = self._binop(s.op, cur, rhs, s, frame)
+            self.bind(s.target, v, frame)
+        elif isinstance(s, ast.Expr):
+            self.expr(s.value, frame)
+        elif isinstance(s, ast.Return):
+            if s.value is not None:
+                frame.returns.append(self.expr(s.value, frame))
+            return True
+        elif isinstance(s, ast.Raise):
+            return True
+        elif isinstance(s, ast.If):
+            return self._if(s, frame)
+        elif isinstance(s, (ast.For, ast.AsyncFor)):
+            self._for(s, frame)
+        elif isinstance(s, ast.While):
+            self.expr(s.test, frame)
+            self.block(s.body, frame)
+        elif isinstance(s, (ast.With, ast.AsyncWith)):
+            for item in s.items:
+                v = self.expr(item.context_expr, frame)
+                if item.optional_vars is not None:
+                    self.bind(item.optional_vars, v, frame)
+            return self.block(s.body, frame)
+        elif isinstance(s, ast.Try):
+            ended = self.block(s.body, frame)
+            for h in s.handlers:
+                self.block(h.body, frame)
+            self.block(s.orelse, frame)
+            self.block(s.finalbody, frame)
+            return ended and not s.handlers
+        return False
+
+    def _cond_key(self, test: ast.expr) -> tuple[object, bool]:
+        """A key under which `if c:` and `if not c:` (or `is None` / `is not None`) meet.
+
+        Names and comparisons of names get a readable key; anything else is keyed by node
+        identity, so only the two branches of one `if` are known to exclude each other.
+        """
+        polarity = True
+        while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            test = test.operand
+            polarity = not polarity
+        name = dotted(test)
+        if name is not None:
+            return name, polarity
+        if isinstance(test, ast.Compare) and len(test.ops) == 1:
+            op = test.ops[0]
+            if isinstance(op, (ast.IsNot, ast.NotEq)):
+                polarity = not polarity
+            left, right = dotted(test.left), test.comparators[0]
+            rkey = dotted(right) or (repr(right.value) if isinstance(right, ast.Constant) else None)
+            if left is not None and rkey is not None:
+                kind = "is" if isinstance(op, (ast.Is, ast.IsNot)) else "eq" \
+                    if isinstance(op, (ast.Eq, ast.NotEq)) else type(op).__name__
+                return (left, kind, rkey), polarity
+        return id(test), polarity
+
+    def _if(self, s: ast.If, frame: Frame) -> bool:
+        self.expr(s.test, frame)
+        key, pol = self._cond_key(s.test)
+        outer_conds = frame.conds
+        before = dict(frame.env)
+        frame.conds = outer_conds + ((key, pol),)
+        body_ends = self.block(s.body, frame)
+        body_env = frame.env
+        frame.env = dict(before)
+        frame.conds = outer_conds + ((key, not pol),)
+        else_ends = self.block(s.orelse, frame)
+        else_env = frame.env
+        frame.conds = outer_conds
+        if body_ends and else_ends:
+            frame.env = body_env
+            return True
+        if body_ends:
+            frame.env = else_env
+            frame.conds = outer_conds + ((key, not pol),)
+        elif else_ends:
+            frame.env = body_env
+            frame.conds = outer_conds + ((key, pol),)
+        else:
+            merged = {}
+            for name in set(body_env) | set(else_env):
+                a, b = body_env.get(name), else_env.get(name)
+                if a is b or b is None:
+                    merged[name] = a
+                elif a is None:
+                    merged[name] = b
+                else:
+                    merged[name] = self.new("phi", (a, b), s, frame, var=name)
+            frame.env = merged
+        return False
+
+    def _for(self, s: ast.For, frame: Frame) -> None:
+        it = self.expr(s.iter, frame)
+        elem = self._element(it, s.iter, frame)
+        self.bind(s.target, elem, frame)
+        if elem.op == "elem_ref" or (elem.op == "tuple" and any(e.op == "elem_ref" for e in elem.inputs)):
+            ref = elem if elem.op == "elem_ref" else next(e for e in elem.inputs if e.op == "elem_ref")
+            self.flow.for_stacks.append((s, ref))
+        self.block(s.body, frame)
+        self.block(s.orelse, frame)
+
+    def _element(self, it: Value, node: ast.expr, frame: Frame) -> Value:
+        """What the loop variable is when iterating over it."""
+        if it.op == "module_ref" and it.kind is not None and it.kind.category in ("stack", "transformer_stack"):
+            return self.new("elem_ref", (), node, frame, kind=it.kind.block, attr=it.attr, stack=it.kind)
+        if it.op == "func" and it.name in ("enumerate", "zip", "reversed", "list") and it.inputs:
+            elems = [self._element(i, node, frame) for i in it.inputs]
+            if it.name == "enumerate":
+                return self.new("tuple", (self.new("const", (), None, frame), elems[0]), node, frame)
+            if it.name == "zip":
+                return self.new("tuple", tuple(elems), node, frame)
+            return elems[0]
+        if it.op == "getitem" and it.inputs and it.inputs[0].op == "module_ref":
+            return self._element(it.inputs[0], node, frame)
+        return self.new("getitem", (it,), node, frame)
+
+    def bind(self, target: ast.expr, v: Value, frame: Frame) -> None:
+        if isinstance(target, ast.Name):
+            frame.env[target.id] = v
+            if v.var is None:
+                v.var = target.id
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            elts = target.elts
+            if v.op == "tuple" and len(v.inputs) == len(elts) and not any(isinstance(e, ast.Starred) for e in elts):
+                for e, sub in zip(elts, v.inputs):
+                    self.bind(e, sub, frame)
+            else:
+                for i, e in enumerate(elts):
+                    if isinstance(e, ast.Starred):
+                        e = e.value
+                    self.bind(e, self.new("getitem", (v,), e, frame, name=str(i)), frame)
+        elif isinstance(target, ast.Starred):
+            self.bind(target.value, v, frame)
+        else:
+            # self.x = ..., d[k] = ...: evaluate sub-expressions for their calls only
+            if isinstance(target, ast.Subscript):
+                self.expr(target.value, frame)
+
+    # -- expressions --------------------------------------------------------------------
+
+    def expr(self, e: ast.expr | None, frame: Frame) -> Value:
+        if e is None:
+            return self.new("const", (), None, frame)
+        if self.flow.truncated:
+            return self.new("global", (), e, frame)
+        if isinstance(e, ast.Name):
+            v = frame.env.get(e.id)
+            if v is not None:
+                return v
+            return self.new("global", (), e, frame, name=e.id)
+        if isinstance(e, ast.Constant):
+            return self.new("const", (), e, frame, payload=e.value)
+        if isinstance(e, ast.Attribute):
+            return self._attribute(e, frame)
+        if isinstance(e, ast.Call):
+            return self._call(e, frame)
+        if isinstance(e, ast.BinOp):
+            return self._binop(e.op, self.expr(e.left, frame), self.expr(e.right, frame), e, frame)
+        if isinstance(e, ast.UnaryOp):
+            return self.new("unary", (self.expr(e.operand, frame),), e, frame, name=type(e.op).__name__)
+        if isinstance(e, ast.Subscript):
+            base = self.expr(e.value, frame)
+            self.expr(e.slice, frame)
+            if base.op == "module_ref" and base.kind is not None and base.kind.category in ("stack", "sequential"):
+                k = base.kind
+                elem = k.block
+                if isinstance(e.slice, ast.Constant) and isinstance(e.slice.value, int) and k.elements \
+                        and -len(k.elements) <= e.slice.value < len(k.elements):
+                    elem = k.elements[e.slice.value]
+                if isinstance(e.slice, ast.Slice):
+                    return base
+                return self.new("module_ref", (), e, frame, kind=elem,
+                                attr=f"{base.attr}[{ast.unparse(e.slice)}]", stack=k)
+            if base.op == "meta":
+                return base
+            return self.new("getitem", (base,), e, frame)
+        if isinstance(e, (ast.Tuple, ast.List, ast.Set)):
+            return self.new("tuple", tuple(self.expr(x, frame) for x in e.elts), e, frame)
+        if isinstance(e, ast.Dict):
+            return self.new("tuple", tuple(self.expr(x, frame) for x in e.values), e, frame)
+        if isinstance(e, ast.IfExp):
+            self.expr(e.test, frame)
+            key, pol = self._cond_key(e.test)
+            outer = frame.conds
+            frame.conds = outer + ((key, pol),)
+            a = self.expr(e.body, frame)
+            frame.conds = outer + ((key, not pol),)
+            b = self.expr(e.orelse, frame)
+            frame.conds = outer
+            return self.new("phi", (a, b), e, frame)
+        if isinstance(e, ast.BoolOp):
+            vals = tuple(self.expr(x, frame) for x in e.values)
+            return self.new("phi", vals, e, frame)
+        if isinstance(e, ast.Compare):
+            self.expr(e.left, frame)
+            for c in e.comparators:
+                self.expr(c, frame)
+            return self.new("meta", (), e, frame)
+        if isinstance(e, ast.Lambda):
+            return self.new("lambda", (), e, frame, payload=(e, frame))
+        if isinstance(e, ast.Starred):
+            return self.expr(e.value, frame)
+        if isinstance(e, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
+            # comprehension variables shadow the frame's for the element only: save and
+            # restore them instead of copying the whole environment
+            saved: dict[str, Value | None] = {}
+            for gen in e.generators:
+                it = self.expr(gen.iter, frame)
+                for t in ast.walk(gen.target):
+                    if isinstance(t, ast.Name) and t.id not in saved:
+                        saved[t.id] = frame.env.get(t.id)
+                self.bind(gen.target, self._element(it, gen.iter, frame), frame)
+            result = self.new("tuple", (self.expr(e.elt, frame),), e, frame)
+            for name, old in saved.items():
+                if old is None:
+                    frame.env.pop(name, None)
+                else:
+                    frame.env[name] = old
+            return result
+        if isinstance(e, ast.JoinedStr):
+            return self.new("const", (), e, frame)
+        if isinstance(e, ast.NamedExpr):
+            v = self.expr(e.value, frame)
+            self.bind(e.target, v, frame)
+            return v
+        return self.new("global", (), e, frame)
+
+    def _binop(self, op: ast.operator, a: Value, b: Value, node, frame: Frame) -> Value:
+        if isinstance(op, ast.Add):
+            v = self.new("add", (a, b), node, frame, name="Add")
+            self._residual(v, a, b)
+            return v
+        if a.op == "meta" and b.op in ("meta", "const"):
+            return a
+        return self.new("binop", (a, b), node, frame, name=type(op).__name__)
+
+    def _residual(self, v: Value, a: Value, b: Value) -> None:
+        for skip, branch in ((a, b), (b, a)):
+            if skip.op in ("const", "global", "meta", "selfattr"):
+                continue
+            if branch.has_ancestor(skip):
+                rb = root(branch)
+                if rb.op == "call" and rb.kind is not None and rb.kind.category == "embedding":
+                    return  # token + position embeddings: not a sublayer
+                self.flow.residuals.append(Residual(v, skip, branch, _interpolates(branch, skip)))
+                return
+            if skip.op == "binop" and skip.name == "Mult":
+                data = _scale_operand(skip) or next((i for i in skip.inputs if branch.has_ancestor(i)), None)
+                if data is not None and branch.has_ancestor(data):
+                    self.flow.residuals.append(Residual(v, data, branch, True))
+                    return
+
+    def _attribute(self, e: ast.Attribute, frame: Frame) -> Value:
+        if isinstance(e.value, ast.Name) and e.value.id == "self" and "self" not in frame.env:
+            sub = frame.model.submodules.get(e.attr)
+            if sub is not None:
+                return self.new("module_ref", (), e, frame, kind=sub.kind, attr=frame.prefix + e.attr)
+            if self.a.index.find_method(frame.model.cls, e.attr) is not None:
+                return self.new("method_ref", (), e, frame, name=e.attr, payload=frame.model)
+            return self.new("selfattr", (), e, frame, name=e.attr,
+                            payload="param" if e.attr in frame.model.param_attrs else None)
+        base = self.expr(e.value, frame)
+        if e.attr in _META_ATTRS or base.op == "meta":
+            return self.new("meta", (), e, frame)
+        if base.op in ("module_ref", "elem_ref") and e.attr in ("__call__", "forward"):
+            return base
+        if base.op == "global" or base.op == "selfattr":
+            return self.new("global", (), e, frame, name=ast.unparse(e))
+        if base.op in ("module_ref", "elem_ref"):
+            return self.new("selfattr", (), e, frame, name=e.attr)
+        return self.new("attr", (base,), e, frame, name=e.attr)
+
+    # -- calls --------------------------------------------------------------------------
+
+    def _args(self, call: ast.Call, frame: Frame) -> tuple[list[Value], dict[str, Value]]:
+        args = [self.expr(a, frame) for a in call.args]
+        kwargs = {}
+        for k in call.keywords:
+            v = self.expr(k.value, frame)
+            if k.arg is not None:
+                kwargs[k.arg] = v
+        return args, kwargs
+
+    def _call(self, e: ast.Call, frame: Frame) -> Value:
+        func = e.func
+        imports = frame.model.file.imports
+        # torch.* / F.* functions and module-level helpers (not methods on local values)
+        if isinstance(func, (ast.Name, ast.Attribute)):
+            base = func
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id not in frame.env and base.id != "self":
+                qual = imports.qualname(func) or ""
+                args, kwargs = self._args(e, frame)
+                fnorm = kinds.torch_functional_norm(qual)
+                if fnorm is not None and (qual.startswith("torch.nn.functional.") or fnorm != "normalize"):
+                    kind = Kind("norm", f"F.{fnorm}", family=kinds.FUNCTIONAL_NORMS[fnorm], call=e)
+                    return self.new("norm", tuple(args) + tuple(kwargs.values()), e, frame, kind=kind,
+                                    name=fnorm)
+                short = qual.rsplit(".", 1)[-1]
+                if short in ("tril", "triu", "ones", "zeros", "arange", "full", "empty", "ones_like",
+                             "zeros_like", "randn", "rand", "tensor", "as_tensor", "isinstance", "len",
+                             "getattr", "hasattr", "range", "print", "int", "float", "bool", "str",
+                             "finfo", "is_scripting", "is_tracing", "is_compiling"):
+                    return self.new("meta", (), e, frame, name=short)
+                # checkpoint(layer, x) / checkpoint_seq(self.blocks, x): a call of that module
+                if short in ("enumerate", "zip", "reversed", "list", "iter", "tuple", "sorted"):
+                    return self.new("func", tuple(args), e, frame, name=short)
+                if args and args[0].op in ("module_ref", "elem_ref", "method_ref", "lambda"):
+                    return self._invoke(args[0], args[1:], kwargs, e, frame)
+                if qual in ("torch.add",) and len(args) >= 2:
+                    return self._binop(ast.Add(), args[0], args[1], e, frame)
+                if qual in ("torch.mul",) and len(args) >= 2:
+                    return self._binop(ast.Mult(), args[0], args[1], e, frame)
+                data = tuple(args) + tuple(kwargs.values())
+                return self.new("func", data, e, frame, name=qual)
+        callee = self.expr(func, frame)
+        if isinstance(func, ast.Attribute) and callee.op not in ("module_ref", "elem_ref", "method_ref", "lambda"):
+            # a method on a value: x.transpose(1, 2), x.float()
+            recv = callee.inputs[0] if callee.op == "attr" and callee.inputs else callee
+            args, kwargs = self._args(e, frame)
+            name = func.attr
+            if name in _META_METHODS or recv.op == "meta":
+                return self.new("meta", (), e, frame, name=name)
+            return self.new("method", (recv,) + tuple(args) + tuple(kwargs.values()), e, frame, name=name)
+        args, kwargs = self._args(e, frame)
+        return self._invoke(callee, args, kwargs, e, frame)
+
+    def _invoke(self, callee: Value, args: list[Value], kwargs: dict[str, Value], node: ast.Call,
+                frame: Frame) -> Value:
+        data = tuple(args) + tuple(kwargs.values())
+        if callee.op == "lambda":
+            lam, lframe = callee.payload
+            if frame.depth >= MAX_INLINE_DEPTH or id(lam) in frame.active:
+                return self.new("call", data, node, frame)
+            inner = lframe.child(lframe.model, lframe.prefix, dict(lframe.env), frame.site + (id(node),), id(lam))
+            inner.conds = frame.conds
+            self._bind_params(lam, inner, args, kwargs)
+            return self.expr(lam.body, inner)
+        if callee.op == "method_ref":
+            model: ModuleModel = callee.payload
+            found = self.a.index.find_method(model.cls, callee.name)
+            if found is None or frame.depth >= MAX_INLINE_DEPTH or id(found[0]) in frame.active:
+                return self.new("call", data, node, frame, name=callee.name)
+            fn = found[0]
+            inner = frame.child(model, frame.prefix, {}, frame.site + (id(node),), id(fn))
+            self._bind_params(fn, inner, args, kwargs)
+            self.block(fn.body, inner)
+            return self._result(inner.returns, node, frame)
+        if callee.op in ("module_ref", "elem_ref"):
+            kind = callee.kind
+            attr = callee.attr or ""
+            if callee.op == "elem_ref":
+                if kind is not None and kind.category == "project" and self._takes_callable(data):
+                    return self._inline_module(kind, attr, args, kwargs, node, frame)
+                if kind is not None and kind.category == "norm":
+                    return self.new("norm", data, node, frame, kind=kind, attr=attr)
+                return self.new("block", data, node, frame, kind=kind, attr=attr, stack=callee.stack)
+            return self.apply(kind, attr, args, kwargs, node, frame)
+        return self.new("call", data + (callee,) if callee.op not in ("global", "selfattr") else data,
+                        node, frame, name=callee.name)
+
+    @staticmethod
+    def _takes_callable(data) -> bool:
+        return any(d.op in ("lambda", "module_ref", "method_ref") or (d.op == "selfattr" and d.payload == "param")
+                   for d in data)
+
+    def apply(self, kind: Kind | None, attr: str, args: list[Value], kwargs: dict[str, Value], node,
+              frame: Frame) -> Value:
+        data = tuple(args) + tuple(kwargs.values())
+        if kind is None:
+            return self.new("call", data, node, frame, attr=attr)
+        if kind.category == "norm":
+            return self.new("norm", data, node, frame, kind=kind, attr=attr)
+        if kind.category == "sequential":
+            v = args[0] if args else self.new("const", (), None, frame)
+            for i, el in enumerate(kind.elements):
+                v = self.apply(el, f"{attr}[{i}]", [v], {}, el.call or node, frame)
+            return v
+        if kind.category in ("stack", "transformer_stack"):
+            v = self.new("block", data, node, frame, kind=kind.block, attr=attr, stack=kind)
+            if kind.final_norm is not None:
+                v = self.new("norm", (v,), node, frame, kind=kind.final_norm, attr=f"{attr}.norm", stack=kind)
+            return v
+        if kind.category == "project" and self._takes_callable(data):
+            return self._inline_module(kind, attr, args, kwargs, node, frame)
+        return self.new("call", data, node, frame, kind=kind, attr=attr)
+
+    def _inline_module(self, kind: Kind, attr: str, args, kwargs, node, frame: Frame) -> Value:
+        data = tuple(args) + tuple(kwargs.values())
+        cls = kind.cls
+        found = self.a.index.find_method(cls, "forward") if cls else None
+        if found is None or frame.depth >= MAX_INLINE_DEPTH or id(found[0]) in frame.active:
+            return self.new("call", data, node, frame, kind=kind, attr=attr)
+        fn = found[0]
+        model = self.a.model(cls)
+        inner = frame.child(model, f"{attr}.", {}, frame.site + (id(node),), id(fn))
+        self._bind_params(fn, inner, args, kwargs)
+        self.block(fn.body, inner)
+        return self._result(inner.returns, node, frame)
+
+    def _result(self, returns: list[Value], node, frame: Frame) -> Value:
+        if not returns:
+            return self.new("const", (), node, frame)
+        if len(returns) == 1:
+            return returns[0]
+        return self.new("phi", tuple(returns), node, frame)

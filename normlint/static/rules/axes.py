@@ -1,0 +1,174 @@
+"""NL2: the axes a norm reduces over."""
+
+from __future__ import annotations
+
+import ast
+
+from ...findings import Severity
+from ..flow import Value
+from ..index import ClassInfo
+from ..model import Analysis, walk_kind
+from .common import Reporter, producer, ref
+
+_SEQ_PRODUCERS = {"embedding", "rnn", "attention", "transformer", "transformer_stack", "transformer_layer"}
+
+
+def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
+    flow = a.flow(cls)
+    if flow is not None and report.on("NL201", "NL204", "NL202", "NL203"):
+        for v in flow.norms:
+            _nl201(v, report)
+            _nl204(v, report)
+            _functional_shape(a, cls, v, report)
+    if report.on("NL202"):
+        _nl202_ctor(a, cls, report)
+    hand = a.hand_norm(cls) if a.norm_class(cls) is not None else None
+    if hand is not None and report.on("NL202", "NL203"):
+        _hand_axes(a, cls, hand, report)
+
+
+def _sequence_source(v: Value) -> Value | None:
+    """A producer of a (N, L, C) activation reached without any axis move."""
+    for _ in range(16):
+        p = producer(v)
+        if p.op in ("call", "block") and p.kind is not None:
+            cat = p.kind.category
+            if cat in _SEQ_PRODUCERS:
+                return p
+            if cat == "linear" and p.inputs:
+                v = p.inputs[0]
+                continue
+        if p.op == "add" and p.inputs:
+            v = p.inputs[0]
+            continue
+        return None
+    return None
+
+
+def _nl201(v: Value, report: Reporter) -> None:
+    k = v.kind
+    if k is None or k.torch_name not in ("BatchNorm1d", "LazyBatchNorm1d") or not v.inputs:
+        return
+    src = _sequence_source(v.inputs[0])
+    if src is None:
+        return
+    report("NL201", v.path, v.node,
+           f"`{v.owner}.forward` applies {ref(v)} (BatchNorm1d) to the (N, L, C) output of {ref(src)} "
+           f"({src.kind.name}): BatchNorm1d normalizes dim 1, the sequence axis; transpose around it: "
+           f"`{ref(v)}(x.transpose(1, 2)).transpose(1, 2)`")
+
+
+def _nl204(v: Value, report: Reporter) -> None:
+    k = v.kind
+    if k is None or k.family != "layer" or k.channels_first or not v.inputs:
+        return
+    if k.torch_name is None and k.name != "F.layer_norm" and k.cls is not None:
+        return  # project norms: channels-first ones are told apart by structure elsewhere
+    if k.call is not None and k.call.args and _is_full_shape(k.call.args[0]) is not None:
+        return  # LayerNorm([C, H, W]) covers the channels: NL202's business, not NL204's
+    p = producer(v.inputs[0])
+    if p.op == "call" and p.kind is not None and p.kind.category == "conv":
+        report("NL204", v.path, v.node,
+               f"`{v.owner}.forward` applies {ref(v)} ({k.name}) straight to the channels-first output "
+               f"of {ref(p)} ({p.kind.name}): it normalizes the last spatial axis, not the channels; "
+               "permute to channels-last around it (`x.permute(0, 2, 3, 1)` ... `permute(0, 3, 1, 2)`) "
+               "or use a channels-first LayerNorm2d")
+
+
+def _is_full_shape(node: ast.expr) -> str | None:
+    """'full' for x.shape / x.size(), 'trailing' for x.shape[1:] / [L, C] lists, else None."""
+    if isinstance(node, ast.Attribute) and node.attr == "shape":
+        return "full"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size" \
+            and not node.args:
+        return "full"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("tuple", "list") \
+            and node.args:
+        return _is_full_shape(node.args[0])
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice) \
+            and _is_full_shape(node.value) == "full":
+        lower = node.slice.lower
+        if lower is not None and isinstance(lower, ast.Constant) and lower.value == 1:
+            return "trailing"
+        if lower is not None and isinstance(lower, ast.UnaryOp) and isinstance(lower.operand, ast.Constant) \
+                and lower.operand.value >= 2:
+            return "trailing"
+        return None
+    if isinstance(node, (ast.List, ast.Tuple)) and len(node.elts) >= 2:
+        return "trailing"
+    return None
+
+
+def _shape_arg(call: ast.Call) -> ast.expr | None:
+    for k in call.keywords:
+        if k.arg == "normalized_shape":
+            return k.value
+    return None
+
+
+def _functional_shape(a: Analysis, cls: ClassInfo, v: Value, report: Reporter) -> None:
+    if v.name != "layer_norm" or not isinstance(v.node, ast.Call) or v.owner != cls.name:
+        return
+    call = v.node
+    shape = call.args[1] if len(call.args) > 1 else _shape_arg(call)
+    if shape is None:
+        return
+    what = _is_full_shape(shape)
+    if what == "full":
+        report("NL203", v.path, call,
+               f"`{cls.name}.forward` calls F.layer_norm with normalized_shape={ast.unparse(shape)}: the "
+               "statistics include the batch axis, so each sample depends on the others; normalize the "
+               "feature axis: `F.layer_norm(x, x.shape[-1:])`")
+    elif what == "trailing":
+        _report_seq(a, cls, v.path, call, f"`{cls.name}.forward` calls F.layer_norm with normalized_shape="
+                    f"{ast.unparse(shape)}", report)
+
+
+def _report_seq(a: Analysis, cls: ClassInfo, path: str, node, what: str, report: Reporter) -> None:
+    ev = a.sequence_context(cls)
+    if ev:
+        report("NL202", path, node,
+               f"{what}: it reduces over the sequence/field axis as well as the features ({ev.reasons[0]}), "
+               "so statistics depend on sequence length and leak across positions; normalize the feature "
+               "axis only: `nn.LayerNorm(d_model)`")
+    else:
+        report("NL202", path, node,
+               f"{what}: it normalizes each sample over several axes; fine for a CNN's [C, H, W], wrong for "
+               "(L, C) sequences", Severity.INFO)
+
+
+def _nl202_ctor(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
+    for sub in a.model(cls).submodules.values():
+        for k in walk_kind(sub.kind):
+            if k.torch_name not in ("LayerNorm", "RMSNorm") or k.call is None:
+                continue
+            shape = k.call.args[0] if k.call.args else _shape_arg(k.call)
+            if shape is None or _is_full_shape(shape) is None:
+                continue
+            _report_seq(a, cls, cls.file.path, k.call,
+                        f"`{cls.name}.{sub.attr}` is {k.name}({ast.unparse(shape)})", report)
+
+
+def _hand_axes(a: Analysis, cls: ClassInfo, hand, report: Reporter) -> None:
+    for st in hand.stats:
+        if not st.dims:
+            continue
+        if 0 in st.dims and st.keepdim and not hand.running_stats:
+            report("NL203", cls.file.path, st.node,
+                   f"`{cls.name}.forward` takes `{st.op}` over dim 0, the batch axis: each sample's output "
+                   "depends on the rest of the batch; reduce over the feature axis (dim=-1)")
+        elif any(d in (1, -2) for d in st.dims) and not hand.channels_first:
+            ev = _users_sequence_context(a, cls)
+            if ev:
+                report("NL202", cls.file.path, st.node,
+                       f"`{cls.name}.forward` takes `{st.op}` over dim {st.dims[0]}, the sequence axis of "
+                       f"(B, T, C) activations ({ev}): statistics mix positions and depend on sequence "
+                       "length; reduce over the feature axis: `dim=-1`")
+
+
+def _users_sequence_context(a: Analysis, cls: ClassInfo) -> str | None:
+    for p in a.parents(cls):
+        ev = a.sequence_context(p)
+        if ev:
+            return f"used by `{p.name}`: {ev.reasons[0]}"
+    return None

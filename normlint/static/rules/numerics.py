@@ -1,0 +1,77 @@
+"""NL4: numerics of hand-written norms (eps, precision, formula)."""
+
+from __future__ import annotations
+
+import ast
+
+from ...findings import Severity
+from ..index import ClassInfo
+from ..model import Analysis, walk_kind
+from .common import Reporter
+
+FP16_MIN_SUBNORMAL = 5.96e-8
+
+
+def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
+    if report.on("NL401"):
+        _eps_at_instantiation(a, cls, report)
+    nf = a.norm_class(cls)
+    hand = a.hand_norm(cls) if nf is not None else None
+    if hand is None:
+        return
+    path = cls.file.path
+    if report.on("NL401"):
+        for node, value in hand.eps_literals:
+            if 0 < value < FP16_MIN_SUBNORMAL:
+                sev = Severity.INFO if hand.upcast else None
+                note = (" (the statistics are upcast to float32 first, so this only bites when the "
+                        "upcast is removed)" if hand.upcast else "")
+                report("NL401", path, node,
+                       f"`{cls.name}` adds eps={value:g}, below float16's smallest subnormal (5.96e-8): it "
+                       f"rounds to 0 in half precision and all-zero (padding) rows give NaN{note}; use "
+                       "eps >= 1e-6", sev)
+    if report.on("NL402") and not hand.upcast and hand.family != "batch":
+        st = next((s for s in hand.stats if not s.upcast and s.op != "sum"), None)
+        if st is not None:
+            report("NL402", path, st.node,
+                   f"`{cls.name}.forward` computes `{st.op}` in the input dtype: under fp16/bf16 the "
+                   "statistics lose precision (fp16 x*x overflows at |x| >= 256); upcast first: "
+                   "`x.float().pow(2).mean(-1, keepdim=True)` and cast the result back")
+    if report.on("NL403") and hand.centered:
+        for st in hand.stats:
+            if st.op in ("std", "var") and not st.biased:
+                report("NL403", path, st.node,
+                       f"`{cls.name}.forward` uses `{ast.unparse(st.node)}`, the unbiased (N-1) estimate: "
+                       "its output differs from nn.LayerNorm and ported weights behave differently; pass "
+                       "`unbiased=False` (or use F.layer_norm)")
+        for div in hand.divisions:
+            if div.eps_outside_root:
+                report("NL403", path, div.node,
+                       f"`{cls.name}.forward` adds eps to the standard deviation "
+                       f"(`{ast.unparse(div.denominator)}`) instead of the variance: the output differs "
+                       "from nn.LayerNorm; use `(x - mean) / torch.sqrt(var + eps)`")
+    if report.on("NL404"):
+        for div in hand.divisions:
+            if not div.has_eps:
+                report("NL404", path, div.node,
+                       f"`{cls.name}.forward` divides by `{ast.unparse(div.denominator)}` with no eps: a "
+                       "constant row (padding) makes it 0 and the output NaN/Inf; add eps inside the root "
+                       "(`torch.sqrt(var + eps)`) or clamp the denominator")
+
+
+def _eps_at_instantiation(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
+    """MyRMSNorm(d, eps=1e-12): a tiny eps handed to a hand-written norm without upcast."""
+    for sub in a.model(cls).submodules.values():
+        for k in walk_kind(sub.kind):
+            if not k.is_norm or k.cls is None or k.call is None:
+                continue
+            hand = a.hand_norm(k.cls)
+            if hand is None or hand.upcast:
+                continue
+            for kw in k.call.keywords:
+                if kw.arg in ("eps", "epsilon", "variance_epsilon") and isinstance(kw.value, ast.Constant) \
+                        and isinstance(kw.value.value, float) and 0 < kw.value.value < FP16_MIN_SUBNORMAL:
+                    report("NL401", cls.file.path, kw.value,
+                           f"`{cls.name}.{sub.attr}` builds {k.name} with eps={kw.value.value:g}, which rounds "
+                           "to 0 in float16 (the hand-written norm does not upcast): all-zero rows give NaN; "
+                           "use eps >= 1e-6")

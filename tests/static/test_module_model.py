@@ -1,0 +1,330 @@
+"""The module model the rules stand on: names, norm kinds, stacks and depth, dataflow,
+sequence evidence, and the project index across files."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from analysis_helpers import parse, run_source
+from normlint.registry import all_codes
+from normlint.static.analyzer import analyze
+from normlint.static.context import RuleContext
+from normlint.static.model import Analysis
+
+
+def analysis(*sources: tuple[str, str]) -> Analysis:
+    files = [parse(path, textwrap.dedent(text)) for path, text in sources]
+    return Analysis(files, RuleContext(enabled=frozenset(all_codes())))
+
+
+def cls(a: Analysis, name: str):
+    return next(c for c in a.classes() if c.name == name)
+
+
+def kind(a: Analysis, class_name: str, attr: str):
+    return a.model(cls(a, class_name)).submodules[attr].kind
+
+
+IMPORTS = "import copy\nimport torch\nimport torch.nn as nn\nfrom functools import partial\n"
+
+
+@pytest.mark.parametrize("imp, ctor", [
+    ("import torch.nn as nn", "nn.LayerNorm(8)"),
+    ("from torch import nn", "nn.LayerNorm(8)"),
+    ("import torch", "torch.nn.LayerNorm(8)"),
+    ("from torch.nn import LayerNorm as LN", "LN(8)"),
+])
+def test_import_aliases_resolve_torch_norms(imp, ctor):
+    a = analysis(("m.py", f"{imp}\nclass M:\n    def __init__(self):\n        self.n = {ctor}\n"))
+    k = kind(a, "M", "n")
+    assert (k.category, k.family, k.torch_name) == ("norm", "layer", "LayerNorm")
+
+
+def test_norm_kinds_by_base_structure_and_factory():
+    a = analysis(("m.py", IMPORTS + '''
+class MyNorm(nn.LayerNorm):
+    pass
+
+class LlamaRMSNorm(nn.Module):
+    def __init__(self, hidden_size, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.variance_epsilon = eps
+    def forward(self, hidden_states):
+        input_dtype = hidden_states.dtype
+        hidden_states = hidden_states.to(torch.float32)
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
+        return self.weight * hidden_states.to(input_dtype)
+
+class AnnotatedLayerNorm(nn.Module):
+    def __init__(self, features, eps=1e-6):
+        super().__init__()
+        self.a_2 = nn.Parameter(torch.ones(features))
+        self.eps = eps
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        std = x.std(-1, keepdim=True)
+        return self.a_2 * (x - mean) / (std + self.eps)
+
+class Block(nn.Module):
+    def __init__(self, dim, norm_layer=nn.LayerNorm, act_norm=partial(nn.BatchNorm1d, eps=1e-3),
+                 opt_norm=None):
+        super().__init__()
+        self.a = MyNorm(dim)
+        self.b = LlamaRMSNorm(dim)
+        self.c = AnnotatedLayerNorm(dim)
+        self.d = norm_layer(dim)
+        self.e = act_norm(dim)
+        self.f = opt_norm(dim) if opt_norm else nn.Identity()
+        norm_layer = norm_layer or partial(nn.LayerNorm, eps=1e-6)
+        self.g = norm_layer(dim)
+        self.fc = nn.Linear(dim, dim)
+'''))
+    fam = {attr: (kind(a, "Block", attr).category, kind(a, "Block", attr).family) for attr in "abcdefg"}
+    assert fam == {"a": ("norm", "layer"), "b": ("norm", "rms"), "c": ("norm", "layer"),
+                   "d": ("norm", "layer"), "e": ("norm", "batch"), "f": ("norm", None),
+                   "g": ("norm", "layer")}
+    assert kind(a, "Block", "fc").category == "linear"
+
+
+def test_stacks_and_depth_sources():
+    a = analysis(("m.py", IMPORTS + '''
+from dataclasses import dataclass
+
+N_LAYERS = 5
+
+@dataclass
+class Cfg:
+    n_layer: int = 7
+
+def clones(module, N):
+    return nn.ModuleList([copy.deepcopy(module) for _ in range(N)])
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+
+class Model(nn.Module):
+    DEPTH = 3
+    def __init__(self, cfg: Cfg, d=8, depth=4, other=None):
+        super().__init__()
+        self.a = nn.ModuleList([Block(d) for _ in range(depth)])
+        self.b = nn.ModuleList(Block(d) for _ in range(self.DEPTH))
+        self.c = nn.Sequential(*[Block(d) for i in range(N_LAYERS)])
+        self.d = nn.ModuleList()
+        for _ in range(2):
+            self.d.append(Block(d))
+        self.e = clones(Block(d), 6)
+        self.f = nn.ModuleList([Block(d) for _ in range(cfg.n_layer)])
+        self.g = nn.ModuleList([Block(d) for _ in range(other)])
+        layer = nn.TransformerEncoderLayer(d, 2, norm_first=True)
+        self.h = nn.TransformerEncoder(layer, num_layers=depth * 2, norm=nn.LayerNorm(d))
+        blk = Block(d)
+        self.i = nn.ModuleList([blk] * 3)
+'''))
+    depths = {attr: kind(a, "Model", attr).depth for attr in "abcdefghi"}
+    assert depths == {"a": 4, "b": 3, "c": 5, "d": 2, "e": 6, "f": 7, "g": None, "h": 8, "i": 3}
+    assert all(kind(a, "Model", attr).block.name == "Block" for attr in "abcdefgi")
+    h = kind(a, "Model", "h")
+    assert h.block.norm_first is True and h.final_norm.is_norm
+    assert kind(a, "Model", "i").aliased and not kind(a, "Model", "a").aliased
+
+
+def test_project_index_across_files_prefers_same_file():
+    blocks = ("pkg/blocks.py", IMPORTS + '''
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d)
+        self.ff = nn.Linear(d, d)
+    def forward(self, x):
+        x = self.ln1(x + self.attn(x))
+        return self.ln2(x + self.ff(x))
+''')
+    model = ("pkg/model.py", IMPORTS + '''
+from .blocks import Block
+
+class Encoder(nn.Module):
+    def __init__(self, d=8):
+        super().__init__()
+        self.layers = nn.ModuleList([Block(d) for _ in range(24)])
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+''')
+    other = ("pkg/other.py", IMPORTS + '''
+class Block(nn.Module):
+    def forward(self, x):
+        return x
+''')
+    a = analysis(blocks, model, other)
+    stack = kind(a, "Encoder", "layers")
+    assert stack.block.cls.file.path == "pkg/blocks.py"
+    assert a.summary(stack.block.cls).placement == "post"
+    ctx = RuleContext(enabled=frozenset(all_codes()))
+    analyze([parse(p, textwrap.dedent(t)) for p, t in (blocks, model, other)], ctx, strict=True)
+    assert [(f.code, f.path) for f in ctx.findings] == [("NL301", "pkg/model.py")]
+
+
+def test_dataflow_placement_through_sublayer_connection():
+    """The Annotated Transformer: the residual lives in SublayerConnection, which receives
+    the sublayer as a lambda; the encoder layer is pre-norm."""
+    a = analysis(("m.py", IMPORTS + '''
+class LayerNorm(nn.Module):
+    def __init__(self, features, eps=1e-6):
+        super().__init__()
+        self.a_2 = nn.Parameter(torch.ones(features))
+        self.b_2 = nn.Parameter(torch.zeros(features))
+        self.eps = eps
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        std = x.std(-1, keepdim=True)
+        return self.a_2 * (x - mean) / (std + self.eps) + self.b_2
+
+def clones(module, N):
+    return nn.ModuleList([copy.deepcopy(module) for _ in range(N)])
+
+class SublayerConnection(nn.Module):
+    def __init__(self, size, dropout):
+        super().__init__()
+        self.norm = LayerNorm(size)
+        self.dropout = nn.Dropout(dropout)
+    def forward(self, x, sublayer):
+        return x + self.dropout(sublayer(self.norm(x)))
+
+class EncoderLayer(nn.Module):
+    def __init__(self, size, self_attn, feed_forward, dropout):
+        super().__init__()
+        self.self_attn = self_attn
+        self.feed_forward = feed_forward
+        self.sublayer = clones(SublayerConnection(size, dropout), 2)
+        self.size = size
+    def forward(self, x, mask):
+        x = self.sublayer[0](x, lambda x: self.self_attn(x, x, x, mask))
+        return self.sublayer[1](x, self.feed_forward)
+
+class Encoder(nn.Module):
+    def __init__(self, layer, N=6):
+        super().__init__()
+        self.layers = clones(layer, N)
+        self.norm = LayerNorm(layer.size)
+    def forward(self, x, mask):
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self.norm(x)
+'''))
+    s = a.summary(cls(a, "EncoderLayer"))
+    assert s.placement == "pre"
+    assert [r.pre.attr for r in s.flow.residuals] == ["sublayer[0].norm", "sublayer[1].norm"]
+
+
+def test_residual_rebinding_and_post_norm_are_told_apart():
+    a = analysis(("m.py", IMPORTS + '''
+class Pre(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.f = nn.Linear(d, d)
+    def forward(self, x):
+        residual = x
+        x = self.norm(x)
+        x = self.f(x)
+        return residual + x
+
+class Llama(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.input_layernorm = nn.LayerNorm(d)
+        self.post_attention_layernorm = nn.LayerNorm(d)
+        self.attn = nn.Linear(d, d)
+        self.mlp = nn.Linear(d, d)
+    def forward(self, hidden_states):
+        residual = hidden_states
+        hidden_states = self.input_layernorm(hidden_states)
+        hidden_states = self.attn(hidden_states)
+        hidden_states = residual + hidden_states
+        residual = hidden_states
+        hidden_states = self.post_attention_layernorm(hidden_states)
+        hidden_states = self.mlp(hidden_states)
+        return residual + hidden_states
+'''))
+    assert a.summary(cls(a, "Pre")).placement == "pre"
+    # post_attention_layernorm is LLaMA's pre-FFN norm: names lie, dataflow does not
+    assert a.summary(cls(a, "Llama")).placement == "pre"
+
+
+def test_sequence_evidence_reaches_sublayers_but_attention_alone_is_not_evidence():
+    a = analysis(("m.py", IMPORTS + '''
+class ConvModule(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.conv = nn.Conv1d(d, d, 3)
+        self.bn = nn.BatchNorm1d(d)
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+class SpeechLayer(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.conv = ConvModule(d)
+    def forward(self, hidden_states, attention_mask=None):
+        return self.conv(hidden_states)
+
+class ViTBlock(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, 2)
+        self.bn = nn.BatchNorm1d(d)
+    def forward(self, x):
+        return self.bn(self.attn(x, x, x)[0])
+'''))
+    assert a.sequence_context(cls(a, "ConvModule"))
+    assert not a.sequence_context(cls(a, "ViTBlock"))
+
+
+def test_options_allow_list_and_depth_limit():
+    src = IMPORTS + '''
+class Tagger(nn.Module):
+    def __init__(self, vocab, d):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.bn = nn.BatchNorm1d(d)
+    def forward(self, input_ids):
+        return self.bn(self.embed(input_ids).transpose(1, 2))
+
+class Deep(nn.Module):
+    def __init__(self, d=8):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(d, 2)
+        self.enc = nn.TransformerEncoder(layer, 10)
+'''
+    codes = lambda **opts: [f.code for f in run_source(src, options=opts)]  # noqa: E731
+    assert codes() == ["NL101"]
+    assert codes(NL101={"allow-batchnorm-in": ["Tagger"]}) == []
+    assert codes(NL301={"post-norm-max-depth": 6}) == ["NL101", "NL301"]
+
+
+def test_analyzer_survives_odd_code():
+    src = IMPORTS + '''
+class Weird(nn.Module):
+    def __init__(self, *a, **k):
+        super().__init__()
+        self.layers = nn.ModuleList([self] * 2)
+        self.n = nn.LayerNorm(*a)
+    def forward(self, *args, **kwargs):
+        x, = args
+        for layer in self.layers:
+            x = layer(x)
+        while x:
+            x = self.forward(x)
+        return self.n(self.n(x)) if kwargs else (lambda y: y)(x)
+'''
+    ctx = RuleContext(enabled=frozenset(all_codes()))
+    analyze([parse("w.py", src)], ctx, strict=True)
