@@ -287,3 +287,15 @@ def test_deep_post_norm_bert_is_nl301():
                                      intermediate_size=32, vocab_size=100, max_position_embeddings=64)
     report = normlint.audit(transformers.BertModel(config).eval(), {"input_ids": ids()})
     assert [(f.code, f.module) for f in report.findings] == [("NL301", "encoder.layer")]
+
+
+def test_low_precision_ground_truth():
+    """LlamaRMSNorm upcasts (no NL402 in bf16); BERT's eps=1e-12 under fp16 is info only."""
+    config = transformers.LlamaConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+                                      num_key_value_heads=1, intermediate_size=64, vocab_size=100)
+    llama = transformers.LlamaModel(config).to(torch.bfloat16).eval()
+    assert normlint.audit(llama, {"input_ids": ids()}).findings == []
+    config = transformers.BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+                                     intermediate_size=64, vocab_size=100, max_position_embeddings=64)
+    report = normlint.audit(transformers.BertModel(config).half().eval(), {"input_ids": ids()})
+    assert report.findings and {(f.code, f.severity.value) for f in report.findings} == {("NL401", "info")}
