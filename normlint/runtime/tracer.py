@@ -12,6 +12,7 @@ run in the same process (a teacher model, a user's own hooks) while the audit is
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -65,6 +66,7 @@ AXIS_OPS = frozenset({
     "unflatten", "unsqueeze", "squeeze", "view_as", "reshape_as",
 })
 LOW_PRECISION = (torch.float16, torch.bfloat16)
+NORM_NAME = re.compile(r"norm", re.I)
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _NORMLINT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -282,11 +284,9 @@ class Tracer(TorchFunctionMode):
         call = ModuleCall(id=len(self.trace.calls), path=path, type_name=type(module).__name__,
                           parent=self._stack[-1].id if self._stack else -1,
                           start=len(self.trace.nodes), family=family, leaf=leaf)
-        if self._atomic == 0 and (family or leaf):
+        if self._atomic == 0:
             tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
             call.inputs = tuple(self._node_of(t) for t in tensors)
-            if family and path not in self._sites:
-                self._sites[path] = call_site()
         if family:
             self._atomic += 1
         self.trace.calls.append(call)
@@ -307,13 +307,32 @@ class Tracer(TorchFunctionMode):
             return
         if call.family:
             self._module_norm(module, call, args, kwargs, out, family=call.family)
-        elif call.leaf:
-            inner = self._inner_norm(call)
-            if inner is not None:
-                self._collapse(module, call, inner, args, kwargs, out)
+        elif call.leaf and (inner := self._inner_norm(call)) is not None:
+            self._collapse(module, call, inner, args, kwargs, out)
+        else:
+            self._bind_opaque(module, call, args, kwargs, out)
+
+    def _bind_opaque(self, module, call: ModuleCall, args, kwargs, out) -> None:
+        """Outputs the op stream never produced came from code that bypasses
+        __torch_function__ (fused CUDA extensions: apex, flash-attn). Link them to the
+        module's inputs so the dataflow stays connected; a leaf module named like a norm
+        that maps x to the same shape is treated as an opaque norm, measured by the probe."""
+        unseen = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor) and t not in self._t2n]
+        if not unseen or not call.inputs:
+            return
+        x = _first_tensor((args, kwargs))
+        if (call.leaf and NORM_NAME.search(call.type_name) and x is not None
+                and tuple(unseen[0].shape) == tuple(x.shape)):
+            family = "rms" if "rms" in call.type_name.lower() else "layer"
+            self._module_norm(module, call, args, kwargs, out, family=family, opaque=True)
+            return
+        node = self._new(f"module:{call.type_name}", "op", call.inputs, unseen[0],
+                         const=all(self.trace.nodes[i].const for i in call.inputs))
+        for tensor in unseen:
+            self._t2n[tensor] = node.idx
 
     def _module_norm(self, module, call: ModuleCall, args, kwargs, out, family: str,
-                     inner: NormEvent | None = None) -> None:
+                     inner: NormEvent | None = None, opaque: bool = False) -> None:
         x = _first_tensor((args, kwargs))
         y = _first_tensor(out)
         if x is None or y is None:
@@ -327,7 +346,7 @@ class Tracer(TorchFunctionMode):
         event = NormEvent(
             node=node.idx, key=call.path, module=call.path, kind=call.type_name, family=family,
             in_shape=tuple(x.shape), dtype=x.dtype,
-            declared_axes=(inner.declared_axes if inner else None if overrides_forward(module)
+            declared_axes=(inner.declared_axes if inner else None if opaque or overrides_forward(module)
                            else declared_module_axes(module, family, x.dim())),
             eps=inner.eps if inner and inner.eps is not None else eps,
             training=module.training, parent_call=parent, site=self._sites[call.path],

@@ -189,3 +189,41 @@ def test_rope_add_is_not_residual_but_parallel_block_is():
     assert len(graph.residual_adds) == 2
     assert {a.skip for a in graph.residual_adds.values()} == {graph.norm_input(t.events[0].node)}
     assert graph.placement(t.events[0].node) == "pre"
+
+
+class _Opaque(nn.Module):
+    """Stands in for a fused extension (apex, flash-attn): its ops bypass __torch_function__."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        with torch._C.DisableTorchFunction():
+            return self.fn(x)
+
+
+class FusedRMSNorm(_Opaque):
+    def __init__(self):
+        super().__init__(lambda x: F.rms_norm(x, x.shape[-1:], eps=1e-6))
+
+
+def test_opaque_modules_keep_the_dataflow_connected():
+    import normlint
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = FusedRMSNorm()
+            self.proj = nn.Linear(4, 4)
+            self.attn = _Opaque(lambda x: x.tanh())
+
+        def forward(self, x):
+            return x + self.attn(self.proj(self.norm(x)))
+
+    model = nn.Sequential(Block(), Block(), FusedRMSNorm(), nn.Linear(4, 2)).eval()
+    report = normlint.audit(model, torch.randn(2, 6, 4))
+    got = {n.module: (n.placement, n.declared_axes, n.measured_axes) for n in report.norms}
+    assert got == {"0.norm": ("pre", None, (2,)), "1.norm": ("pre", None, (2,)),
+                   "2": ("final", None, (2,))}
+    assert report.findings == []

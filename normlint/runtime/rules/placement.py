@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 
 from ..analysis import NormInfo
-from ..tracer import torch_norm_family
+from ..tracer import NORM_NAME, torch_norm_family
 from . import RuleContext
 
 _NUMBERED = re.compile(r"^\d+$")
 _CHUNK_OPS = frozenset({"getitem", "chunk", "split", "unbind", "narrow", "select", "tensor_split",
                         "split_with_sizes"})
-_NORM_NAME = re.compile(r"norm", re.I)
 
 
 def block_of(path: str) -> str:
@@ -151,7 +150,7 @@ def _is_norm_module(module, norm_types: set[type]) -> bool:
         return True
     if type(module).__module__.startswith("torch.nn.utils"):
         return False  # weight/spectral-norm parametrizations normalize weights, not activations
-    return next(iter(module.children()), None) is None and bool(_NORM_NAME.search(type(module).__name__))
+    return next(iter(module.children()), None) is None and bool(NORM_NAME.search(type(module).__name__))
 
 
 def _norm_types(ctx: RuleContext) -> set[type]:
