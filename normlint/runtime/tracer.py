@@ -373,7 +373,9 @@ class Tracer(TorchFunctionMode):
         nodes = self.trace.nodes
         for node in nodes[call.start:]:
             node.hidden = True
-        self.trace.events.remove(inner)
+        # The inner event is the last one recorded; the module's own event takes its index.
+        assert self.trace.events[-1] is inner
+        self.trace.events.pop()
         self._module_norm(module, call, args, kwargs, out, family=inner.family, inner=inner)
 
     def _run_probe(self, event: NormEvent, rerun, x, y, module=None) -> None:
@@ -545,9 +547,6 @@ def _first_tensor(obj) -> torch.Tensor | None:
     for item in tree_flatten(obj)[0]:
         if isinstance(item, torch.Tensor):
             return item
-    # transformers ModelOutput and other containers pytree does not know
-    if isinstance(obj, (tuple, list)) and obj and isinstance(obj[0], torch.Tensor):
-        return obj[0]
     return None
 
 
