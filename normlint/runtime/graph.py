@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .axes import upstream_path
+from .axes import FEATURE_PRODUCERS, upstream_path
 from .tracer import Node, Trace
 
 # Elementwise ops with one data operand that keep a value on "the same stream" (affine
@@ -31,11 +31,7 @@ _ADDS = frozenset({"add", "add_"})
 # Reshapes keep a value on its stream (OPT flattens the stream around its FFN).
 _RESHAPES = frozenset({"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as"})
 # Ops that mix features: a residual branch has one (RoPE's x*cos + rot(x)*sin has none).
-_MIXING = frozenset({"linear", "matmul", "bmm", "mm", "baddbmm", "addmm", "einsum", "conv1d",
-                     "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                     "conv_transpose3d", "scaled_dot_product_attention",
-                     "multi_head_attention_forward", "lstm", "gru", "rnn_tanh", "rnn_relu",
-                     "embedding", "bilinear"})
+_MIXING = FEATURE_PRODUCERS | {"einsum", "addmm"}
 
 PLACEMENTS = ("pre", "post", "final", "branch-output", "embedding", "other")
 
