@@ -134,3 +134,11 @@ def test_sequence_markers_option(tmp_path):
     config.write_text('[rules.NL101]\nsequence-markers = ["frames"]\n')
     result = run(f"{target}:make", "--config", str(config))
     assert result.exit_code == 1 and "NL101" in result.output
+
+
+def test_docs_example_output_is_real(monkeypatch):
+    repo = FIXTURES.parents[1]
+    monkeypatch.chdir(repo)
+    result = run("fixtures/runtime/nl303_residual_rebound_to_normalized.py:bad")
+    assert result.exit_code == 1
+    assert result.output.strip() in (repo / "docs" / "audit.md").read_text()
