@@ -85,6 +85,7 @@ def _import_file(path: str):
     module = importlib.util.module_from_spec(spec)
     folder = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, folder)  # the target's sibling modules import as they do for its author
+    sys.modules[name] = module  # dataclasses and pickling look their module up there
     try:
         spec.loader.exec_module(module)
     finally:

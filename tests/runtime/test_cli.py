@@ -142,3 +142,18 @@ def test_docs_example_output_is_real(monkeypatch):
     result = run("fixtures/runtime/nl303_residual_rebound_to_normalized.py:bad")
     assert result.exit_code == 1
     assert result.output.strip() in (repo / "docs" / "audit.md").read_text()
+
+
+def test_target_file_with_dataclass_config(tmp_path):
+    target = tmp_path / "cfg_model.py"
+    target.write_text(
+        "from __future__ import annotations\n"
+        "from dataclasses import dataclass\n"
+        "import torch, torch.nn as nn\n"
+        "@dataclass\n"
+        "class Config:\n"
+        "    dim: int = 8\n"
+        "def make():\n"
+        "    cfg = Config()\n"
+        "    return nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.LayerNorm(cfg.dim)), torch.randn(2, 3, cfg.dim)\n")
+    assert run(f"{target}:make").exit_code == 0
