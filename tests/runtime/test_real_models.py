@@ -130,6 +130,11 @@ def test_wav2vec2_conformer_batchnorm_is_info():
                             {"input_values": torch.randn(2, 400)})
     bn = [f for f in report.findings if "batch_norm" in (f.module or "")]
     assert {f.code for f in bn} == {"NL101"} and all(f.severity.value == "info" for f in bn)
+    train = normlint.audit(transformers.Wav2Vec2ConformerModel(config).train(),
+                           {"input_values": torch.randn(2, 400)})
+    bn = [f for f in train.findings if "batch_norm" in (f.module or "")]
+    assert {f.code for f in bn} == {"NL101", "NL102", "NL103"}
+    assert all(f.severity.value == "info" for f in bn)
     # The encoder LayerNorm after layers that each end in final_layer_norm is a true double
     # norm (C10), the only failing finding.
     assert [(f.code, f.module) for f in report.findings if f.severity.fails_run] == [

@@ -56,9 +56,12 @@ def check_batch_dependence(ctx: RuleContext) -> None:
             continue
         if info.first.family == "batch" and info.first.training and not ctx.analysis.sequence_model:
             continue  # train-mode BatchNorm in a CNN is batch-dependent by design
+        # As for NL101, a BatchNorm right after a conv (Conformer's conv module) is deliberate.
+        deliberate = info.first.family == "batch" and info.producer in CHANNEL_OPS
         ctx.report("NL103", f"{info.key}: a sample's {info.first.kind} output changes by "
                    f"{deviation:.1%} with the other samples in its batch "
-                   f"({'train' if info.first.training else 'eval'} mode)", norm=info)
+                   f"({'train' if info.first.training else 'eval'} mode)", norm=info,
+                   severity=Severity.INFO if deliberate else None)
 
 
 CHECKS = [check_batchnorm_in_sequence_model, check_padding, check_batch_dependence]
