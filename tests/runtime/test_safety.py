@@ -218,3 +218,16 @@ def test_mapping_inputs_like_batch_encoding_are_keywords():
     ids = torch.randint(0, 50, (2, 8))
     report = normlint.audit(KeywordOnly("dict"), UserDict({"input_ids": ids}))
     assert [n.module for n in report.norms] == ["norm"]
+
+
+def test_distributed_data_parallel_is_unwrapped(tmp_path):
+    import torch.distributed as dist
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not built")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = nn.parallel.DistributedDataParallel(_prenorm_without_final())
+        report = normlint.audit(model, torch.randn(2, 6, DIM))
+    finally:
+        dist.destroy_process_group()
+    assert [f.code for f in report.findings] == ["NL302"]
