@@ -33,9 +33,6 @@ _RESHAPES = frozenset({"view", "reshape", "flatten", "unflatten", "view_as", "re
 # Ops that mix features: a residual branch has one (RoPE's x*cos + rot(x)*sin has none).
 _MIXING = FEATURE_PRODUCERS | {"einsum", "addmm"}
 
-PLACEMENTS = ("pre", "post", "final", "branch-output", "embedding", "other")
-
-
 @dataclass(frozen=True)
 class ResidualAdd:
     node: int

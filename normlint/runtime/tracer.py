@@ -169,7 +169,6 @@ class NormEvent:
     probes: dict[str, int] = field(default_factory=dict)   # name -> StatBuffer index
     axis_probes: list[tuple[tuple[int, ...], int]] = field(default_factory=list)
     prefix_probes: dict[int, int] = field(default_factory=dict)
-    prefix_failed: set[int] = field(default_factory=set)
     values: dict[str, float] = field(default_factory=dict)
 
 

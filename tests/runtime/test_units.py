@@ -227,3 +227,13 @@ def test_opaque_modules_keep_the_dataflow_connected():
     assert got == {"0.norm": ("pre", None, (2,)), "1.norm": ("pre", None, (2,)),
                    "2": ("final", None, (2,))}
     assert report.findings == []
+
+
+def test_report_to_dict_is_json():
+    import json
+
+    import normlint
+    report = normlint.audit(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)), torch.randn(2, 3, 4))
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["norms"][0]["module"] == "1" and data["norms"][0]["placement"] == "other"
+    assert data["findings"] == [] and data["numeric"] is True
