@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .config import Config, load_config
+from .cli_options import _codes, output_options, selection_options, write_output
+from .config import load_config
 from .errors import NormlintError
 from .registry import RULES, get_rule
-from .report import FORMATS, exit_code, render
+from .report import exit_code, render
 from .report.text import render_statistics
-from .selection import validate_selectors
-
-
-def _codes(values: tuple[str, ...]) -> tuple[str, ...] | None:
-    """``--select NL1,NL3 --select NL401`` -> ("NL1", "NL3", "NL401"); None when not given."""
-    if not values:
-        return None
-    return tuple(c.strip() for v in values for c in v.split(",") if c.strip())
 
 
 class _Group(click.Group):
@@ -43,36 +35,6 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="normlint")
 def cli() -> None:
     """Find normalization bugs in PyTorch models."""
-
-
-def write_output(text: str, output_file: str | None) -> None:
-    if output_file:
-        try:
-            Path(output_file).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise NormlintError(f"cannot write {output_file}: {exc.strerror or exc}") from None
-    else:
-        click.echo(text, nl=False)
-
-
-def selection_options(f):
-    for opt in reversed([
-        click.option("--select", multiple=True, help="Rule codes or prefixes to enable (replaces the config), e.g. NL3,NL101 or ALL."),
-        click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable in addition."),
-        click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable."),
-    ]):
-        f = opt(f)
-    return f
-
-
-def output_options(f):
-    for opt in reversed([
-        click.option("--output-format", type=click.Choice(FORMATS), default="concise", show_default=True),
-        click.option("-o", "--output-file", type=click.Path(dir_okay=False), help="Write the report here instead of stdout."),
-        click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are reported."),
-    ]):
-        f = opt(f)
-    return f
 
 
 @cli.command()
@@ -152,6 +114,11 @@ def list_rules(output_format: str) -> None:
     for r in RULES:
         click.echo(f"{r.code:<7} {r.name:<42} {','.join(r.engines):<15} {r.severity.value:<8} "
                    f"{'on' if r.default_on else 'off':<7} {'yes' if r.fixable else 'no'}")
+
+
+from .runtime.cli import audit_command  # noqa: E402  (cheap: torch loads inside the command)
+
+cli.add_command(audit_command)
 
 
 def main() -> None:

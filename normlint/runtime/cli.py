@@ -10,8 +10,9 @@ import sys
 
 import click
 
+from ..cli_options import _codes, output_options, selection_options, write_output
 from ..errors import AuditError, NormlintError
-from ..report import FORMATS, exit_code, render
+from ..report import exit_code, render
 
 _DTYPES = ("float32", "float16", "bfloat16")
 
@@ -26,12 +27,8 @@ _DTYPES = ("float32", "float16", "bfloat16")
 @click.option("--device", type=click.Choice(("cpu", "cuda", "meta")), default=None,
               help="Run on this device (meta: structural checks only, no memory).")
 @click.option("--train", is_flag=True, help="Audit in train mode (default: eval).")
-@click.option("--select", multiple=True, help="Rule codes or prefixes to enable, e.g. NL3,NL101 or ALL.")
-@click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable in addition.")
-@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable.")
-@click.option("--output-format", type=click.Choice(FORMATS), default="concise", show_default=True)
-@click.option("-o", "--output-file", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
-@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are reported.")
+@selection_options
+@output_options
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Use this config file instead of discovering one.")
 def audit_command(target, input_specs, dtype, device, train, select, extend_select, ignore,
@@ -43,7 +40,6 @@ def audit_command(target, input_specs, dtype, device, train, select, extend_sele
     """
     from pathlib import Path
 
-    from ..cli import _codes, write_output  # here: normlint.cli imports this module
     from ..config import load_config
     from ..selection import resolve_selection
 
