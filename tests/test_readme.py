@@ -35,3 +35,10 @@ def test_example_output_is_what_normlint_prints():
     proc = subprocess.run([sys.executable, "-m", "normlint", *args, "--no-cache"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert proc.stdout.splitlines() == block[1:]
+
+
+def test_audit_example_matches_the_tested_one_in_docs():
+    # docs/audit.md's example is run for real in tests/runtime/test_cli.py
+    block = _block_after("<!-- audit-output -->")
+    assert block.startswith("$ normlint audit ")
+    assert block in (REPO / "docs" / "audit.md").read_text(encoding="utf-8")
