@@ -217,8 +217,17 @@ class Analysis:
         if flow is None or not flow.params:
             return False
         first = next(iter(flow.params.values()))
-        users = [u for u in flow.uses(first) if u.op not in ("meta",)]
-        return bool(users) and all(u.op == "norm" for u in users)
+        for n in flow.norms:
+            # back from the norm's input through reshapes, casts and if/else merges only
+            todo, steps = list(n.inputs[:1]), 0
+            while todo and steps < 16:
+                steps += 1
+                cur = todo.pop()
+                if cur is first:
+                    return True
+                if cur.op in ("method", "getitem", "attr", "phi", "unary"):
+                    todo.extend(cur.inputs)
+        return False
 
     def block_placement(self, kind: Kind | None) -> tuple[str, bool, bool] | None:
         """(placement, ends_with_norm, stabilized) of a stacked element."""
@@ -233,6 +242,17 @@ class Analysis:
             if s is None:
                 return None
             return s.placement, s.ends_with_norm, s.stabilized
+        if kind.category == "sequential" and kind.elements:
+            # nn.Sequential(PreNormResidual(dim, attn), PreNormResidual(dim, ff)) as one layer
+            placed = [self.block_placement(k) for k in kind.elements if k.category not in
+                      ("dropout", "identity", "act")]
+            if not placed or any(p is None for p in placed):
+                return None
+            kinds_ = {p[0] for p in placed} - {"none"}
+            if len(kinds_) != 1:
+                return None
+            last = placed[-1]
+            return kinds_.pop(), last[1], any(p[2] for p in placed)
         return None
 
     # -- attribute use (NL306) ------------------------------------------------------------
