@@ -73,6 +73,11 @@ class ModuleModel:
         return self.cls.file
 
 
+def _says_shared(elt: ast.expr) -> bool:
+    """`[shared_head] * n`: the name states that the sharing is the point (DETR box heads)."""
+    return isinstance(elt, ast.Name) and any(w in elt.id.lower() for w in ("share", "tied", "tie_"))
+
+
 def _rank(kind: Kind) -> int:
     order = {"norm": 5, "stack": 4, "transformer_stack": 4, "project": 3, "sequential": 3}
     return order.get(kind.category, 1 if kind.category not in ("unknown", "identity") else 0)
@@ -323,7 +328,8 @@ class _Init:
         gen = expr.generators[0]
         n = self._range_len(gen.iter)
         elt = expr.elt
-        aliased = isinstance(elt, ast.Name) and elt.id in self.kinds and not self.kinds[elt.id].factory
+        aliased = isinstance(elt, ast.Name) and elt.id in self.kinds and not self.kinds[elt.id].factory \
+            and not _says_shared(elt)
         # the comprehension variable is not a module; hide it while reading the element
         saved = {t.id: self.kinds.pop(t.id) for t in ast.walk(gen.target)
                  if isinstance(t, ast.Name) and t.id in self.kinds}
@@ -336,10 +342,11 @@ class _Init:
     def _multiplied_list(self, expr: ast.BinOp, depth: int) -> Kind | None:
         for lst, count in ((expr.left, expr.right), (expr.right, expr.left)):
             if isinstance(lst, ast.List) and len(lst.elts) == 1:
-                block = self.kind(lst.elts[0], depth + 1)
+                elt = lst.elts[0]
+                block = self.kind(elt, depth + 1)
                 if block is not None:
                     return Kind("stack", block.name, block=block, depth=self.int_value(count),
-                                aliased=True, call=None)
+                                aliased=not _says_shared(elt), call=None)
         return None
 
     def _range_len(self, it: ast.expr) -> int | None:
