@@ -287,6 +287,18 @@ class _Init:
                 isinstance(norm_node, ast.Constant) and norm_node.value is None) else None
             return Kind("transformer_stack", f"nn.{short}", torch_name=short, call=expr, block=layer,
                         depth=self.int_value(n_node), final_norm=norm)
+        if qual == "torch.nn.Transformer":
+            # its own encoder/decoder stacks: 6 post-norm layers each unless told otherwise
+            kw = {k.arg: k.value for k in expr.keywords}
+            nf = kw.get("norm_first")
+            norm_first = False if nf is None else (nf.value if isinstance(nf, ast.Constant) else None)
+            depths = [6 if kw.get(key) is None else self.int_value(kw[key])
+                      for key in ("num_encoder_layers", "num_decoder_layers")]
+            depth = None if None in depths else max(depths)
+            layer = Kind("transformer_layer", "nn.TransformerEncoderLayer", torch_name="TransformerEncoderLayer",
+                         norm_first=norm_first)
+            return Kind("transformer", "nn.Transformer", torch_name="Transformer", call=expr, block=layer,
+                        depth=depth)
         if qual in ("torch.nn.TransformerEncoderLayer", "torch.nn.TransformerDecoderLayer"):
             kw = {k.arg: k.value for k in expr.keywords}
             nf = kw.get("norm_first")

@@ -38,7 +38,8 @@ def _nl301(a: Analysis, cls: ClassInfo, model, report: Reporter) -> None:
     limit = int(a.ctx.option("NL301", "post-norm-max-depth"))
     for sub in model.submodules.values():
         k = sub.kind
-        if k.category not in ("stack", "transformer_stack") or k.depth is None or k.depth <= limit:
+        if k.category not in ("stack", "transformer_stack", "transformer") or k.depth is None \
+                or k.depth <= limit:
             continue
         placed = a.block_placement(k.block)
         if placed is None or placed[0] != "post" or placed[2]:
