@@ -43,6 +43,7 @@ class Evidence:
     reasons: list[str] = field(default_factory=list)
     # comes from what the model is built of (Embedding, RNN), not only from a signature
     structural: bool = False
+    origin: str = ""                # the class the first reason is about
 
     def __bool__(self) -> bool:
         return bool(self.reasons)
@@ -333,7 +334,7 @@ class Analysis:
         key = id(cls)
         if key in self._own_evidence:
             return self._own_evidence[key]
-        ev = Evidence()
+        ev = Evidence(origin=cls.name)
         for reason in self._structural_reasons(cls):
             ev.reasons.append(reason)
             ev.structural = True
@@ -419,7 +420,8 @@ class Analysis:
         if key in self._context:
             return self._context[key]
         self._context[key] = Evidence()
-        ev = Evidence(list(self.own_evidence(cls).reasons))
+        own = self.own_evidence(cls)
+        ev = Evidence(list(own.reasons), own.structural, cls.name)
         if not ev and not self._takes_vision_input(cls):
             # a multimodal model composes a text tower; that says nothing about its own
             # projections or its vision tower
@@ -434,8 +436,9 @@ class Analysis:
                 # a signature (attention_mask, input_ids) speaks for the class's direct
                 # sublayers; structure (Embedding, RNN) speaks for everything below it
                 if pev and (pev.structural or self.own_evidence(p)):
-                    ev.reasons.append(f"`{cls.name}` is used by `{p.name}` ({pev.reasons[0]})")
-                    ev.structural = pev.structural
+                    # name the model that carries the evidence, not every class in between
+                    ev.reasons.append(f"`{cls.name}` is part of `{pev.origin}`: {pev.reasons[0]}")
+                    ev.structural, ev.origin = pev.structural, pev.origin
                     break
         self._context[key] = ev
         return ev
