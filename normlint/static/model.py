@@ -275,6 +275,10 @@ class Analysis:
                     names.add(n.attr)
                 elif isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.isidentifier():
                     names.add(n.value)
+                elif isinstance(n, ast.JoinedStr) and n.values and isinstance(n.values[0], ast.Constant) \
+                        and isinstance(n.values[0].value, str) and len(n.values[0].value) >= 2:
+                    # getattr(self, f"norm{i}"): every attribute with that prefix may be used
+                    names.add(n.values[0].value + "*")
             self._attr_loads[key] = frozenset(names)
         return self._attr_loads[key]
 

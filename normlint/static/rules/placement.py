@@ -242,8 +242,9 @@ def _nl306(a: Analysis, cls: ClassInfo, model, report: Reporter) -> None:
     if not norms:
         return
     used = a.self_attr_loads(cls)
+    prefixes = tuple(u[:-1] for u in used if u.endswith("*"))
     for sub in norms:
-        if sub.attr in used or a.read_from_outside(sub.attr, cls):
+        if sub.attr in used or sub.attr.startswith(prefixes) or a.read_from_outside(sub.attr, cls):
             continue
         report("NL306", cls.file.path, sub.value,
                f"`{cls.name}.__init__` registers `self.{sub.attr}` ({sub.kind.name or 'norm'}) but "
