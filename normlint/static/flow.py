@@ -587,7 +587,7 @@ class Walker:
         if base.op in ("module_ref", "elem_ref") and e.attr in ("__call__", "forward"):
             return base
         if base.op == "global" or base.op == "selfattr":
-            return self.new("global", (), e, frame, name=ast.unparse(e))
+            return self.new("global", (), e, frame, name=dotted(e) or e.attr)
         if base.op in ("module_ref", "elem_ref"):
             return self.new("selfattr", (), e, frame, name=e.attr)
         return self.new("attr", (base,), e, frame, name=e.attr)
@@ -625,9 +625,9 @@ class Walker:
                              "getattr", "hasattr", "range", "print", "int", "float", "bool", "str",
                              "finfo", "is_scripting", "is_tracing", "is_compiling"):
                     return self.new("meta", (), e, frame, name=short)
-                # checkpoint(layer, x) / checkpoint_seq(self.blocks, x): a call of that module
                 if short in ("enumerate", "zip", "reversed", "list", "iter", "tuple", "sorted"):
                     return self.new("func", tuple(args), e, frame, name=short)
+                # checkpoint(layer, x) / checkpoint_seq(self.blocks, x): a call of that module
                 if args and args[0].op in ("module_ref", "elem_ref", "method_ref", "lambda"):
                     return self._invoke(args[0], args[1:], kwargs, e, frame)
                 if qual in ("torch.add",) and len(args) >= 2:
