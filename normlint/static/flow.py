@@ -24,7 +24,7 @@ _META_METHODS = {"size", "dim", "numel", "new_zeros", "new_ones", "new_empty", "
                  "new_tensor", "zeros_like", "ones_like", "get_device", "item", "tolist"}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Value:
     id: int
     op: str          # param const global meta selfattr module_ref elem_ref method_ref lambda call norm
@@ -245,7 +245,9 @@ class Walker:
     # -- values -------------------------------------------------------------------------
 
     def new(self, op: str, inputs, node, frame: Frame, **kw) -> Value:
-        inputs = tuple(i for i in inputs if i is not None)
+        inputs = tuple(inputs)
+        if None in inputs:
+            inputs = tuple(i for i in inputs if i is not None)
         if len(self.flow.values) >= self.max_values:
             self.flow.truncated = True
         v = Value(len(self.flow.values), op, inputs, node, frame.model.file.path, frame.model.cls.name,
