@@ -13,7 +13,7 @@ from . import kinds
 from .context import RuleContext
 from .flow import Flow, Walker, root
 from .handnorm import HandNorm, analyse as analyse_handnorm
-from .index import ClassInfo, ProjectIndex
+from .index import ClassInfo, FileInfo, ProjectIndex
 from .modules import Kind, ModelBuilder, ModuleModel
 from .source import ParsedFile
 
@@ -304,15 +304,18 @@ class Analysis:
                                      if info is cls.file or cls.name in info.parsed.text)
         return self._foreign[key]
 
-    def norm_attr_names(self) -> frozenset[str]:
-        """Attribute names of every norm submodule in the project (for no_decay lists)."""
-        names = set()
-        for c in self.classes():
-            if self.is_module_class(c):
-                for sub in self.model(c).submodules.values():
-                    if sub.kind.is_norm:
-                        names.add(sub.attr)
-        return frozenset(names)
+    def norm_attr_names(self, info: FileInfo) -> frozenset[str]:
+        """Attribute names of the norm submodules a training script can see: the models in
+        its own file and in the project files it imports; the whole project when those
+        define none (for no_decay lists)."""
+        imported = {part for qual in info.imports.aliases.values() for part in qual.lstrip(".").split(".")}
+        near = [f for f in self.index.files if f is info or f.module in imported]
+        for files in (near, self.index.files):
+            names = {sub.attr for f in files for c in f.classes.values() if self.is_module_class(c)
+                     for sub in self.model(c).submodules.values() if sub.kind.is_norm}
+            if names:
+                return frozenset(names)
+        return frozenset()
 
     # -- composition and sequence evidence ----------------------------------------------
 
