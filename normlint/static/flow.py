@@ -88,32 +88,49 @@ class Flow:
         for v in self.values:
             for i in v.inputs:
                 self.users.setdefault(i.id, []).append(v)
+        returned = {root(v).id for v in self.returns} | {v.id for v in self.returns}
         for r in self.residuals:
             _place(self, r)
-        # A norm fed by the sum is post-norm only when its output becomes the trunk; when the
-        # sum itself is the next skip (LLaMA's post_attention_layernorm), it is the next
-        # sublayer's pre-norm.
-        for r in self.residuals:
-            if r.post is None:
-                continue
-            trunk = self._carried(r.add)
-            if any(r2.add.id > r.add.id and root(r2.skip).id in trunk for r2 in self.residuals):
-                r.post = None
+            r.post = self._post_norm(r, returned)
 
-    def _carried(self, v: Value, limit: int = 64) -> set[int]:
-        """Ids of v and the values that carry it unchanged (casts, dropout, if/else merges)."""
-        out = {v.id}
-        todo = [v]
+    def _post_norm(self, r: Residual, returned: set[int]) -> Value | None:
+        """A norm applied to the sum whose output becomes the trunk: the next residual's skip
+        or the block's output. When the sum itself is the next skip and the norm only feeds
+        the branch (LLaMA's post_attention_layernorm), it is the next sublayer's pre-norm."""
+        later = {root(r2.skip).id for r2 in self.residuals if r2.add.id > r.add.id}
+        for n in self._carried(r.add, stop_at_norms=True):
+            if n.op != "norm":
+                continue
+            out = {v.id for v in self._carried(n)}
+            if out & later or out & returned:
+                return n
+        return None
+
+    def _carried(self, v: Value, limit: int = 64, stop_at_norms: bool = False) -> list[Value]:
+        """v and the values that carry it unchanged (casts, dropout, if/else merges, tuples)."""
+        out, seen, todo = [v], {v.id}, [v]
         while todo and limit > 0:
             limit -= 1
             for u in self.uses(todo.pop()):
-                if u.id not in out and (u.op == "phi" or is_transparent(u)):
-                    out.add(u.id)
+                if u.id in seen:
+                    continue
+                if stop_at_norms and u.op == "norm":
+                    seen.add(u.id)
+                    out.append(u)
+                elif u.op in ("phi", "tuple") or is_transparent(u):
+                    seen.add(u.id)
+                    out.append(u)
                     todo.append(u)
         return out
 
     def uses(self, v: Value) -> list[Value]:
         return self.users.get(v.id, [])
+
+
+def exclusive(a: tuple, b: tuple) -> bool:
+    """Two branch-condition paths that cannot both hold (if x / else, if x / if not x)."""
+    pa = dict(a)
+    return any(k in pa and pa[k] != pol for k, pol in b)
 
 
 def is_transparent(v: Value) -> bool:
@@ -214,7 +231,6 @@ def _place(flow: Flow, r: Residual) -> None:
     b = root(r.branch)
     if b.op == "norm" and (r.pre is None or b is not r.pre):
         r.branch_out = b
-    r.post = reaches(flow, r.add, lambda u: u.op == "norm")
 
 
 # -- the walker ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Iterator, Sequence
 
 from . import kinds
 from .context import RuleContext
-from .flow import Flow, Walker, root
+from .flow import Flow, Walker, exclusive, root
 from .handnorm import HandNorm, analyse as analyse_handnorm
 from .index import ClassInfo, FileInfo, ProjectIndex
 from .modules import Kind, ModelBuilder, ModuleModel
@@ -198,6 +198,10 @@ class Analysis:
             placement = "mixed"
         else:
             placement = "other"
+        if placement == "peri" and all(exclusive(r.pre.conds, r.post.conds) for r in res):
+            # `if self.normalize_before:` before the branch, `if not ...:` after the add:
+            # one block that a flag switches between pre-norm and post-norm (fairseq)
+            placement = "switchable"
         ends = any(root(v).op == "norm" for v in flow.returns)
         summary = BlockSummary(placement, ends, any(r.scaled for r in flow.residuals), flow)
         self._summaries[key] = summary

@@ -93,7 +93,7 @@ def _nl302(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
         if stack.final_norm is not None:
             continue
         placed = a.block_placement(stack.block)
-        if placed is None or placed[0] != "pre":
+        if placed is None or placed[0] not in ("pre", "switchable"):
             continue
         if _normalized_downstream(a, flow, v):
             continue
@@ -122,8 +122,9 @@ def _nl302(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
             path = cls.file.path
         else:
             path = v.path
+        what = "pre-norm" if placed[0] == "pre" else "(optionally) pre-norm"
         report("NL302", path, node,
-               f"`{cls.name}.forward` runs the pre-norm stack `self.{attr}` ({block}) and {where} without "
+               f"`{cls.name}.forward` runs the {what} stack `self.{attr}` ({block}) and {where} without "
                f"a final norm: the residual stream grows with depth and reaches the output un-normalized; "
                f"{fix}")
 
