@@ -401,6 +401,15 @@ class Analysis:
                     break
         return out
 
+    def is_attention(self, cls: ClassInfo) -> bool:
+        """A project module that computes attention (softmax over scores, or SDPA)."""
+        fwd = cls.methods.get("forward")
+        if fwd is None:
+            return False
+        text = _class_text(cls)
+        return "scaled_dot_product_attention(" in text or ("softmax(" in text and "@" in text) \
+            or ("softmax(" in text and "matmul(" in text)
+
     def output_category(self, cls: ClassInfo) -> str | None:
         """What a project module returns, when its forward ends in a torch module call
         (a padding wrapper around nn.Conv1d returns a conv output)."""
