@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 from .config import Config, load_config
 from .findings import Finding
 from .selection import validate_selectors
-from .static.engine import CheckReport, check_paths as _check_paths, check_text
+from .static.engine import CheckReport, RunOptions, check_paths as _check_paths, check_text
 
 
 def _config(config: Config | None, config_path: str | os.PathLike | None,
@@ -30,11 +30,17 @@ def _config(config: Config | None, config_path: str | os.PathLike | None,
 
 def check_paths(paths: Sequence[str | os.PathLike] = (".",), *, select: Iterable[str] | None = None,
                 extend_select: Iterable[str] | None = None, ignore: Iterable[str] | None = None,
-                config: Config | None = None, config_path: str | os.PathLike | None = None) -> CheckReport:
-    """Check files and directories; returns a report with findings sorted by path, line, column."""
+                config: Config | None = None, config_path: str | os.PathLike | None = None,
+                jobs: int | None = None, cache_dir: str | os.PathLike | None = None) -> CheckReport:
+    """Check files and directories; returns a report with findings sorted by path, line, column.
+
+    ``jobs`` is the number of worker processes (None: every core); ``cache_dir`` turns the
+    result cache on (the CLI uses ``.normlint_cache`` by default, the API none).
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    return _check_paths(paths, _config(config, config_path, select, extend_select, ignore))
+    options = RunOptions(jobs=jobs, cache_dir=Path(cache_dir) if cache_dir else None)
+    return _check_paths(paths, _config(config, config_path, select, extend_select, ignore), options)
 
 
 def check_source(text: str, *, path: str = "<string>", select: Iterable[str] | None = None,

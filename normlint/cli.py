@@ -82,14 +82,25 @@ def output_options(f):
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Use this config file instead of discovering one.")
 @click.option("--statistics", is_flag=True, help="Show the number of findings per rule instead of each finding.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only findings: no summary line, nothing when clean.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: every core).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="NORMLINT_CACHE_DIR",
+              help="Where to keep the result cache (default: .normlint_cache next to the config, "
+                   "or in the current directory; env NORMLINT_CACHE_DIR).")
 def check(paths, select, extend_select, ignore, output_format, output_file, exit_zero, config_file,
-          statistics, quiet) -> None:
+          statistics, quiet, jobs, no_cache, cache_dir) -> None:
     """Check Python files for normalization bugs (static analysis; never imports your code)."""
     from .api import check_paths
 
     config = load_config(Path(config_file) if config_file else None)
+    if no_cache:
+        cache_dir = None
+    elif cache_dir is None:
+        cache_dir = (config.source.parent if config.source else Path.cwd()) / ".normlint_cache"
     report = check_paths(list(paths) or ["."], config=config, select=_codes(select),
-                         extend_select=_codes(extend_select), ignore=_codes(ignore))
+                         extend_select=_codes(extend_select), ignore=_codes(ignore),
+                         jobs=jobs, cache_dir=cache_dir)
     for message in report.errors:
         click.echo(f"normlint: error: {message}", err=True)
     findings = report.findings

@@ -19,6 +19,7 @@ _LINE_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za
 _FILE_NOQA = re.compile(r"#\s*normlint\s*:\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?",
                         re.IGNORECASE)
 _CODE = re.compile(r"[A-Za-z]+[0-9]+")
+_ANY_NOQA = re.compile(r"noqa", re.IGNORECASE)
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Suppressions:
     @classmethod
     def parse(cls, text: str) -> "Suppressions":
         sup = cls()
+        if not _ANY_NOQA.search(text):
+            return sup  # the tokenizer is pure Python and slow: most files need none of it
         try:
             tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
         except (tokenize.TokenError, SyntaxError, IndentationError):

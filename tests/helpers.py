@@ -33,6 +33,7 @@ def write(root: Path, rel: str, text: str | bytes) -> Path:
     return path
 
 
-def run_normlint(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_normlint(*args: str, cwd: Path, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
     return subprocess.run([sys.executable, "-m", "normlint", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})

@@ -23,3 +23,15 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_quick_start_has_exactly_two_commands():
     quick = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert quick.count("```bash") == 2
+
+
+def test_example_output_is_what_normlint_prints():
+    import subprocess
+    import sys
+
+    block = _block_after("<!-- example-output -->").splitlines()
+    assert block[0].startswith("$ normlint ")
+    args = block[0].split()[2:]   # drop "$ normlint"
+    proc = subprocess.run([sys.executable, "-m", "normlint", *args, "--no-cache"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.splitlines() == block[1:]

@@ -1,8 +1,18 @@
-"""One static run: load every file, analyse them together, filter and suppress."""
+"""One static run: discover, read, group files into components, analyse (in parallel, cached),
+filter and suppress.
+
+A component is a group of files that can see each other's classes (see facts.py). It is
+the unit of analysis, of parallelism and of caching, so ``--jobs 1`` and ``--jobs N``
+produce the same findings by construction, and an edit re-analyses only its component.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -14,10 +24,15 @@ from ..findings import Finding, sort_findings
 from ..selection import resolve_selection
 from ..suppress import Suppressions
 from .analyzer import analyze
+from .cache import Cache, component_key, content_hash, engine_fingerprint
 from .context import RuleContext
 from .discovery import discover
-from .reading import load_file, parse_source
+from .facts import components, scan
+from .reading import parse_source, read_source
 from .source import ParsedFile
+
+# Below this much source a process pool costs more than it saves (fork + pickling).
+PARALLEL_MIN_BYTES = 400_000
 
 
 @dataclass
@@ -26,6 +41,14 @@ class CheckReport:
     errors: list[str] = field(default_factory=list)      # paths that could not be walked
     files_checked: int = 0
     sources: dict[str, str] = field(default_factory=dict)  # path -> text, for snippets
+    components_analysed: int = 0                           # cache misses (for tests and benchmarks)
+    components_cached: int = 0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    jobs: int | None = None          # None: every core
+    cache_dir: Path | None = None    # None: no cache
 
 
 def display_path(path: Path) -> str:
@@ -40,12 +63,19 @@ def enabled_codes(config: Config) -> frozenset[str]:
     return resolve_selection(config.select, config.extend_select, config.ignore)
 
 
+def config_fingerprint(config: Config) -> str:
+    data = {
+        "enabled": sorted(enabled_codes(config)),
+        "options": config.rule_options,
+        "per_file_ignores": [[g, list(c)] for g, c in config.per_file_ignores],
+        "root": str(config.root.resolve()),
+    }
+    return hashlib.blake2b(json.dumps(data, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
 def _per_file_ignored(config: Config) -> list[tuple[pathspec.GitIgnoreSpec, frozenset[str]]]:
-    out = []
-    for glob, selectors in config.per_file_ignores:
-        spec = pathspec.GitIgnoreSpec.from_lines([glob])
-        out.append((spec, resolve_selection(selectors)))
-    return out
+    return [(pathspec.GitIgnoreSpec.from_lines([glob]), resolve_selection(selectors))
+            for glob, selectors in config.per_file_ignores]
 
 
 def _file_ignores(rules, path: str, root: Path) -> frozenset[str]:
@@ -63,10 +93,13 @@ def _file_ignores(rules, path: str, root: Path) -> frozenset[str]:
     return frozenset(ignored)
 
 
-def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], config: Config) -> list[Finding]:
+def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], config: Config,
+              *, run_rules: bool = True) -> list[Finding]:
+    """Analyse ``parsed`` together, then apply selection, per-file ignores and noqa."""
     enabled = enabled_codes(config)
     ctx = RuleContext(enabled=enabled, options=config.rule_options)
-    analyze(parsed, ctx)
+    if run_rules and parsed:
+        analyze(parsed, ctx)
     raw = [f for f in (*failures, *ctx.findings) if f.code in enabled]
     pfi = _per_file_ignored(config)
     by_path: dict[str, list[Finding]] = {}
@@ -85,21 +118,104 @@ def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], config:
     return sort_findings(result)
 
 
-def check_paths(paths: Sequence[str | os.PathLike], config: Config) -> CheckReport:
+@dataclass(frozen=True)
+class _Source:
+    path: str        # display path
+    text: str
+    digest: str
+
+
+def _analyse_component(members: Sequence[_Source], config: Config, relevant: bool) -> list[Finding]:
+    """Parse and analyse one component; runs in a worker process or in-process."""
+    parsed: list[ParsedFile] = []
+    failures: list[Finding] = []
+    for src in members:
+        loaded = parse_source(src.text, src.path)
+        (failures if isinstance(loaded, Finding) else parsed).append(loaded)
+    return run_files(parsed, failures, config, run_rules=relevant)
+
+
+def _pool_context():
+    # fork starts workers in milliseconds and shares the imported engine; elsewhere (macOS,
+    # Windows) the platform default is the safe choice.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods and os.name == "posix"
+                                       and not _is_macos() else None)
+
+
+def _is_macos() -> bool:
+    import sys
+    return sys.platform == "darwin"
+
+
+def check_paths(paths: Sequence[str | os.PathLike], config: Config,
+                options: RunOptions = RunOptions()) -> CheckReport:
     exclude = (*config.exclude, *config.extend_exclude)
     found = discover(paths, exclude=exclude, root=config.root)
     report = CheckReport(errors=list(found.errors), files_checked=len(found.files))
-    parsed: list[ParsedFile] = []
-    failures: list[Finding] = []
+    cache = Cache(options.cache_dir) if options.cache_dir else None
+    known_facts = cache.facts() if cache else {}
+
+    sources: list[_Source] = []
+    facts = []
+    findings: list[Finding] = []
     for file in found.files:
-        loaded = load_file(file, display_path(file))
+        display = display_path(file)
+        loaded = read_source(file, display)
         if isinstance(loaded, Finding):
-            failures.append(loaded)
+            findings.append(loaded)
+            continue
+        data, text = loaded
+        digest = content_hash(data)
+        fact = known_facts.get(digest)
+        if fact is None:
+            fact = scan(display, text)
+            if cache:
+                cache.put_facts(digest, fact)
+        sources.append(_Source(display, text, digest))
+        facts.append(fact)
+        report.sources[display] = text
+    findings = run_files([], findings, config)   # selection and per-file ignores for NL900s
+
+    engine_fp = engine_fingerprint() if cache else ""
+    config_fp = config_fingerprint(config) if cache else ""
+    pending: list[tuple[str, list[_Source], bool]] = []
+    for group in components(facts):
+        members = [sources[i] for i in group]
+        relevant = any(facts[i].relevant for i in group)
+        key = component_key(engine_fp, config_fp, [(m.path, m.digest) for m in members]) if cache else ""
+        cached = cache.get(key) if cache else None
+        if cached is not None:
+            findings.extend(cached)
+            report.components_cached += 1
         else:
-            parsed.append(loaded)
-            report.sources[loaded.path] = loaded.text
-    report.findings = run_files(parsed, failures, config)
+            pending.append((key, members, relevant))
+    report.components_analysed = len(pending)
+
+    for key, result in _run_pending(pending, config, options.jobs):
+        findings.extend(result)
+        if cache:
+            cache.put(key, result)
+    if cache:
+        cache.save_facts({s.digest for s in sources})
+    report.findings = sort_findings(findings)
     return report
+
+
+def _run_pending(pending, config: Config, jobs: int | None):
+    jobs = jobs or os.cpu_count() or 1
+    total = sum(len(s.text) for _, members, _ in pending for s in members)
+    if jobs <= 1 or len(pending) <= 1 or total < PARALLEL_MIN_BYTES:
+        for key, members, relevant in pending:
+            yield key, _analyse_component(members, config, relevant)
+        return
+    # Largest components first, so one big one does not start last and run alone.
+    order = sorted(pending, key=lambda p: -sum(len(s.text) for s in p[1]))
+    with ProcessPoolExecutor(max_workers=min(jobs, len(order)), mp_context=_pool_context()) as pool:
+        futures = [(key, pool.submit(_analyse_component, members, config, relevant))
+                   for key, members, relevant in order]
+        for key, fut in futures:
+            yield key, fut.result()
 
 
 def check_text(text: str, path: str, config: Config) -> list[Finding]:

@@ -57,7 +57,8 @@ def parse_source(text: str, path: str) -> ParsedFile | Finding:
     return ParsedFile(path=path, text=text, tree=tree)
 
 
-def load_file(file: Path, display: str) -> ParsedFile | Finding:
+def read_source(file: Path, display: str) -> tuple[bytes, str] | Finding:
+    """The file's bytes (for hashing) and decoded text, or the NL900 that says why not."""
     try:
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -69,4 +70,11 @@ def load_file(file: Path, display: str) -> ParsedFile | Finding:
     text = decode_source(data, display)
     if isinstance(text, Finding):
         return text
-    return parse_source(text, display)
+    return data, text
+
+
+def load_file(file: Path, display: str) -> ParsedFile | Finding:
+    loaded = read_source(file, display)
+    if isinstance(loaded, Finding):
+        return loaded
+    return parse_source(loaded[1], display)

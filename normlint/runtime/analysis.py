@@ -1,0 +1,171 @@
+"""From traced forwards to per-norm facts the rules ask about."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from .axes import (SEQUENCE_OPS, choose_measured_axes, feature_axis_downstream,
+                   upstream_path)
+from .graph import Graph
+from .probes import tolerance
+from .tracer import NormEvent, Trace
+
+# forward() parameter names that mark a model fed with token or time sequences.
+SEQUENCE_INPUT_NAMES = frozenset({
+    "input_ids", "attention_mask", "key_padding_mask", "src_key_padding_mask", "lengths",
+    "seq_len", "decoder_input_ids", "input_values", "token_type_ids", "position_ids",
+})
+
+
+@dataclass
+class NormInfo:
+    """Everything observed about one norm (a module, or a functional/inline call site)."""
+
+    key: str
+    events: list[NormEvent]
+    placement: str
+    placements: tuple[str, ...]
+    feature_axis: int | None
+    producer: str | None              # nearest feature-producing op upstream
+    measured_axes: tuple[int, ...] | None
+    sequence_axes: tuple[int, ...]    # input axes whose size followed the input length
+    failed_other_length: bool         # the run with another length failed inside this norm
+    module: nn.Module | None
+    path: str
+    line: int
+
+    @property
+    def first(self) -> NormEvent:
+        return self.events[0]
+
+    @property
+    def probed(self) -> NormEvent:
+        return next((e for e in self.events if e.probed), self.events[0])
+
+    @property
+    def reduced_axes(self) -> tuple[int, ...] | None:
+        """Declared axes are exact (torch kernel semantics, or the reductions seen in the op
+        stream); the invariance probe decides only for norms whose forward is opaque."""
+        declared = self.first.declared_axes
+        return declared if declared is not None else self.measured_axes
+
+    def value(self, name: str) -> float | None:
+        return self.probed.values.get(name)
+
+
+@dataclass
+class Analysis:
+    model: nn.Module
+    trace: Trace
+    graph: Graph
+    norms: dict[str, NormInfo]
+    sequence_model: bool
+    numeric: bool
+    modules: dict[str, nn.Module]
+    optimizer: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def location_of_class(obj: Any) -> tuple[str, int]:
+    try:
+        cls = obj if isinstance(obj, type) else type(obj)
+        path = inspect.getsourcefile(cls) or "<unknown>"
+        line = inspect.getsourcelines(cls)[1]
+    except (OSError, TypeError):
+        return "<unknown>", 1
+    return display_path(path), max(line, 1)
+
+
+def display_path(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def measured_axes(event: NormEvent) -> tuple[int, ...] | None:
+    if event.values.get("input_nonzero") == 0.0:
+        return None  # an all-zero input is invariant to every rescaling
+    results = [(axes, event.values.get(f"axes{i}", float("nan")))
+               for i, (axes, _) in enumerate(event.axis_probes)]
+    return choose_measured_axes(results, tolerance(event.dtype))
+
+
+def resolve_values(trace: Trace, values: list[float]) -> None:
+    for event in trace.events:
+        event.values = {name: values[i] for name, i in event.probes.items()}
+        for i, (_, index) in enumerate(event.axis_probes):
+            event.values[f"axes{i}"] = values[index]
+        for axis, index in event.prefix_probes.items():
+            event.values[f"prefix{axis}"] = values[index]
+
+
+def _sequence_axes(trace: Trace, other: Trace | None) -> dict[str, tuple[int, ...]]:
+    if other is None:
+        return {}
+    seen: dict[str, int] = {}
+    other_shapes: dict[tuple[str, int], tuple[int, ...]] = {}
+    for event in other.events:
+        n = seen.get(event.key, 0)
+        seen[event.key] = n + 1
+        other_shapes[(event.key, n)] = event.in_shape
+    seen.clear()
+    result: dict[str, set[int]] = {}
+    for event in trace.events:
+        n = seen.get(event.key, 0)
+        seen[event.key] = n + 1
+        shape = other_shapes.get((event.key, n))
+        if shape is not None and len(shape) == len(event.in_shape):
+            changed = {a for a, (s, t) in enumerate(zip(event.in_shape, shape)) if s != t}
+            result.setdefault(event.key, set()).update(changed)
+    return {k: tuple(sorted(v)) for k, v in result.items()}
+
+
+def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
+            optimizer=None, notes: list[str] | None = None,
+            sequence_markers: tuple[str, ...] = ()) -> Analysis:
+    graph = Graph(trace)
+    modules = dict(model.named_modules())
+    seq_axes = _sequence_axes(trace, other)
+    grouped: dict[str, list[NormEvent]] = {}
+    for event in trace.events:
+        grouped.setdefault(event.key, []).append(event)
+    norms: dict[str, NormInfo] = {}
+    for key, events in grouped.items():
+        first = events[0]
+        placements = tuple(graph.placement(e.node) for e in events)
+        producer, up_axis = upstream_path(graph, first.node)
+        feature = feature_axis_downstream(graph, first.node)
+        if feature is None:
+            feature = up_axis
+        probed = next((e for e in events if e.probed), first)
+        module = modules.get(first.module) if first.module is not None else None
+        if first.site is not None:
+            path, line = display_path(first.site[0]), first.site[1]
+        else:
+            path, line = location_of_class(module) if module is not None else ("<unknown>", 1)
+        norms[key] = NormInfo(
+            key=key, events=events, placement=max(set(placements), key=placements.count),
+            placements=placements, feature_axis=feature, producer=producer,
+            measured_axes=measured_axes(probed) if probed.axis_probes else None,
+            sequence_axes=seq_axes.get(key, ()),
+            # On a rank-2 (N, C) input the cut axis was the features, not a sequence.
+            failed_other_length=(other is not None and other.failed_in == key
+                                 and len(first.in_shape) >= 3),
+            module=module, path=path, line=line,
+        )
+    input_names = set(trace.input_names)
+    sequence_model = (
+        any(n.op in SEQUENCE_OPS for n in trace.nodes)
+        or bool(input_names & (SEQUENCE_INPUT_NAMES | set(sequence_markers)))
+        or any(info.sequence_axes or info.failed_other_length for info in norms.values())
+    )
+    return Analysis(model=model, trace=trace, graph=graph, norms=norms,
+                    sequence_model=sequence_model, numeric=numeric, modules=modules,
+                    optimizer=optimizer, notes=list(notes or ()))

@@ -1,0 +1,270 @@
+"""``audit(model, example_inputs)``: run the model under the tracer and apply the runtime rules."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from ..errors import AuditError, NormlintError
+from ..findings import Finding, sort_findings
+from ..registry import RULES, RUNTIME
+from ..selection import resolve_selection
+from .analysis import Analysis, analyse, resolve_values
+from .probes import Probe, ProbeSettings, StatBuffer
+from .rules import RuleContext, run_rules
+from .table import format_norms_table, verdict
+from .tracer import Trace, Tracer
+
+CHECK_GROUPS = ("axes", "batch", "padding", "numerics")
+# Probe values shown in NormRecord.stats, under names that say what they measure.
+_STAT_NAMES = {"input_rms": "input_rms", "output_rms": "output_rms",
+               "below_eps": "rows_below_eps", "batch": "sub_batch_deviation",
+               "fp32_error": "fp32_error", "formula": "formula_deviation"}
+
+
+@dataclass(frozen=True)
+class NormRecord:
+    """One normalization observed during the audit (a module or a functional call site)."""
+
+    module: str
+    kind: str
+    placement: str
+    declared_axes: tuple[int, ...] | None
+    measured_axes: tuple[int, ...] | None
+    feature_axis: int | None
+    sequence_axes: tuple[int, ...]
+    input_shape: tuple[int, ...]
+    calls: int
+    dtype: str
+    eps: float | None
+    stats: dict[str, float]
+    verdict: str
+    path: str
+    line: int
+
+
+@dataclass
+class AuditReport:
+    findings: list[Finding]
+    norms: list[NormRecord]
+    model: str
+    numeric: bool = True            # False on the meta device: numeric checks were skipped
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(f.severity.fails_run for f in self.findings)
+
+    def format_table(self) -> str:
+        return format_norms_table(self.norms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "numeric": self.numeric, "notes": list(self.notes),
+                "norms": [asdict(n) for n in self.norms],
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
+          select: Iterable[str] | None = None, ignore: Iterable[str] | None = None,
+          checks: str | Iterable[str] = "all") -> AuditReport:
+    """Run ``model`` on ``example_inputs`` (a tensor, a tuple of positional arguments or a
+    dict of keyword arguments) and report what its normalizations did.
+
+    The model, its buffers, its RNG state and every module's training flag are unchanged
+    afterwards. A forward that raises is re-raised as ``AuditError`` from the model's own
+    exception, after the hooks are removed.
+    """
+    return audit_with(model, example_inputs, optimizer=optimizer,
+                      enabled=resolve_codes(select, ignore), checks=checks)
+
+
+def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str], optimizer=None,
+               checks: str | Iterable[str] = "all",
+               options: dict[str, dict[str, Any]] | None = None) -> AuditReport:
+    """``audit`` with the enabled codes already resolved and per-rule options (the CLI's
+    ``[tool.normlint.rules]`` configuration)."""
+    settings = probe_settings(checks)
+    enabled = frozenset(enabled) & RUNTIME_CODES
+    model = unwrap(model)
+    if not isinstance(model, nn.Module):
+        raise NormlintError(f"audit() needs a torch.nn.Module, got {type(model).__name__}")
+    # A tokenizer's BatchEncoding is a Mapping, not a dict: call the model with its keywords.
+    inputs = dict(example_inputs) if isinstance(example_inputs, Mapping) else example_inputs
+    numeric = not _on_meta(model, inputs)
+    paths = {}
+    for path, module in model.named_modules():
+        paths.setdefault(id(module), path)
+    notes: list[str] = []
+    with _preserved(model, inputs), torch.no_grad():
+        trace = _traced_forward(model, inputs, paths, settings if numeric else None)
+        other = None
+        shorter = other_length_inputs(inputs)
+        if shorter is not None:
+            try:
+                other = _traced_forward(model, shorter, paths, None)
+            except AuditError as exc:
+                # Failing outside any norm only means the inputs have no sequence axis to cut.
+                other = exc.trace if exc.trace.failed_in is not None else None  # type: ignore[attr-defined]
+    notes.extend(trace.notes)
+    if not numeric:
+        notes.append("meta device: numeric checks skipped, structural checks only")
+    options = options or {}
+    analysis = analyse(model, trace, other, numeric, optimizer=optimizer, notes=notes,
+                       sequence_markers=tuple(options.get("NL101", {}).get("sequence-markers", ())))
+    findings = run_rules(RuleContext(analysis=analysis, enabled=enabled, options=options))
+    return AuditReport(findings=sort_findings(findings), norms=norm_records(analysis),
+                       model=type(model).__name__, numeric=numeric, notes=analysis.notes)
+
+
+# ---------------------------------------------------------------------- options
+RUNTIME_CODES = frozenset(r.code for r in RULES if RUNTIME in r.engines)
+
+
+def resolve_codes(select, ignore) -> frozenset[str]:
+    return resolve_selection(_as_list(select), None, _as_list(ignore)) & RUNTIME_CODES
+
+
+def _as_list(value) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def probe_settings(checks) -> ProbeSettings:
+    if checks == "all":
+        return ProbeSettings()
+    if checks == "structural":
+        return ProbeSettings(axes=False, batch=False, padding=False, numerics=False)
+    groups = {checks} if isinstance(checks, str) else set(checks)
+    unknown = groups - set(CHECK_GROUPS)
+    if unknown:
+        raise NormlintError(f"unknown check group {sorted(unknown)[0]!r}; use 'all', "
+                            f"'structural' or some of {', '.join(CHECK_GROUPS)}")
+    return ProbeSettings(**{g: g in groups for g in CHECK_GROUPS})
+
+
+# ---------------------------------------------------------------------- running
+def unwrap(model):
+    """The module hooks must go on: torch.compile's ``_orig_mod``, DataParallel's ``.module``."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if isinstance(inner, nn.Module):
+            model = inner
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
+
+
+def call_model(model: nn.Module, inputs: Any):
+    if inputs is None:
+        return model()
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def _traced_forward(model, inputs, paths, settings: ProbeSettings | None) -> Trace:
+    buffer = StatBuffer()
+    probe = Probe(settings, buffer) if settings is not None else None
+    tracer = Tracer(model, paths, inputs, probe)
+    try:
+        with tracer:
+            call_model(model, inputs)
+    except Exception as exc:
+        error = AuditError(f"{type(model).__name__} forward raised {type(exc).__name__}: {exc}")
+        error.trace = tracer.trace  # the run with another length reads where it failed
+        raise error from exc
+    resolve_values(tracer.trace, buffer.resolve())
+    return tracer.trace
+
+
+def _flat_tensors(inputs) -> list[torch.Tensor]:
+    if isinstance(inputs, torch.Tensor):
+        return [inputs]
+    values = inputs.values() if isinstance(inputs, dict) else inputs if isinstance(inputs, (tuple, list)) else ()
+    return [v for v in values if isinstance(v, torch.Tensor)]
+
+
+def _on_meta(model: nn.Module, inputs) -> bool:
+    tensors = list(model.parameters())[:1] + list(model.buffers())[:1] + _flat_tensors(inputs)
+    return any(t.is_meta for t in tensors)
+
+
+def other_length_inputs(inputs):
+    """The same inputs with a shorter sequence axis (axis 1), or None when there is none.
+
+    The length is taken from the first rank-2 tensor (token ids, masks, raw audio) or, failing
+    that, the first rank-3 tensor (N, L, C); every input with that size on axis 1 is cut.
+    """
+    tensors = _flat_tensors(inputs)
+    ranked = [t for t in tensors if t.dim() == 2] or [t for t in tensors if t.dim() == 3]
+    if not ranked or ranked[0].shape[1] < 4:
+        return None
+    length = ranked[0].shape[1]
+    keep = length - max(1, length // 4)
+
+    def cut(value):
+        if isinstance(value, torch.Tensor) and value.dim() in (2, 3) and value.shape[1] == length:
+            return value.narrow(1, 0, keep)
+        return value
+
+    if isinstance(inputs, torch.Tensor):
+        return cut(inputs)
+    if isinstance(inputs, dict):
+        return {k: cut(v) for k, v in inputs.items()}
+    return type(inputs)(cut(v) for v in inputs)
+
+
+class _preserved:
+    """Buffers, RNG state and training flags are restored whatever the forward did."""
+
+    def __init__(self, model: nn.Module, inputs):
+        self._model = model
+        devices = {t.device for t in list(model.parameters()) + _flat_tensors(inputs)}
+        self._cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
+        self._rng = None
+
+    def __enter__(self):
+        self._flags = [(m, m.training) for m in self._model.modules()]
+        self._buffers = [(m, name, b, b.clone())
+                         for m in self._model.modules() for name, b in m._buffers.items()
+                         if b is not None]
+        self._rng = torch.random.fork_rng(devices=self._cuda)
+        self._rng.__enter__()
+
+    def __exit__(self, *exc):
+        try:
+            with torch.no_grad():
+                for module, name, original, saved in self._buffers:
+                    if module._buffers.get(name) is not original:
+                        module._buffers[name] = original
+                    if not original.is_meta:
+                        original.copy_(saved)
+            for module, flag in self._flags:
+                module.training = flag
+        finally:
+            self._rng.__exit__(*exc)
+        return False
+
+
+def norm_records(analysis: Analysis) -> list[NormRecord]:
+    records = []
+    for info in analysis.norms.values():
+        first = info.first
+        stats = {_STAT_NAMES[k]: v for k, v in info.probed.values.items() if k in _STAT_NAMES}
+        records.append(NormRecord(
+            module=info.key, kind=first.kind, placement=info.placement,
+            declared_axes=first.declared_axes, measured_axes=info.measured_axes,
+            feature_axis=info.feature_axis, sequence_axes=info.sequence_axes,
+            input_shape=tuple(first.in_shape), calls=len(info.events),
+            dtype=str(first.dtype).replace("torch.", ""), eps=first.eps, stats=stats,
+            verdict=verdict(info), path=info.path, line=info.line,
+        ))
+    return records

@@ -1,0 +1,207 @@
+"""Residual adds and norm placement, read from a Trace's dataflow graph.
+
+A residual add is an add whose one operand is an ancestor of the other (``x + f(x)``).
+From where norms sit relative to those adds follow pre-norm (``x + f(norm(x))``),
+post-norm (``norm(x + f(x))`` feeding the next residual), final norm (closing a pre-norm
+stream), branch-output norms (sandwich/peri-LN: ``x + norm(f(x))``), and the pre-norm
+streams that end without any norm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .axes import FEATURE_PRODUCERS, upstream_path
+from .tracer import Node, Trace
+
+# Elementwise ops with one data operand that keep a value on "the same stream" (affine
+# scale/shift with parameters or scalars, casts, dropout).
+_THROUGH = frozenset({"mul", "add", "sub", "div", "to", "float", "half", "bfloat16", "double",
+                      "type_as", "dropout", "contiguous", "clone", "data", "mul_", "add_"})
+# Ops that only move, slice or pool data: a norm reached through them still "follows" an add
+# (Swin's patch merging concatenates slices of the stream; BEiT normalizes the mean-pooled
+# tokens).
+_SHAPE_ONLY = frozenset({"view", "reshape", "contiguous", "dropout", "to", "getitem", "float",
+                         "type_as", "clone", "flatten", "unflatten", "transpose", "permute",
+                         "squeeze", "unsqueeze", "half", "bfloat16", "cat", "stack", "roll",
+                         "pad", "narrow", "split", "chunk", "unbind", "select", "expand",
+                         "repeat", "index_select", "mean", "amax", "max", "adaptive_avg_pool1d",
+                         "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d"})
+_ADDS = frozenset({"add", "add_"})
+# Reshapes keep a value on its stream (OPT flattens the stream around its FFN).
+_RESHAPES = frozenset({"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as"})
+# Ops that mix features: a residual branch has one (RoPE's x*cos + rot(x)*sin has none).
+_MIXING = FEATURE_PRODUCERS | {"einsum", "addmm"}
+
+@dataclass(frozen=True)
+class ResidualAdd:
+    node: int
+    skip: int          # canonical skip operand (the earlier value of the stream)
+    branch: int        # the operand computed from the skip
+    scaled: bool       # the skip was multiplied by a constant first (DeepNorm alpha)
+
+
+class Graph:
+    def __init__(self, trace: Trace, max_visits: int = 50_000):
+        self.trace = trace
+        self.nodes: list[Node] = trace.nodes
+        self._max_visits = max_visits
+        self.consumers: list[list[int]] = [[] for _ in self.nodes]
+        for node in self.nodes:
+            if node.hidden:
+                continue
+            for i in node.inputs:
+                self.consumers[i].append(node.idx)
+        self.residual_adds: dict[int, ResidualAdd] = {}
+        self.skips: dict[int, list[int]] = {}
+        self.branches: dict[int, list[int]] = {}
+        self._find_residual_adds()
+
+    # -------------------------------------------------------------- basic walks
+    def data_inputs(self, idx: int) -> list[int]:
+        return [i for i in self.nodes[idx].inputs if not self.nodes[i].const]
+
+    def _through(self, idx: int) -> bool:
+        node = self.nodes[idx]
+        if node.kind != "op" or node.hidden:
+            return False
+        data = self.data_inputs(idx)
+        if len(data) != 1:
+            return False
+        if node.op in _RESHAPES:
+            return True
+        return node.op in _THROUGH and node.shape == self.nodes[data[0]].shape
+
+    def canon(self, idx: int) -> int:
+        return self.canon_scaled(idx)[0]
+
+    def canon_scaled(self, idx: int) -> tuple[int, bool]:
+        """Walk back through scale/shift/cast/dropout; report a constant rescaling on the way."""
+        scaled = False
+        while self._through(idx):
+            node = self.nodes[idx]
+            if node.op in ("mul", "div", "mul_") and any(s != 1 for s in node.info.get("scalars", ())):
+                scaled = True
+            idx = self.data_inputs(idx)[0]
+        return idx, scaled
+
+    def fwd_alias(self, idx: int) -> list[int]:
+        """``idx`` and every node reached from it through scale/shift/cast/dropout ops."""
+        out, stack = [], [idx]
+        while stack:
+            cur = stack.pop()
+            out.append(cur)
+            stack.extend(c for c in self.consumers[cur] if self._through(c))
+        return out
+
+    def is_ancestor(self, a: int, b: int, through_norms: bool = True) -> bool:
+        """Whether ``a`` feeds ``b``; with ``through_norms=False`` only along paths that do
+        not pass through another norm node."""
+        if a == b:
+            return True
+        stack, seen = [b], set()
+        while stack and len(seen) < self._max_visits:
+            cur = stack.pop()
+            for i in self.nodes[cur].inputs:
+                if i == a:
+                    return True
+                if i > a and i not in seen:  # ancestors always have smaller indices
+                    seen.add(i)
+                    if through_norms or self.nodes[i].kind != "norm":
+                        stack.append(i)
+        return False
+
+    def _find_residual_adds(self) -> None:
+        for node in self.nodes:
+            if node.op not in _ADDS or node.kind != "op" or node.hidden:
+                continue
+            data = self.data_inputs(node.idx)
+            if len(data) != 2 or data[0] == data[1]:
+                continue
+            a, b = data
+            # Compare through constant scaling: DeepNorm's alpha * x + f(x) is residual too.
+            # A parallel block (Cohere: x + attn(n) + mlp(n)) adds its second branch to the
+            # first residual sum: the same stream, so the same skip.
+            for skip, branch in ((a, b), (b, a)):
+                stream = self.canon(skip)
+                if not self.is_ancestor(stream, branch):
+                    first = self.residual_adds.get(stream)
+                    if first is None or not self.is_ancestor(first.skip, branch):
+                        continue
+                    stream = first.skip
+                if self._mixes(stream, branch):
+                    break
+            else:
+                continue
+            scaled = self.canon_scaled(skip)[1]
+            self.residual_adds[node.idx] = ResidualAdd(node.idx, stream, branch, scaled)
+            self.skips.setdefault(stream, []).append(node.idx)
+            self.branches.setdefault(self.canon(branch), []).append(node.idx)
+
+    def _mixes(self, skip: int, branch: int) -> bool:
+        """Whether some feature-mixing op lies between ``skip`` and ``branch``."""
+        stack, seen = [branch], set()
+        while stack and len(seen) < self._max_visits:
+            cur = stack.pop()
+            node = self.nodes[cur]
+            if node.op in _MIXING or node.kind == "norm":
+                return True
+            for i in self.data_inputs(cur):
+                if i > skip and i not in seen:
+                    seen.add(i)
+                    stack.append(i)
+        return False
+
+    # -------------------------------------------------------------- placement
+    def norm_input(self, norm: int) -> int | None:
+        data = self.data_inputs(norm)
+        return self.canon(data[0]) if data else None
+
+    def placement(self, norm: int) -> str:
+        x = self.norm_input(norm)
+        if x is not None:
+            if any(self.is_ancestor(norm, self.residual_adds[a].branch) for a in self.skips.get(x, ())):
+                return "pre"                      # y = x + f(norm(x))
+            if x in self.residual_adds:           # norm(x + f(x))
+                if norm in self.skips or self.nodes[self.residual_adds[x].skip].kind == "norm":
+                    return "post"                 # the normalized stream is the next skip
+                return "final"                    # closes an un-normalized (pre-norm) stream
+        if norm in self.branches:
+            return "branch-output"                # x + norm(f(x)): sandwich / peri-LN
+        if upstream_path(self, norm)[0] == "embedding":
+            return "embedding"
+        return "other"
+
+    def follows(self, idx: int, hops: int = 6) -> list[int]:
+        """Norm nodes reached from ``idx`` through ops that only move or rescale data."""
+        found, frontier, seen = [], self.fwd_alias(idx), set()
+        for _ in range(hops):
+            nxt = []
+            for cur in frontier:
+                for c in self.consumers[cur]:
+                    if c in seen:
+                        continue
+                    seen.add(c)
+                    node = self.nodes[c]
+                    if node.kind == "norm":
+                        found.append(c)
+                    elif node.op in _SHAPE_ONLY or self._through(c):
+                        nxt.append(c)
+            frontier = nxt
+        return found
+
+    def unnormalized_stream_ends(self, pre_norms: list[int]) -> list[int]:
+        """Last residual adds of pre-norm streams that no norm follows (NL302)."""
+        pre_skips = {self.norm_input(n) for n in pre_norms}
+        ends = []
+        for add in self.residual_adds.values():
+            if add.skip not in pre_skips:
+                continue
+            aliases = self.fwd_alias(add.node)
+            if any(o in self.skips for o in aliases):
+                continue                          # the stream goes on into another block
+            if any(c in self.residual_adds for o in aliases for c in self.consumers[o]):
+                continue                          # a parallel block adds its next branch
+            if not self.follows(add.node):
+                ends.append(add.node)
+        return ends

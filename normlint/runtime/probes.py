@@ -1,0 +1,217 @@
+"""Numeric probes run on a norm while its input and output are alive (inside the hook).
+
+Every measurement stays a 0-d tensor on the model's device in a StatBuffer; the buffer is
+read back once per forward (one host transfer), never with ``.item()`` per hook, so an
+audit does not serialize a GPU run. Re-runs of a norm go through ``rerun``, which never
+changes the module (train-mode BatchNorm running stats are restored).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .axes import candidate_axis_sets
+from .tracer import LOW_PRECISION, NormEvent
+
+_VARIANCE_FAMILIES = frozenset({"layer", "batch", "group", "instance"})
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    axes: bool = True        # invariance probe for the measured reduced axes
+    batch: bool = True       # sub-batch re-run (NL103)
+    padding: bool = True     # sequence-prefix re-runs (NL102)
+    numerics: bool = True    # finiteness, eps, low precision, formula (NL401-NL406)
+
+
+def tolerance(dtype: torch.dtype) -> float:
+    """Relative deviation below which two outputs count as the same."""
+    return 5e-2 if dtype in LOW_PRECISION else 1e-2
+
+
+class StatBuffer:
+    """Device-side scalars, read back with one transfer per device."""
+
+    def __init__(self):
+        self._values: list[torch.Tensor] = []
+
+    def add(self, value: torch.Tensor) -> int:
+        self._values.append(value.detach().reshape(()).float())
+        return len(self._values) - 1
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def resolve(self) -> list[float]:
+        out = [math.nan] * len(self._values)
+        by_device: dict[torch.device, list[int]] = {}
+        for i, value in enumerate(self._values):
+            by_device.setdefault(value.device, []).append(i)
+        for indices in by_device.values():
+            host = torch.stack([self._values[i] for i in indices]).tolist()
+            for i, value in zip(indices, host):
+                out[i] = value
+        self._values.clear()
+        return out
+
+
+def relative_deviation(actual: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    actual, reference = actual.float(), reference.float()
+    return (actual - reference).abs().mean() / (reference.abs().mean() + 1e-12)
+
+
+class Probe:
+    def __init__(self, settings: ProbeSettings, buffer: StatBuffer):
+        self.settings = settings
+        self.buffer = buffer
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        # A private generator: the model's global RNG stream is not touched by the audit.
+        gen = self._generators.get(device)
+        if gen is None:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(0)
+            self._generators[device] = gen
+        return gen
+
+    def run(self, event: NormEvent, rerun: Callable, x: torch.Tensor, y: torch.Tensor,
+            module=None) -> None:
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape or not x.is_floating_point():
+            return
+        with torch.no_grad():
+            if self.settings.numerics:
+                self._numerics(event, rerun, x, y, module)
+            if self.settings.axes:
+                self._axes(event, rerun, x, y)
+            if self.settings.batch and x.dim() >= 2 and x.shape[0] >= 2:
+                sub = max(1, x.shape[0] // 2) if x.shape[0] >= 4 else 1
+                self._compare(event, "batch", rerun, x[:sub], y[:sub])
+            if self.settings.padding:
+                self._prefixes(event, rerun, x, y)
+
+    def _compare(self, event: NormEvent, name: str, rerun, x, expected) -> None:
+        try:
+            out = rerun(x)
+        except Exception:  # noqa: BLE001 - a norm that rejects the smaller input is not measured
+            return
+        if isinstance(out, torch.Tensor) and out.shape == expected.shape:
+            event.probes[name] = self.buffer.add(relative_deviation(out, expected))
+
+    def _axes(self, event: NormEvent, rerun, x, y) -> None:
+        # Bring the input to unit RMS first, so eps cannot hide the invariance of a norm
+        # whose input happens to be tiny (branch outputs at init); the axes stay the same.
+        x = x / (x.float().pow(2).mean().sqrt() + 1e-12).to(x.dtype)
+        try:
+            y = rerun(x)
+        except Exception:  # noqa: BLE001
+            return
+        event.probes["input_nonzero"] = self.buffer.add((x != 0).any())
+        gen = self._generator(x.device)
+        for axes in candidate_axis_sets(tuple(x.shape)):
+            shape = [1 if a in axes else size for a, size in enumerate(x.shape)]
+            factor = (torch.rand(shape, generator=gen, device=x.device) * 2 + 1).to(x.dtype)
+            try:
+                out = rerun(x * factor)
+            except Exception:  # noqa: BLE001
+                continue
+            if isinstance(out, torch.Tensor) and out.shape == y.shape:
+                event.axis_probes.append((axes, self.buffer.add(relative_deviation(out, y))))
+
+    def _prefixes(self, event: NormEvent, rerun, x, y) -> None:
+        for axis in range(1, x.dim()):
+            size = x.shape[axis]
+            if size < 4:
+                continue
+            keep = size - max(1, size // 4)
+            try:
+                out = rerun(x.narrow(axis, 0, keep))
+            except Exception:  # noqa: BLE001 - e.g. LayerNorm([L, C]) on a shorter L
+                continue
+            expected = y.narrow(axis, 0, keep)
+            if isinstance(out, torch.Tensor) and out.shape == expected.shape:
+                event.prefix_probes[axis] = self.buffer.add(relative_deviation(out, expected))
+
+    def observe(self, event: NormEvent, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Checks cheap enough for every call of every norm."""
+        if self.settings.numerics and isinstance(y, torch.Tensor) and x.is_floating_point():
+            with torch.no_grad():
+                event.probes["input_finite"] = self.buffer.add(torch.isfinite(x).all())
+                event.probes["output_finite"] = self.buffer.add(torch.isfinite(y).all())
+
+    def _numerics(self, event: NormEvent, rerun, x, y, module) -> None:
+        add = self.buffer.add
+        xf = x.float()
+        event.probes["input_rms"] = add(xf.pow(2).mean().sqrt())
+        event.probes["output_rms"] = add(y.float().pow(2).mean().sqrt())
+        axes = event.declared_axes
+        if event.eps is not None and axes and event.family != "lp":
+            centred = event.family in _VARIANCE_FAMILIES
+            spread = xf.var(dim=axes, unbiased=False) if centred else xf.pow(2).mean(dim=axes)
+            # eps dominates when it is 10x the variance: the output keeps < 30% of its scale.
+            event.probes["below_eps"] = add((spread * 10 < event.eps).float().mean())
+        if module is not None and event.low_precision_stats:
+            reference = _fp32_reference(module, x)
+            if reference is not None:
+                event.probes["fp32_error"] = add(relative_deviation(y, reference))
+        if module is not None and event.handwritten and event.eps and axes \
+                and x.dtype in (torch.float32, torch.float64) \
+                and axes == tuple(range(x.dim() - len(axes), x.dim())):
+            deviation = _formula_deviation(rerun, x, axes, event.eps)
+            if deviation is not None:
+                event.probes["formula"] = add(deviation)
+
+
+def _fp32_reference(module, x: torch.Tensor) -> torch.Tensor | None:
+    """The same module recomputed in float32 (parameters and input upcast)."""
+    state = {name: t.float() if t.is_floating_point() else t
+             for name, t in list(module.named_parameters(recurse=False))
+             + list(module.named_buffers(recurse=False))}
+    try:
+        out = torch.func.functional_call(module, state, (x.float(),))
+    except Exception:  # noqa: BLE001
+        return None
+    return out if isinstance(out, torch.Tensor) else None
+
+
+def _formula_deviation(rerun, x: torch.Tensor, axes: tuple[int, ...], eps: float
+                       ) -> torch.Tensor | None:
+    """How far a hand-written norm is from F.layer_norm / F.rms_norm, after the best
+    per-feature affine fit (so any weight parameterisation passes).
+
+    Rows are rescaled to standard deviations from 1 down to sqrt(eps): where eps matters,
+    ``(x - mean) / (std + eps)`` and the unbiased ``std`` part ways with the standard formula.
+    """
+    shape = tuple(x.shape[a] for a in axes)
+    rows = x.float().reshape(-1, math.prod(shape))
+    if rows.shape[0] < 4 or rows.shape[1] < 2:
+        return None
+    std = rows.std(dim=1, unbiased=False, keepdim=True).clamp_min(1e-12)
+    target = torch.logspace(0, math.log10(math.sqrt(eps)), rows.shape[0], device=x.device)
+    probe_rows = rows / std * target[:, None]
+    probe = probe_rows.reshape(x.shape).to(x.dtype)
+    try:
+        out = rerun(probe)
+    except Exception:  # noqa: BLE001
+        return None
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        return None
+    out_rows = out.float().reshape(-1, rows.shape[1])
+    deviations = []
+    for reference in (F.layer_norm(probe.float(), shape, eps=eps), F.rms_norm(probe.float(), shape, eps=eps)):
+        deviations.append(_affine_fit_error(reference.reshape(-1, rows.shape[1]), out_rows))
+    return torch.minimum(*deviations)
+
+
+def _affine_fit_error(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Residual of the least-squares fit y ~ gamma * z + beta per feature, relative to y."""
+    z_mean, y_mean = z.mean(0), y.mean(0)
+    zc, yc = z - z_mean, y - y_mean
+    gamma = (zc * yc).mean(0) / (zc.pow(2).mean(0) + 1e-12)
+    residual = yc - gamma * zc
+    return residual.abs().mean() / (yc.abs().mean() + 1e-12)

@@ -1,0 +1,142 @@
+"""The result cache, like ruff's: findings per component keyed by content, engine and config.
+
+Layout: ``<cache dir>/<version>/<key[:2]>/<key>.json`` holds the findings of one component
+(a group of files that can see each other's classes), and ``<version>/facts.json`` the
+parse-free facts of every file seen, by content hash. A key covers the content of every
+file in the component, the normlint version and its source files, and the effective
+configuration, so an edit, a config change or an upgrade re-analyses exactly what it can
+affect. The directory carries a CACHEDIR.TAG (backup tools skip it) and a .gitignore.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterable
+
+from ..findings import Engine, Finding, Severity
+from .facts import FileFacts
+
+CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
+                "# This file is a cache directory tag created by normlint.\n"
+                "# For information about cache directory tags see https://bford.info/cachedir/\n")
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def engine_fingerprint() -> str:
+    """The normlint version plus the size and mtime of its own source files.
+
+    The version alone would keep serving stale results to anyone running normlint from a
+    checkout while changing it; stat-ing ~60 files costs well under a millisecond.
+    """
+    from .. import __version__
+
+    package = Path(__file__).resolve().parent.parent
+    h = hashlib.blake2b(__version__.encode(), digest_size=16)
+    for f in sorted(package.rglob("*.py")):
+        st = f.stat()
+        h.update(f"{f.relative_to(package)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def component_key(engine: str, config_fp: str, members: Iterable[tuple[str, str]]) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    h.update(engine.encode())
+    h.update(config_fp.encode())
+    for path, digest in sorted(members):
+        h.update(f"\0{path}\0{digest}".encode())
+    return h.hexdigest()
+
+
+def _finding_from_dict(d: dict) -> Finding:
+    return Finding(code=d["code"], name=d["name"], severity=Severity(d["severity"]),
+                   engine=Engine(d["engine"]), path=d["path"], line=d["line"], column=d["column"],
+                   message=d["message"], end_line=d.get("end_line"), end_column=d.get("end_column"),
+                   module=d.get("module"))
+
+
+class Cache:
+    def __init__(self, root: Path):
+        from .. import __version__
+
+        self.root = root
+        self.dir = root / __version__
+        self._facts: dict[str, FileFacts] | None = None
+        self._facts_dirty = False
+        self.writable = True
+
+    def _ensure_root(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tag = self.root / "CACHEDIR.TAG"
+        if not tag.exists():
+            tag.write_text(CACHEDIR_TAG)
+            (self.root / ".gitignore").write_text("# Automatically created by normlint.\n*\n")
+
+    def _write(self, path: Path, text: str) -> None:
+        if not self.writable:
+            return
+        try:
+            self._ensure_root()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)     # atomic: a parallel run never reads half a file
+        except OSError:
+            self.writable = False     # a read-only checkout still gets its results
+
+    # -- facts ------------------------------------------------------------------------
+
+    def facts(self) -> dict[str, FileFacts]:
+        if self._facts is None:
+            self._facts = {}
+            try:
+                raw = json.loads((self.dir / "facts.json").read_text(encoding="utf-8"))
+                for digest, (module, imports, relevant) in raw.items():
+                    self._facts[digest] = FileFacts(
+                        module=module, relevant=relevant,
+                        imports=tuple((frozenset(m), frozenset(n)) for m, n in imports))
+            except (OSError, ValueError, TypeError):
+                pass
+        return self._facts
+
+    def put_facts(self, digest: str, facts: FileFacts) -> None:
+        self.facts()[digest] = facts
+        self._facts_dirty = True
+
+    def save_facts(self, keep: set[str]) -> None:
+        """Write the facts of this run's files (older ones are dropped, so it cannot grow forever)."""
+        facts = self.facts()
+        if not self._facts_dirty and set(facts) <= keep:
+            return
+        data = {d: [f.module, [[sorted(m), sorted(n)] for m, n in f.imports], f.relevant]
+                for d, f in facts.items() if d in keep}
+        self._write(self.dir / "facts.json", json.dumps(data))
+
+    # -- findings ---------------------------------------------------------------------
+
+    def _entry(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> list[Finding] | None:
+        try:
+            data = json.loads(self._entry(key).read_text(encoding="utf-8"))
+            return [_finding_from_dict(d) for d in data]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, key: str, findings: list[Finding]) -> None:
+        rows = []
+        for f in findings:
+            d = asdict(f)
+            d.pop("fix", None)
+            d["severity"], d["engine"] = f.severity.value, f.engine.value
+            rows.append(d)
+        self._write(self._entry(key), json.dumps(rows))
