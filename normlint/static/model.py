@@ -85,8 +85,11 @@ class Analysis:
             self._hand[key] = None
             fn = cls.methods.get("forward")
             text = _class_text(cls) if fn is not None else ""
-            # every hand-written norm takes a statistic; most classes can be ruled out by text
-            if fn is not None and any(tok in text for tok in _STAT_TOKENS):
+            # every hand-written norm takes a statistic (most classes are ruled out by text)
+            # and is a plain nn.Module (a model class that normalizes its embeddings is not)
+            plain = any(cls.file.imports.qualname(b) in ("torch.nn.Module", "torch.nn.modules.module.Module")
+                        for b in cls.bases)
+            if fn is not None and plain and any(tok in text for tok in _STAT_TOKENS):
                 init = cls.methods.get("__init__")
                 nparams = len(fn.args.posonlyargs + fn.args.args) - 1
                 heavy = nparams > 3 or (init is not None and self._has_heavy_submodule(cls, init))
@@ -138,7 +141,8 @@ class Analysis:
                 if inherited is not None:
                     result = inherited
                     break
-        if result is None:
+        if result is None and self.builder.torch_base_category(cls) is None:
+            # (a Conv2d subclass that standardizes its weight with F.batch_norm is a conv)
             fwd = cls.methods.get("forward")
             if fwd is not None and "__init__" in cls.methods:
                 fnorms = [kinds.torch_functional_norm(cls.file.imports.qualname(n.func))

@@ -231,6 +231,9 @@ class _Init:
             return b
         if b is None:
             return a
+        if _rank(a) == _rank(b) and a.category != b.category:
+            # `partial(nn.Conv2d, kernel_size=1) if use_conv else nn.Linear`: either one
+            return Kind("unknown", a.name, factory=a.factory and b.factory)
         return a if _rank(a) >= _rank(b) else b
 
     # -- expressions --------------------------------------------------------------------
