@@ -24,7 +24,7 @@ _META_METHODS = {"size", "dim", "numel", "new_zeros", "new_ones", "new_empty", "
                  "new_tensor", "zeros_like", "ones_like", "get_device", "item", "tolist"}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Value:
     id: int
     op: str          # param const global meta selfattr module_ref elem_ref method_ref lambda call norm
@@ -88,32 +88,49 @@ class Flow:
         for v in self.values:
             for i in v.inputs:
                 self.users.setdefault(i.id, []).append(v)
+        returned = {root(v).id for v in self.returns} | {v.id for v in self.returns}
         for r in self.residuals:
             _place(self, r)
-        # A norm fed by the sum is post-norm only when its output becomes the trunk; when the
-        # sum itself is the next skip (LLaMA's post_attention_layernorm), it is the next
-        # sublayer's pre-norm.
-        for r in self.residuals:
-            if r.post is None:
-                continue
-            trunk = self._carried(r.add)
-            if any(r2.add.id > r.add.id and root(r2.skip).id in trunk for r2 in self.residuals):
-                r.post = None
+            r.post = self._post_norm(r, returned)
 
-    def _carried(self, v: Value, limit: int = 64) -> set[int]:
-        """Ids of v and the values that carry it unchanged (casts, dropout, if/else merges)."""
-        out = {v.id}
-        todo = [v]
+    def _post_norm(self, r: Residual, returned: set[int]) -> Value | None:
+        """A norm applied to the sum whose output becomes the trunk: the next residual's skip
+        or the block's output. When the sum itself is the next skip and the norm only feeds
+        the branch (LLaMA's post_attention_layernorm), it is the next sublayer's pre-norm."""
+        later = {root(r2.skip).id for r2 in self.residuals if r2.add.id > r.add.id}
+        for n in self._carried(r.add, stop_at_norms=True):
+            if n.op != "norm":
+                continue
+            out = {v.id for v in self._carried(n)}
+            if out & later or out & returned:
+                return n
+        return None
+
+    def _carried(self, v: Value, limit: int = 64, stop_at_norms: bool = False) -> list[Value]:
+        """v and the values that carry it unchanged (casts, dropout, if/else merges, tuples)."""
+        out, seen, todo = [v], {v.id}, [v]
         while todo and limit > 0:
             limit -= 1
             for u in self.uses(todo.pop()):
-                if u.id not in out and (u.op == "phi" or is_transparent(u)):
-                    out.add(u.id)
+                if u.id in seen:
+                    continue
+                if stop_at_norms and u.op == "norm":
+                    seen.add(u.id)
+                    out.append(u)
+                elif u.op in ("phi", "tuple") or is_transparent(u):
+                    seen.add(u.id)
+                    out.append(u)
                     todo.append(u)
         return out
 
     def uses(self, v: Value) -> list[Value]:
         return self.users.get(v.id, [])
+
+
+def exclusive(a: tuple, b: tuple) -> bool:
+    """Two branch-condition paths that cannot both hold (if x / else, if x / if not x)."""
+    pa = dict(a)
+    return any(k in pa and pa[k] != pol for k, pol in b)
 
 
 def is_transparent(v: Value) -> bool:
@@ -214,7 +231,6 @@ def _place(flow: Flow, r: Residual) -> None:
     b = root(r.branch)
     if b.op == "norm" and (r.pre is None or b is not r.pre):
         r.branch_out = b
-    r.post = reaches(flow, r.add, lambda u: u.op == "norm")
 
 
 # -- the walker ------------------------------------------------------------------------
@@ -245,7 +261,9 @@ class Walker:
     # -- values -------------------------------------------------------------------------
 
     def new(self, op: str, inputs, node, frame: Frame, **kw) -> Value:
-        inputs = tuple(i for i in inputs if i is not None)
+        inputs = tuple(inputs)
+        if None in inputs:
+            inputs = tuple(i for i in inputs if i is not None)
         if len(self.flow.values) >= self.max_values:
             self.flow.truncated = True
         v = Value(len(self.flow.values), op, inputs, node, frame.model.file.path, frame.model.cls.name,
@@ -587,7 +605,7 @@ class Walker:
         if base.op in ("module_ref", "elem_ref") and e.attr in ("__call__", "forward"):
             return base
         if base.op == "global" or base.op == "selfattr":
-            return self.new("global", (), e, frame, name=ast.unparse(e))
+            return self.new("global", (), e, frame, name=dotted(e) or e.attr)
         if base.op in ("module_ref", "elem_ref"):
             return self.new("selfattr", (), e, frame, name=e.attr)
         return self.new("attr", (base,), e, frame, name=e.attr)
@@ -625,9 +643,9 @@ class Walker:
                              "getattr", "hasattr", "range", "print", "int", "float", "bool", "str",
                              "finfo", "is_scripting", "is_tracing", "is_compiling"):
                     return self.new("meta", (), e, frame, name=short)
-                # checkpoint(layer, x) / checkpoint_seq(self.blocks, x): a call of that module
                 if short in ("enumerate", "zip", "reversed", "list", "iter", "tuple", "sorted"):
                     return self.new("func", tuple(args), e, frame, name=short)
+                # checkpoint(layer, x) / checkpoint_seq(self.blocks, x): a call of that module
                 if args and args[0].op in ("module_ref", "elem_ref", "method_ref", "lambda"):
                     return self._invoke(args[0], args[1:], kwargs, e, frame)
                 if qual in ("torch.add",) and len(args) >= 2:

@@ -120,15 +120,18 @@ class ProjectIndex:
             return None
         if len(candidates) == 1:
             return candidates[0]
-        # Prefer the file whose module name the import mentions (from .blocks import Block).
-        parts = qual.lstrip(".").split(".")
+        # Several classes share the name: take the one whose path the import spells out
+        # (from .blocks import Block; from timm.layers import Mlp -> .../layers/...); when
+        # nothing singles one out, the name stays unresolved rather than guessed.
+        parts = set(qual.lstrip(".").split(".")[:-1])
         for cls in candidates:
             if cls.file.module in parts:
                 return cls
-        for cls in candidates:
-            if cls.file is file:
-                return cls
-        return candidates[0]
+        scored = sorted(((len(parts & set(PurePath(c.file.path).parts)), i) for i, c in enumerate(candidates)),
+                        reverse=True)
+        if scored[0][0] > 0 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
+            return candidates[scored[0][1]]
+        return None
 
     def resolve_function(self, expr: ast.expr, file: FileInfo) -> tuple[ast.FunctionDef, FileInfo] | None:
         if isinstance(expr, ast.Name) and expr.id in file.functions:

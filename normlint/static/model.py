@@ -11,9 +11,9 @@ from typing import Iterator, Sequence
 
 from . import kinds
 from .context import RuleContext
-from .flow import Flow, Walker, root
+from .flow import Flow, Walker, exclusive, root
 from .handnorm import HandNorm, analyse as analyse_handnorm
-from .index import ClassInfo, ProjectIndex
+from .index import ClassInfo, FileInfo, ProjectIndex
 from .modules import Kind, ModelBuilder, ModuleModel
 from .source import ParsedFile
 
@@ -43,6 +43,7 @@ class Evidence:
     reasons: list[str] = field(default_factory=list)
     # comes from what the model is built of (Embedding, RNN), not only from a signature
     structural: bool = False
+    origin: str = ""                # the class the first reason is about
 
     def __bool__(self) -> bool:
         return bool(self.reasons)
@@ -84,8 +85,11 @@ class Analysis:
             self._hand[key] = None
             fn = cls.methods.get("forward")
             text = _class_text(cls) if fn is not None else ""
-            # every hand-written norm takes a statistic; most classes can be ruled out by text
-            if fn is not None and any(tok in text for tok in _STAT_TOKENS):
+            # every hand-written norm takes a statistic (most classes are ruled out by text)
+            # and is a plain nn.Module (a model class that normalizes its embeddings is not)
+            plain = any(cls.file.imports.qualname(b) in ("torch.nn.Module", "torch.nn.modules.module.Module")
+                        for b in cls.bases)
+            if fn is not None and plain and any(tok in text for tok in _STAT_TOKENS):
                 init = cls.methods.get("__init__")
                 nparams = len(fn.args.posonlyargs + fn.args.args) - 1
                 heavy = nparams > 3 or (init is not None and self._has_heavy_submodule(cls, init))
@@ -137,7 +141,8 @@ class Analysis:
                 if inherited is not None:
                     result = inherited
                     break
-        if result is None:
+        if result is None and self.builder.torch_base_category(cls) is None:
+            # (a Conv2d subclass that standardizes its weight with F.batch_norm is a conv)
             fwd = cls.methods.get("forward")
             if fwd is not None and "__init__" in cls.methods:
                 fnorms = [kinds.torch_functional_norm(cls.file.imports.qualname(n.func))
@@ -197,6 +202,10 @@ class Analysis:
             placement = "mixed"
         else:
             placement = "other"
+        if placement == "peri" and all(exclusive(r.pre.conds, r.post.conds) for r in res):
+            # `if self.normalize_before:` before the branch, `if not ...:` after the add:
+            # one block that a flag switches between pre-norm and post-norm (fairseq)
+            placement = "switchable"
         ends = any(root(v).op == "norm" for v in flow.returns)
         summary = BlockSummary(placement, ends, any(r.scaled for r in flow.residuals), flow)
         self._summaries[key] = summary
@@ -217,8 +226,17 @@ class Analysis:
         if flow is None or not flow.params:
             return False
         first = next(iter(flow.params.values()))
-        users = [u for u in flow.uses(first) if u.op not in ("meta",)]
-        return bool(users) and all(u.op == "norm" for u in users)
+        for n in flow.norms:
+            # back from the norm's input through reshapes, casts and if/else merges only
+            todo, steps = list(n.inputs[:1]), 0
+            while todo and steps < 16:
+                steps += 1
+                cur = todo.pop()
+                if cur is first:
+                    return True
+                if cur.op in ("method", "getitem", "attr", "phi", "unary"):
+                    todo.extend(cur.inputs)
+        return False
 
     def block_placement(self, kind: Kind | None) -> tuple[str, bool, bool] | None:
         """(placement, ends_with_norm, stabilized) of a stacked element."""
@@ -233,6 +251,17 @@ class Analysis:
             if s is None:
                 return None
             return s.placement, s.ends_with_norm, s.stabilized
+        if kind.category == "sequential" and kind.elements:
+            # nn.Sequential(PreNormResidual(dim, attn), PreNormResidual(dim, ff)) as one layer
+            placed = [self.block_placement(k) for k in kind.elements if k.category not in
+                      ("dropout", "identity", "act")]
+            if not placed or any(p is None for p in placed):
+                return None
+            kinds_ = {p[0] for p in placed} - {"none"}
+            if len(kinds_) != 1:
+                return None
+            last = placed[-1]
+            return kinds_.pop(), last[1], any(p[2] for p in placed)
         return None
 
     # -- attribute use (NL306) ------------------------------------------------------------
@@ -254,6 +283,10 @@ class Analysis:
                     names.add(n.attr)
                 elif isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.isidentifier():
                     names.add(n.value)
+                elif isinstance(n, ast.JoinedStr) and n.values and isinstance(n.values[0], ast.Constant) \
+                        and isinstance(n.values[0].value, str) and len(n.values[0].value) >= 2:
+                    # getattr(self, f"norm{i}"): every attribute with that prefix may be used
+                    names.add(n.values[0].value + "*")
             self._attr_loads[key] = frozenset(names)
         return self._attr_loads[key]
 
@@ -279,15 +312,18 @@ class Analysis:
                                      if info is cls.file or cls.name in info.parsed.text)
         return self._foreign[key]
 
-    def norm_attr_names(self) -> frozenset[str]:
-        """Attribute names of every norm submodule in the project (for no_decay lists)."""
-        names = set()
-        for c in self.classes():
-            if self.is_module_class(c):
-                for sub in self.model(c).submodules.values():
-                    if sub.kind.is_norm:
-                        names.add(sub.attr)
-        return frozenset(names)
+    def norm_attr_names(self, info: FileInfo) -> frozenset[str]:
+        """Attribute names of the norm submodules a training script can see: the models in
+        its own file and in the project files it imports; the whole project when those
+        define none (for no_decay lists)."""
+        imported = {part for qual in info.imports.aliases.values() for part in qual.lstrip(".").split(".")}
+        near = [f for f in self.index.files if f is info or f.module in imported]
+        for files in (near, self.index.files):
+            names = {sub.attr for f in files for c in f.classes.values() if self.is_module_class(c)
+                     for sub in self.model(c).submodules.values() if sub.kind.is_norm}
+            if names:
+                return frozenset(names)
+        return frozenset()
 
     # -- composition and sequence evidence ----------------------------------------------
 
@@ -313,7 +349,7 @@ class Analysis:
         key = id(cls)
         if key in self._own_evidence:
             return self._own_evidence[key]
-        ev = Evidence()
+        ev = Evidence(origin=cls.name)
         for reason in self._structural_reasons(cls):
             ev.reasons.append(reason)
             ev.structural = True
@@ -369,6 +405,15 @@ class Analysis:
                     break
         return out
 
+    def is_attention(self, cls: ClassInfo) -> bool:
+        """A project module that computes attention (softmax over scores, or SDPA)."""
+        fwd = cls.methods.get("forward")
+        if fwd is None:
+            return False
+        text = _class_text(cls)
+        return "scaled_dot_product_attention(" in text or ("softmax(" in text and "@" in text) \
+            or ("softmax(" in text and "matmul(" in text)
+
     def output_category(self, cls: ClassInfo) -> str | None:
         """What a project module returns, when its forward ends in a torch module call
         (a padding wrapper around nn.Conv1d returns a conv output)."""
@@ -399,7 +444,8 @@ class Analysis:
         if key in self._context:
             return self._context[key]
         self._context[key] = Evidence()
-        ev = Evidence(list(self.own_evidence(cls).reasons))
+        own = self.own_evidence(cls)
+        ev = Evidence(list(own.reasons), own.structural, cls.name)
         if not ev and not self._takes_vision_input(cls):
             # a multimodal model composes a text tower; that says nothing about its own
             # projections or its vision tower
@@ -414,8 +460,9 @@ class Analysis:
                 # a signature (attention_mask, input_ids) speaks for the class's direct
                 # sublayers; structure (Embedding, RNN) speaks for everything below it
                 if pev and (pev.structural or self.own_evidence(p)):
-                    ev.reasons.append(f"`{cls.name}` is used by `{p.name}` ({pev.reasons[0]})")
-                    ev.structural = pev.structural
+                    # name the model that carries the evidence, not every class in between
+                    ev.reasons.append(f"`{cls.name}` is part of `{pev.origin}`: {pev.reasons[0]}")
+                    ev.structural, ev.origin = pev.structural, pev.origin
                     break
         self._context[key] = ev
         return ev

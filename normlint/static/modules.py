@@ -73,6 +73,11 @@ class ModuleModel:
         return self.cls.file
 
 
+def _says_shared(elt: ast.expr) -> bool:
+    """`[shared_head] * n`: the name states that the sharing is the point (DETR box heads)."""
+    return isinstance(elt, ast.Name) and any(w in elt.id.lower() for w in ("share", "tied", "tie_"))
+
+
 def _rank(kind: Kind) -> int:
     order = {"norm": 5, "stack": 4, "transformer_stack": 4, "project": 3, "sequential": 3}
     return order.get(kind.category, 1 if kind.category not in ("unknown", "identity") else 0)
@@ -226,6 +231,9 @@ class _Init:
             return b
         if b is None:
             return a
+        if _rank(a) == _rank(b) and a.category != b.category:
+            # `partial(nn.Conv2d, kernel_size=1) if use_conv else nn.Linear`: either one
+            return Kind("unknown", a.name, factory=a.factory and b.factory)
         return a if _rank(a) >= _rank(b) else b
 
     # -- expressions --------------------------------------------------------------------
@@ -282,6 +290,18 @@ class _Init:
                 isinstance(norm_node, ast.Constant) and norm_node.value is None) else None
             return Kind("transformer_stack", f"nn.{short}", torch_name=short, call=expr, block=layer,
                         depth=self.int_value(n_node), final_norm=norm)
+        if qual == "torch.nn.Transformer":
+            # its own encoder/decoder stacks: 6 post-norm layers each unless told otherwise
+            kw = {k.arg: k.value for k in expr.keywords}
+            nf = kw.get("norm_first")
+            norm_first = False if nf is None else (nf.value if isinstance(nf, ast.Constant) else None)
+            depths = [6 if kw.get(key) is None else self.int_value(kw[key])
+                      for key in ("num_encoder_layers", "num_decoder_layers")]
+            depth = None if None in depths else max(depths)
+            layer = Kind("transformer_layer", "nn.TransformerEncoderLayer", torch_name="TransformerEncoderLayer",
+                         norm_first=norm_first)
+            return Kind("transformer", "nn.Transformer", torch_name="Transformer", call=expr, block=layer,
+                        depth=depth)
         if qual in ("torch.nn.TransformerEncoderLayer", "torch.nn.TransformerDecoderLayer"):
             kw = {k.arg: k.value for k in expr.keywords}
             nf = kw.get("norm_first")
@@ -323,7 +343,8 @@ class _Init:
         gen = expr.generators[0]
         n = self._range_len(gen.iter)
         elt = expr.elt
-        aliased = isinstance(elt, ast.Name) and elt.id in self.kinds and not self.kinds[elt.id].factory
+        aliased = isinstance(elt, ast.Name) and elt.id in self.kinds and not self.kinds[elt.id].factory \
+            and not _says_shared(elt)
         # the comprehension variable is not a module; hide it while reading the element
         saved = {t.id: self.kinds.pop(t.id) for t in ast.walk(gen.target)
                  if isinstance(t, ast.Name) and t.id in self.kinds}
@@ -336,10 +357,11 @@ class _Init:
     def _multiplied_list(self, expr: ast.BinOp, depth: int) -> Kind | None:
         for lst, count in ((expr.left, expr.right), (expr.right, expr.left)):
             if isinstance(lst, ast.List) and len(lst.elts) == 1:
-                block = self.kind(lst.elts[0], depth + 1)
+                elt = lst.elts[0]
+                block = self.kind(elt, depth + 1)
                 if block is not None:
                     return Kind("stack", block.name, block=block, depth=self.int_value(count),
-                                aliased=True, call=None)
+                                aliased=not _says_shared(elt), call=None)
         return None
 
     def _range_len(self, it: ast.expr) -> int | None:

@@ -28,3 +28,13 @@ def test_fixture(path: Path):
                       if line.strip())
     got = sorted(f"{f.code} {f.line}:{f.column}" for f in run_files([path]))
     assert got == expected
+
+
+def test_fixtures_checked_together_give_the_same_findings():
+    """`normlint check fixtures/` analyses every file as one project: classes with the same
+    name in other fixtures, config defaults and norm names elsewhere must not change a
+    file's findings."""
+    expected = sorted(f"{p} {line.strip()}" for p in FIXTURES
+                      for line in p.with_suffix(".expected").read_text().splitlines() if line.strip())
+    got = sorted(f"{f.path} {f.code} {f.line}:{f.column}" for f in run_files(FIXTURES))
+    assert got == expected

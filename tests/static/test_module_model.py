@@ -328,3 +328,51 @@ class Weird(nn.Module):
 '''
     ctx = RuleContext(enabled=frozenset(all_codes()))
     analyze([parse("w.py", src)], ctx, strict=True)
+
+
+def test_ambiguous_class_names_resolve_by_import_path_or_not_at_all():
+    layers = ("timm/layers/mlp.py", IMPORTS + '''
+class Mlp(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+''')
+    other = ("timm/models/swiftformer.py", IMPORTS + '''
+class Mlp(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Conv2d(d, d, 1)
+''')
+    user = ("timm/models/vit.py", IMPORTS + '''
+from timm.layers import Mlp
+from somewhere import Mlp as Unknown
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.mlp = Mlp(d)
+        self.other = Unknown(d)
+''')
+    a = analysis(layers, other, user)
+    assert kind(a, "Block", "mlp").cls.file.path == "timm/layers/mlp.py"
+    assert kind(a, "Block", "other").cls is None
+
+
+def test_conv_subclass_with_weight_standardization_is_a_conv_not_a_norm():
+    a = analysis(("m.py", IMPORTS + '''
+import torch.nn.functional as F
+
+class StdConv2d(nn.Conv2d):
+    def forward(self, x):
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True).reshape_as(self.weight)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+class Net(nn.Module):
+    def __init__(self, d, use_conv=False):
+        super().__init__()
+        self.conv = StdConv2d(d, d, 3)
+        layer = partial(nn.Conv2d, kernel_size=1) if use_conv else nn.Linear
+        self.fc = layer(d, d)
+'''))
+    assert kind(a, "Net", "conv").category == "conv"
+    assert kind(a, "Net", "fc").category == "unknown"

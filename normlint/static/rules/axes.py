@@ -17,8 +17,8 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     flow = a.flow(cls)
     if flow is not None and report.on("NL201", "NL204", "NL202", "NL203"):
         for v in flow.norms:
-            _nl201(v, report)
-            _nl204(v, report)
+            _nl201(a, v, report)
+            _nl204(a, v, report)
             _functional_shape(a, cls, v, report)
     if report.on("NL202"):
         _nl202_ctor(a, cls, report)
@@ -27,29 +27,41 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
         _hand_axes(a, cls, hand, report)
 
 
-def _sequence_source(v: Value) -> Value | None:
-    """A producer of a (N, L, C) activation reached without any axis move."""
-    for _ in range(16):
-        p = producer(v)
-        if p.op in ("call", "block") and p.kind is not None:
-            cat = p.kind.category
-            if cat in _SEQ_PRODUCERS:
-                return p
-            if cat == "linear" and p.inputs:
-                v = p.inputs[0]
-                continue
-        if p.op == "add" and p.inputs:
-            v = p.inputs[0]
-            continue
+def _category(a: Analysis, v: Value) -> str | None:
+    """What a called module produces; project classes by what their forward returns or does."""
+    k = v.kind
+    if k is None:
         return None
+    if k.cls is not None and k.category == "project":
+        return "attention" if a.is_attention(k.cls) else a.output_category(k.cls)
+    return k.category
+
+
+def _sequence_source(a: Analysis, v: Value, budget: int = 16) -> Value | None:
+    """A producer of a (N, L, C) activation reached without any axis move (through linear
+    layers, activations and either operand of an add)."""
+    p = producer(v)
+    if budget <= 0:
+        return None
+    if p.op in ("call", "block") and p.kind is not None:
+        cat = _category(a, p)
+        if cat in _SEQ_PRODUCERS:
+            return p
+        if cat == "linear" and p.inputs:
+            return _sequence_source(a, p.inputs[0], budget - 1)
+    if p.op == "add":
+        for operand in p.inputs:
+            found = _sequence_source(a, operand, budget // 2)
+            if found is not None:
+                return found
     return None
 
 
-def _nl201(v: Value, report: Reporter) -> None:
+def _nl201(a: Analysis, v: Value, report: Reporter) -> None:
     k = v.kind
     if k is None or k.torch_name not in ("BatchNorm1d", "LazyBatchNorm1d") or not v.inputs:
         return
-    src = _sequence_source(v.inputs[0])
+    src = _sequence_source(a, v.inputs[0])
     if src is None:
         return
     report("NL201", v.path, v.node,
@@ -58,7 +70,7 @@ def _nl201(v: Value, report: Reporter) -> None:
            f"`{ref(v)}(x.transpose(1, 2)).transpose(1, 2)`")
 
 
-def _nl204(v: Value, report: Reporter) -> None:
+def _nl204(a: Analysis, v: Value, report: Reporter) -> None:
     k = v.kind
     if k is None or k.family != "layer" or k.channels_first or not v.inputs:
         return
@@ -67,7 +79,7 @@ def _nl204(v: Value, report: Reporter) -> None:
     if k.call is not None and k.call.args and _is_full_shape(k.call.args[0]) is not None:
         return  # LayerNorm([C, H, W]) covers the channels: NL202's business, not NL204's
     p = producer(v.inputs[0])
-    if p.op == "call" and p.kind is not None and p.kind.category == "conv":
+    if p.op == "call" and p.kind is not None and _category(a, p) == "conv":
         report("NL204", v.path, v.node,
                f"`{v.owner}.forward` applies {ref(v)} ({k.name}) straight to the channels-first output "
                f"of {ref(p)} ({p.kind.name}): it normalizes the last spatial axis, not the channels; "

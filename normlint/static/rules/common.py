@@ -8,7 +8,7 @@ from typing import Callable
 
 from ...findings import Severity
 from ..context import RuleContext
-from ..flow import Value, is_transparent, root
+from ..flow import Value, exclusive, is_transparent, root
 from ..modules import Kind
 
 
@@ -66,12 +66,6 @@ def producer(v: Value) -> Value:
         else:
             return v
     return v
-
-
-def exclusive(a: tuple, b: tuple) -> bool:
-    """Two branch-condition paths that cannot both hold (if x / else, if x / if not x)."""
-    pa = dict(a)
-    return any(k in pa and pa[k] != pol for k, pol in b)
 
 
 __all__ = ["Reporter", "describe", "ref", "producer", "exclusive", "is_transparent", "root"]

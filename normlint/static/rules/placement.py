@@ -38,7 +38,8 @@ def _nl301(a: Analysis, cls: ClassInfo, model, report: Reporter) -> None:
     limit = int(a.ctx.option("NL301", "post-norm-max-depth"))
     for sub in model.submodules.values():
         k = sub.kind
-        if k.category not in ("stack", "transformer_stack") or k.depth is None or k.depth <= limit:
+        if k.category not in ("stack", "transformer_stack", "transformer") or k.depth is None \
+                or k.depth <= limit:
             continue
         placed = a.block_placement(k.block)
         if placed is None or placed[0] != "post" or placed[2]:
@@ -63,9 +64,23 @@ def _carries(v: Value) -> bool:
         (v.op == "func" and bool(v.name) and v.name[:1].isupper())
 
 
-def _normalized_downstream(flow: Flow, v: Value) -> bool:
-    # any later norm computed from v, even after pooling or a permute (Qwen2-Audio)
-    return any(n.has_ancestor(v) for n in flow.norms)
+def _normalized_downstream(a: Analysis, flow: Flow, v: Value) -> bool:
+    # any later norm computed from v, even after pooling or a permute (Qwen2-Audio), or a
+    # module whose forward starts with a norm (a patch merger's ln_q)
+    return any(n.has_ancestor(v) for n in flow.norms) or any(
+        u.op == "call" and u.kind is not None and u.kind.cls is not None and u.has_ancestor(v)
+        and a.starts_with_norm(u.kind.cls) for u in flow.values[v.id + 1:])
+
+
+def _carried(flow: Flow, v: Value) -> set[int]:
+    """v and what passes it on unchanged: indexing, tuples, output dataclasses."""
+    out, todo = {v.id}, [v]
+    while todo:
+        for u in flow.uses(todo.pop()):
+            if u.id not in out and _carries(u):
+                out.add(u.id)
+                todo.append(u)
+    return out
 
 
 def _nl302(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
@@ -78,19 +93,19 @@ def _nl302(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
         if stack.final_norm is not None:
             continue
         placed = a.block_placement(stack.block)
-        if placed is None or placed[0] != "pre":
+        if placed is None or placed[0] not in ("pre", "switchable"):
             continue
-        if _normalized_downstream(flow, v):
+        if _normalized_downstream(a, flow, v):
             continue
-        head = reaches(flow, v, lambda u: u.op in ("call", "block") and u.kind is not None
-                       and u.kind.category not in ("dropout", "identity", "act"), through=_carries, limit=256)
-        if head is not None and not _is_head(head):
-            continue
+        # a linear layer computed from the stream (after pooling, indexing, ...) is the head
+        head = next((u for u in flow.values if u.id > v.id and u.op == "call" and _is_head(u)
+                     and u.has_ancestor(v)), None)
         if head is None:
             # An encoder returning its stream may be normalized by the caller, or feed a
             # neck/next stage by design (Swin stages, ViTDet); only a token model that
             # returns the raw stream and whose callers never normalize it is reported (C5, C6).
-            returned = any(r is v or r.has_ancestor(v) for r in flow.returns)
+            carried = _carried(flow, v)
+            returned = any(r.id in carried for r in flow.returns)
             if not returned or not _has_token_embedding(a, cls) or _caller_normalizes(a, cls):
                 continue
             where = "returns it"
@@ -107,8 +122,9 @@ def _nl302(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
             path = cls.file.path
         else:
             path = v.path
+        what = "pre-norm" if placed[0] == "pre" else "(optionally) pre-norm"
         report("NL302", path, node,
-               f"`{cls.name}.forward` runs the pre-norm stack `self.{attr}` ({block}) and {where} without "
+               f"`{cls.name}.forward` runs the {what} stack `self.{attr}` ({block}) and {where} without "
                f"a final norm: the residual stream grows with depth and reaches the output un-normalized; "
                f"{fix}")
 
@@ -132,7 +148,7 @@ def _caller_normalizes(a: Analysis, cls: ClassInfo) -> bool:
             if v.op in ("call", "block") and v.kind is not None and (
                     v.kind.cls is cls or (v.stack is not None and v.stack.block is not None
                                           and v.stack.block.cls is cls)):
-                if _normalized_downstream(pflow, v):
+                if _normalized_downstream(a, pflow, v):
                     return True
     return False
 
@@ -227,8 +243,9 @@ def _nl306(a: Analysis, cls: ClassInfo, model, report: Reporter) -> None:
     if not norms:
         return
     used = a.self_attr_loads(cls)
+    prefixes = tuple(u[:-1] for u in used if u.endswith("*"))
     for sub in norms:
-        if sub.attr in used or a.read_from_outside(sub.attr, cls):
+        if sub.attr in used or sub.attr.startswith(prefixes) or a.read_from_outside(sub.attr, cls):
             continue
         report("NL306", cls.file.path, sub.value,
                f"`{cls.name}.__init__` registers `self.{sub.attr}` ({sub.kind.name or 'norm'}) but "

@@ -81,7 +81,7 @@ def _no_decay(a: Analysis, info: FileInfo, node: ast.Assign, report: Reporter) -
     entries = [e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
     if not entries or len(entries) != len(node.value.elts):
         return
-    names = a.norm_attr_names()
+    names = a.norm_attr_names(info)
     if not names:
         return
     params = [f"{n}.weight" for n in sorted(names)]
