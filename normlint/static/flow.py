@@ -89,21 +89,25 @@ class Flow:
             for i in v.inputs:
                 self.users.setdefault(i.id, []).append(v)
         returned = {root(v).id for v in self.returns} | {v.id for v in self.returns}
+        # skip root id -> id of the last add that uses it as its skip
+        last_skip_use: dict[int, int] = {}
+        for r in self.residuals:
+            key = root(r.skip).id
+            last_skip_use[key] = max(last_skip_use.get(key, -1), r.add.id)
         for r in self.residuals:
             _place(self, r)
-            r.post = self._post_norm(r, returned)
+            r.post = self._post_norm(r, returned, last_skip_use)
 
-    def _post_norm(self, r: Residual, returned: set[int]) -> Value | None:
+    def _post_norm(self, r: Residual, returned: set[int], last_skip_use: dict[int, int]) -> Value | None:
         """A norm applied to the sum whose output becomes the trunk: the next residual's skip
         or the block's output. When the sum itself is the next skip and the norm only feeds
         the branch (LLaMA's post_attention_layernorm), it is the next sublayer's pre-norm."""
-        later = {root(r2.skip).id for r2 in self.residuals if r2.add.id > r.add.id}
         for n in self._carried(r.add, stop_at_norms=True):
             if n.op != "norm":
                 continue
-            out = {v.id for v in self._carried(n)}
-            if out & later or out & returned:
-                return n
+            for v in self._carried(n):
+                if v.id in returned or last_skip_use.get(v.id, -1) > r.add.id:
+                    return n
         return None
 
     def _carried(self, v: Value, limit: int = 64, stop_at_norms: bool = False) -> list[Value]:
@@ -222,7 +226,10 @@ def reaches(flow: Flow, start: Value, want, through=is_transparent, limit: int =
 
 def _place(flow: Flow, r: Residual) -> None:
     skip_root = root(r.skip)
-    for n in flow.norms:
+    # nearest norms first: the pre-norm of a sublayer sits just before its branch
+    for n in reversed(flow.norms):
+        if n.id > r.branch.id or n.id < skip_root.id:
+            continue
         if n is r.branch or r.branch.has_ancestor(n):
             inp = norm_input(n)
             if inp is not None and (inp is skip_root or inp is r.skip):

@@ -94,17 +94,6 @@ TRANSPARENT_METHODS = frozenset({
     "detach", "relu", "gelu", "silu", "tanh", "sigmoid", "masked_fill", "cuda", "cpu",
     "expand", "expand_as",
 })
-# Ops that move axes: after one of these the feature axis is no longer known to be last.
-LAYOUT_METHODS = frozenset({
-    "transpose", "permute", "view", "reshape", "flatten", "movedim", "moveaxis", "swapaxes",
-    "swapdims", "unflatten", "squeeze", "unsqueeze", "t", "mT", "T", "chunk", "split",
-})
-LAYOUT_FUNCTIONS = frozenset({"rearrange", "einops.rearrange", "torch.transpose", "torch.permute",
-                              "torch.movedim", "torch.flatten", "torch.reshape", "torch.swapaxes"})
-ACTIVATION_FUNCTIONS = frozenset({"relu", "gelu", "silu", "tanh", "sigmoid", "dropout", "leaky_relu",
-                                  "elu", "mish", "hardswish", "softplus", "drop_path"})
-# Calls that upcast a value before its statistics are taken (NL402).
-UPCAST_METHODS = frozenset({"float", "double", "to", "type"})
 REDUCTIONS = frozenset({"mean", "var", "std", "sum", "norm", "var_mean", "std_mean", "amax"})
 
 

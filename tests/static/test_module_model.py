@@ -364,7 +364,8 @@ import torch.nn.functional as F
 
 class StdConv2d(nn.Conv2d):
     def forward(self, x):
-        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True).reshape_as(self.weight)
+        flat = self.weight.reshape(1, self.out_channels, -1)
+        w = F.batch_norm(flat, None, None, training=True).reshape_as(self.weight)
         return F.conv2d(x, w, self.bias, self.stride, self.padding)
 
 class Net(nn.Module):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..flow import Flow, Value, is_transparent, reaches, root
+from ..flow import Flow, Value, is_transparent, root
 from ..index import ClassInfo
 from ..model import Analysis, walk_kind
 from .common import Reporter, exclusive, ref
