@@ -39,7 +39,6 @@ def test_every_static_rule_has_flagging_and_clean_fixtures(code):
     in_dir = [p for p in FIXTURE_FILES if p.parent.name == code]
     flagged = [p for p in in_dir if any(ln.startswith(code) for ln in read_expected(p))]
     clean = [p for p in in_dir if not any(ln.startswith(code) for ln in read_expected(p))]
-    if not in_dir:
-        pytest.xfail(f"{code}: static detection not implemented yet")
+    assert in_dir, f"{code}: no fixtures/{code}/ directory"
     assert flagged, f"{code}: no fixture in fixtures/{code}/ that it flags"
     assert clean, f"{code}: no must-not-flag fixture in fixtures/{code}/"
