@@ -18,3 +18,13 @@ def pytest_addoption(parser):
 @pytest.fixture
 def regen_fixtures(request) -> bool:
     return request.config.getoption("--regen-fixtures")
+
+
+@pytest.fixture(autouse=True)
+def strict_static_analysis(monkeypatch):
+    """In tests an analysis bug must fail loudly, not be swallowed per class as in a user run."""
+    import functools
+
+    from normlint.static import analyzer, engine
+
+    monkeypatch.setattr(engine, "analyze", functools.partial(analyzer.analyze, strict=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-_LINE = re.compile(r"^(NL\d{3}) (\d+):(\d+)$")
+_LINE = re.compile(r"^(NL\d{3}) (\d+):(\d+) (error|warning|info)$")
 
 
 def static_fixtures(root: Path) -> list[Path]:
@@ -22,9 +22,9 @@ def read_expected(fixture: Path) -> list[str]:
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     for ln in lines:
         if not _LINE.match(ln):
-            raise ValueError(f"{expected_path(fixture)}: bad line {ln!r}; expected 'NL303 12:9'")
+            raise ValueError(f"{expected_path(fixture)}: bad line {ln!r}; expected 'NL303 12:9 error'")
     return lines
 
 
 def format_finding(f) -> str:
-    return f"{f.code} {f.line}:{f.column}"
+    return f"{f.code} {f.line}:{f.column} {f.severity.value}"

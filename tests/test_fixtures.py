@@ -1,7 +1,7 @@
 """Every fixture file produces exactly the findings listed next to it.
 
 Add a rule's examples by adding `fixtures/<CODE>/<name>.py` and `<name>.expected` (one
-`CODE line:col` per line; empty means "must not flag anything"). Regenerate after a
+`CODE line:col severity` per line; empty means "must not flag anything"). Regenerate after a
 deliberate change with `pytest tests/test_fixtures.py --regen-fixtures` and review the diff.
 """
 

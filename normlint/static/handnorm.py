@@ -30,6 +30,10 @@ class Stat:
     keepdim: bool
     biased: bool               # var/std: unbiased=False or correction=0
     upcast: bool               # the reduced value went through .float()/.to(float32)
+    # the statistic is a square in the input dtype (x.pow(2).mean(), x * x, var): the value
+    # that overflows fp16 at |x| >= 256. norm()/std() and a plain mean accumulate in float32
+    # inside the kernel and return values no larger than the input, so they are safe.
+    squared: bool = False
 
 
 @dataclass
@@ -129,6 +133,26 @@ class _Forward:
                     todo.extend(self.assigns[node.id])
 
 
+def _is_square(node: ast.AST) -> bool:
+    """x.pow(2), torch.pow(x, 2), torch.square(x), x ** 2, x * x."""
+    def two(e):
+        return isinstance(e, ast.Constant) and e.value in (2, 2.0)
+    if isinstance(node, ast.Call):
+        name = _call_name(node)
+        if name == "square":
+            return True
+        if name in ("pow", "float_power"):
+            exps = node.args[1:] if len(node.args) > 1 else node.args
+            return any(two(e) for e in exps) or any(two(k.value) for k in node.keywords)
+        return False
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Pow):
+            return two(node.right)
+        if isinstance(node.op, ast.Mult):
+            return ast.dump(node.left) == ast.dump(node.right)
+    return False
+
+
 def _is_upcast(node: ast.AST) -> bool:
     if not isinstance(node, ast.Call):
         return False
@@ -188,7 +212,9 @@ def analyse(cls_name: str, fn: ast.FunctionDef, imports_qual, init: ast.Function
                         biased = True
                     keepdim = len(pos) > 2 and isinstance(pos[2], ast.Constant) and pos[2].value is True
                 upcast = any(_is_upcast(n) for n in flow.expand(src))
-                stats.append(Stat(node, op, src, _literal_dims(dim_node), keepdim, biased, upcast))
+                squared = op in ("var", "var_mean") or any(_is_square(n) for n in flow.expand(src))
+                stats.append(Stat(node, op, src, _literal_dims(dim_node), keepdim, biased, upcast,
+                                  squared))
             name = _call_name(node)
             if name in _ROOTS:
                 roots.append(node)

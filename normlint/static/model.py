@@ -24,6 +24,8 @@ SEQUENCE_PARAMS = frozenset({
     "decoder_input_ids", "token_ids", "tokens",
 })
 _STAT_TOKENS = ("mean(", "var(", "std(", "norm(", "rsqrt(", "var_mean(", "std_mean(")
+TOKEN_PARAMS = frozenset({"input_ids", "decoder_input_ids", "token_ids", "tokens", "input_features",
+                          "input_values"})
 VISION_PARAMS = frozenset({"pixel_values", "images", "image", "pixel_values_videos", "pixel_mask"})
 _SEQUENCE_CATEGORIES = {"rnn", "transformer", "transformer_stack", "transformer_layer"}
 
@@ -44,6 +46,7 @@ class Evidence:
     # comes from what the model is built of (Embedding, RNN), not only from a signature
     structural: bool = False
     origin: str = ""                # the class the first reason is about
+    inherited_from: str = ""        # the model's own reason, when this evidence came from a parent
 
     def __bool__(self) -> bool:
         return bool(self.reasons)
@@ -358,7 +361,7 @@ class Analysis:
             params = [p.arg for p in fwd.args.args + fwd.args.kwonlyargs]
             # a multimodal model takes input_ids and pixel_values: its signature says nothing
             # about the vision tower's BatchNorm
-            if not any(p in VISION_PARAMS for p in params):
+            if not any(p in VISION_PARAMS for p in params) and not self._in_vision_only_model(cls):
                 for p in params:
                     if p in self.sequence_params:
                         ev.reasons.append(f"`{cls.name}.forward` takes `{p}`")
@@ -376,6 +379,22 @@ class Analysis:
                             ev.reasons.append(f"`{cls.name}` uses causal attention")
         self._own_evidence[key] = ev
         return ev
+
+    def _in_vision_only_model(self, cls: ClassInfo, depth: int = 0, seen: set | None = None) -> bool:
+        """Some model that composes cls takes images and no tokens (SuperGlue's keypoint
+        matcher): an `attention_mask` below it masks keypoints or patches, not text."""
+        seen = set() if seen is None else seen
+        if depth > 10 or id(cls) in seen:
+            return False
+        seen.add(id(cls))
+        for p in self.parents(cls):
+            fwd = p.methods.get("forward")
+            params = {a.arg for a in fwd.args.args + fwd.args.kwonlyargs} if fwd is not None else set()
+            if params & VISION_PARAMS and not params & TOKEN_PARAMS:
+                return True
+            if self._in_vision_only_model(p, depth + 1, seen):
+                return True
+        return False
 
     def _takes_vision_input(self, cls: ClassInfo) -> bool:
         fwd = cls.methods.get("forward")
@@ -461,8 +480,9 @@ class Analysis:
                 # sublayers; structure (Embedding, RNN) speaks for everything below it
                 if pev and (pev.structural or self.own_evidence(p)):
                     # name the model that carries the evidence, not every class in between
-                    ev.reasons.append(f"`{cls.name}` is part of `{pev.origin}`: {pev.reasons[0]}")
-                    ev.structural, ev.origin = pev.structural, pev.origin
+                    base = pev.inherited_from or pev.reasons[0]
+                    ev.reasons.append(f"`{cls.name}` is part of `{pev.origin}`: {base}")
+                    ev.structural, ev.origin, ev.inherited_from = pev.structural, pev.origin, base
                     break
         self._context[key] = ev
         return ev

@@ -29,11 +29,12 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     if not ev:
         return
     why = ev.reasons[0]
+    conv_block = _builds_convs(a, cls)
     for attr, kind, sub in batch_attrs:
-        after_conv = _after_conv(a, cls, attr, sub.kind)
+        after_conv = conv_block or _after_conv(a, cls, attr, sub.kind)
         severity = Severity.INFO if after_conv else None
         node = kind.call or sub.value
-        extra = (" (it follows a convolution inside a conv sub-block, a common deliberate design)"
+        extra = (" (it sits in a convolution sub-block, a common deliberate design)"
                  if after_conv else "")
         report("NL101", cls.file.path, node,
                f"`{cls.name}.{attr}` is {kind.name} in a sequence model ({why}){extra}: batch "
@@ -43,6 +44,19 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
         report("NL101", v.path, v.node,
                f"`{cls.name}.forward` calls F.batch_norm in a sequence model ({why}): batch statistics "
                "mix padding and other sequences into every token; use F.layer_norm over the feature axis")
+
+
+def _builds_convs(a: Analysis, cls: ClassInfo, depth: int = 0) -> bool:
+    """The class is a convolution sub-block: it builds a conv, directly or through a project
+    module that does (Conformer's conv module, a MobileOne/RepMixer token mixer, wav2vec2's
+    positional conv). BatchNorm there is the conv design's, not a choice of sequence norm."""
+    for sub in a.model(cls).submodules.values():
+        for k in walk_kind(sub.kind):
+            if k.category == "conv":
+                return True
+            if k.cls is not None and k.cls is not cls and depth < 1 and _builds_convs(a, k.cls, depth + 1):
+                return True
+    return False
 
 
 def _after_conv(a: Analysis, cls: ClassInfo, attr: str, kind) -> bool:

@@ -31,11 +31,12 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
                        f"rounds to 0 in half precision and all-zero (padding) rows give NaN{note}; use "
                        "eps >= 1e-6", sev)
     if report.on("NL402") and not hand.upcast and hand.family != "batch":
-        st = next((s for s in hand.stats if not s.upcast and s.op != "sum"), None)
+        st = next((s for s in hand.stats if not s.upcast and s.squared), None)
         if st is not None:
             report("NL402", path, st.node,
-                   f"`{cls.name}.forward` computes `{st.op}` in the input dtype: under fp16/bf16 the "
-                   "statistics lose precision (fp16 x*x overflows at |x| >= 256); upcast first: "
+                   f"`{cls.name}.forward` computes a squared statistic (`{ast.unparse(st.node)}`) in the "
+                   "input dtype: under fp16/bf16 it loses precision and fp16 x*x overflows at |x| >= 256; "
+                   "upcast first: "
                    "`x.float().pow(2).mean(-1, keepdim=True)` and cast the result back")
     if report.on("NL403") and hand.centered:
         for st in hand.stats:
