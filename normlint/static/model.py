@@ -87,7 +87,7 @@ class Analysis:
         if key not in self._hand:
             self._hand[key] = None
             fn = cls.methods.get("forward")
-            text = _class_text(cls) if fn is not None else ""
+            text = class_text(cls) if fn is not None else ""
             # every hand-written norm takes a statistic (most classes are ruled out by text)
             # and is a plain nn.Module (a model class that normalizes its embeddings is not)
             plain = any(cls.file.imports.qualname(b) in ("torch.nn.Module", "torch.nn.modules.module.Module")
@@ -150,7 +150,7 @@ class Analysis:
             if fwd is not None and "__init__" in cls.methods:
                 fnorms = [kinds.torch_functional_norm(cls.file.imports.qualname(n.func))
                           for n in ast.walk(fwd) if isinstance(n, ast.Call)] \
-                    if "_norm(" in _class_text(cls) else []
+                    if "_norm(" in class_text(cls) else []
                 fnorms = [f for f in fnorms if f and f != "normalize"]
                 hand = self.hand_norm(cls)
                 if fnorms and not self._has_heavy_submodule(cls, cls.methods["__init__"]):
@@ -429,7 +429,7 @@ class Analysis:
         fwd = cls.methods.get("forward")
         if fwd is None:
             return False
-        text = _class_text(cls)
+        text = class_text(cls)
         return "scaled_dot_product_attention(" in text or ("softmax(" in text and "@" in text) \
             or ("softmax(" in text and "matmul(" in text)
 
@@ -503,7 +503,7 @@ def walk_kind(kind: Kind | None, depth: int = 0) -> Iterator[Kind]:
         yield from walk_kind(sub, depth + 1)
 
 
-def _class_text(cls: ClassInfo) -> str:
+def class_text(cls: ClassInfo) -> str:
     """The source of the class (for cheap substring checks)."""
     starts = cls.file.line_starts
     end = cls.node.end_lineno or len(starts) - 1

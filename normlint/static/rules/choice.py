@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...findings import Severity
 from ..index import ClassInfo
-from ..model import Analysis, walk_kind
+from ..model import Analysis, class_text, walk_kind
 from .common import Reporter, producer
 
 
@@ -12,13 +12,14 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     if not report.on("NL101"):
         return
     model = a.model(cls)
-    flow = a.flow(cls)
     batch_attrs: list[tuple[str, object, object]] = []
     for sub in model.submodules.values():
         for k in walk_kind(sub.kind):
             if k.is_norm and k.family == "batch":
                 batch_attrs.append((sub.attr, k, sub))
                 break
+    # the dataflow is only needed for F.batch_norm; most classes can be ruled out by text
+    flow = a.flow(cls) if "batch_norm" in class_text(cls) else None
     functional = [v for v in (flow.norms if flow else []) if v.name == "batch_norm" and v.owner == cls.name]
     if not batch_attrs and not functional:
         return
