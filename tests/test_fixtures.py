@@ -30,6 +30,24 @@ def test_fixture_findings(fixture, regen_fixtures):
     assert got == read_expected(fixture)
 
 
+def test_checking_the_whole_fixtures_tree_gives_exactly_the_expected_findings():
+    """`normlint check fixtures/` groups files into components and may use several
+    processes: the result must still be the union of the per-file expectations."""
+    import os
+
+    from normlint import check_paths
+
+    cwd = os.getcwd()
+    os.chdir(FIXTURES.parent)
+    try:
+        got = sorted(f"{f.path} {format_finding(f)}" for f in check_paths(["fixtures"], select=["ALL"]).findings)
+    finally:
+        os.chdir(cwd)
+    expected = sorted(f"{p.relative_to(FIXTURES.parent).as_posix()} {line}"
+                      for p in FIXTURE_FILES for line in read_expected(p))
+    assert got == expected
+
+
 def _static_rules():
     return [r.code for r in RULES if "static" in r.engines and r.code not in ("NL900", "NL901")]
 
