@@ -163,14 +163,38 @@ class Graph:
             if any(self.is_ancestor(norm, self.residual_adds[a].branch) for a in self.skips.get(x, ())):
                 return "pre"                      # y = x + f(norm(x))
             if x in self.residual_adds:           # norm(x + f(x))
-                if norm in self.skips or self.nodes[self.residual_adds[x].skip].kind == "norm":
+                if norm in self.skips or self._is_post(self.residual_adds[x].skip):
                     return "post"                 # the normalized stream is the next skip
                 return "final"                    # closes an un-normalized (pre-norm) stream
+            if self._pooled_stream(x):
+                return "final"                    # norm(pool(x + f(x))), norm(cat(slices))
         if norm in self.branches:
             return "branch-output"                # x + norm(f(x)): sandwich / peri-LN
         if upstream_path(self, norm)[0] == "embedding":
             return "embedding"
         return "other"
+
+    def _is_post(self, skip: int) -> bool:
+        """The skip is the output of a norm that itself closed a residual add (the previous
+        post-norm sublayer). A stem or embedding norm as the skip says nothing: the stream
+        of a one-block stage after it is not thereby post-norm (ConvNeXt, depth 1)."""
+        return self.nodes[skip].kind == "norm" and self.norm_input(skip) in self.residual_adds
+
+    def _pooled_stream(self, idx: int, hops: int = 8) -> bool:
+        """Whether ``idx`` is a residual stream seen through ops that only pool, slice,
+        concatenate or reshape it (Swin's patch merging, ConvNeXt/BEiT mean pooling)."""
+        frontier, seen = [idx], set()
+        for _ in range(hops):
+            nxt = []
+            for cur in frontier:
+                if cur in self.residual_adds:
+                    return True
+                node = self.nodes[cur]
+                if node.kind == "op" and not node.hidden and (node.op in _SHAPE_ONLY or self._through(cur)):
+                    nxt.extend(i for i in self.data_inputs(cur) if i not in seen)
+                    seen.update(nxt)
+            frontier = nxt
+        return False
 
     def follows(self, idx: int, hops: int = 6) -> list[int]:
         """Norm nodes reached from ``idx`` through ops that only move or rescale data."""

@@ -97,6 +97,51 @@ def test_graph_residual_adds_and_placements():
     assert graph.unnormalized_stream_ends([t.events[0].node]) == []
 
 
+def test_graph_stage_after_a_stem_norm_is_closed_not_post_normed():
+    """ConvNeXt with a one-block stage: stem norm -> x + f(x) -> the downsampling norm. The
+    skip being a stem norm does not make the stream post-norm; with two blocks it is the
+    same design."""
+    class Stage(nn.Module):
+        def __init__(self, blocks):
+            super().__init__()
+            self.stem, self.close = nn.LayerNorm(4), nn.LayerNorm(4)
+            self.proj, self.down = nn.Linear(3, 4), nn.Linear(4, 8)
+            self.fs = nn.ModuleList(nn.Linear(4, 4) for _ in range(blocks))
+
+        def forward(self, x):
+            x = self.stem(self.proj(x))
+            for f in self.fs:
+                x = x + f(x)
+            return self.down(self.close(x))
+
+    for blocks in (1, 2):
+        t = trace(Stage(blocks), torch.randn(2, 3, 3))
+        graph = Graph(t)
+        got = {e.module: graph.placement(e.node) for e in t.events}
+        assert got == {"stem": "other", "close": "final"}
+
+
+@pytest.mark.parametrize("pool", [
+    lambda x: x.mean(1),                                            # BEiT/ConvNeXt pooled norm
+    lambda x: torch.cat([x[:, 0::2], x[:, 1::2]], dim=-1),          # Swin patch merging
+    lambda x: x[:, 0],                                              # CLS token
+])
+def test_graph_norm_of_a_pooled_stream_is_final(pool):
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pre, self.f = nn.LayerNorm(4), nn.Linear(4, 4)
+            self.norm = nn.LayerNorm(pool(torch.zeros(1, 4, 4)).shape[-1])
+
+        def forward(self, x):
+            x = x + self.f(self.pre(x))
+            return self.norm(pool(x))
+
+    t = trace(Model(), torch.randn(2, 4, 4))
+    graph = Graph(t)
+    assert {e.module: graph.placement(e.node) for e in t.events} == {"pre": "pre", "norm": "final"}
+
+
 def test_graph_sees_deepnorm_scaling():
     class Block(nn.Module):
         def __init__(self):
