@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import normlint
 from normlint.errors import NormlintError
 from normlint.runtime.axes import (candidate_axis_sets, choose_measured_axes,
                                    declared_module_axes, map_axes)
@@ -282,3 +283,44 @@ def test_report_to_dict_is_json():
     data = json.loads(json.dumps(report.to_dict()))
     assert data["norms"][0]["module"] == "1" and data["norms"][0]["placement"] == "other"
     assert data["findings"] == [] and data["numeric"] is True
+
+
+class _ConvFrontEnd(nn.Module):
+    """Needs at least 7 positions; its output norm keeps the (shortened) time axis."""
+
+    def __init__(self, functional=False):
+        super().__init__()
+        self.functional = functional
+        self.conv, self.norm = nn.Conv1d(4, 4, 7), nn.LayerNorm(4)
+
+    def forward(self, x):
+        h = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        return F.layer_norm(h, (4,)) if self.functional else self.norm(h)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_other_length_run_falls_back_to_a_milder_cut(functional):
+    """16 positions cut to 4 break the conv (outside any norm); 12 still run, so the norm's
+    time axis is found, by the hook-only recorder for a module norm and by the full tracer
+    for a functional one."""
+    from normlint.runtime.api import _other_length_trace
+    from normlint.runtime.tracer import ShapeEvent
+
+    model, x = _ConvFrontEnd(functional).eval(), torch.randn(2, 16, 4)
+    paths = {id(m): p for p, m in model.named_modules()}
+    first = trace(model, x)
+    with torch.no_grad():
+        other = _other_length_trace(model, x, first, paths)
+    assert [e.in_shape for e in other.events] == [(2, 6, 4)]
+    assert all(isinstance(e, ShapeEvent) for e in other.events) != functional
+    report = normlint.audit(model, x)
+    assert [n.sequence_axes for n in report.norms] == [(1,)]
+
+
+def test_shape_recorder_names_the_norm_that_failed():
+    """LayerNorm([L, C]) fails whenever only L changes: the failing norm is recorded and
+    its shape is not (it produced nothing)."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm([8, 4])).eval()
+    report = normlint.audit(model, torch.randn(2, 8, 4))
+    assert [(f.code, f.module) for f in report.findings] == [("NL202", "1")]
+    assert "failed when only the sequence length changed" in report.findings[0].message
