@@ -87,13 +87,15 @@ class Probe:
         with torch.no_grad():
             if self.settings.numerics:
                 self._numerics(event, rerun, x, y, module)
-            if self.settings.axes:
-                self._axes(event, rerun, x, y)
+            if self.settings.axes or self.settings.padding:
+                small, small_y = _few_samples(rerun, x, y)
+                if self.settings.axes:
+                    self._axes(event, rerun, small)
+                if self.settings.padding:
+                    self._prefixes(event, rerun, small, small_y)
             if self.settings.batch and x.dim() >= 2 and x.shape[0] >= 2:
-                sub = max(1, x.shape[0] // 2) if x.shape[0] >= 4 else 1
+                sub = 2 if x.shape[0] >= 4 else 1
                 self._compare(event, "batch", rerun, x[:sub], y[:sub])
-            if self.settings.padding:
-                self._prefixes(event, rerun, x, y)
 
     def _compare(self, event: NormEvent, name: str, rerun, x, expected) -> None:
         try:
@@ -103,7 +105,7 @@ class Probe:
         if isinstance(out, torch.Tensor) and out.shape == expected.shape:
             event.probes[name] = self.buffer.add(relative_deviation(out, expected))
 
-    def _axes(self, event: NormEvent, rerun, x, y) -> None:
+    def _axes(self, event: NormEvent, rerun, x) -> None:
         # Bring the input to unit RMS first, so eps cannot hide the invariance of a norm
         # whose input happens to be tiny (branch outputs at init); the axes stay the same.
         x = x / (x.float().pow(2).mean().sqrt() + 1e-12).to(x.dtype)
@@ -165,6 +167,26 @@ class Probe:
             deviation = _formula_deviation(rerun, x, axes, event.eps)
             if deviation is not None:
                 event.probes["formula"] = add(deviation)
+
+
+def _few_samples(rerun, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first two samples and the norm's own output on them, for the probes that re-run
+    the norm many times (axes, sequence prefixes): what they measure is per sample, so two
+    samples tell it (a batch-coupled norm still couples two) at a fraction of the cost.
+
+    The reference is re-computed on the two samples, since a batch-coupled norm gives them
+    other outputs than in the full batch. A norm that rejects the smaller input is probed
+    on the full input as before.
+    """
+    if x.dim() < 2 or x.shape[0] <= 2:
+        return x, y
+    try:
+        small_y = rerun(x[:2])
+    except Exception:  # noqa: BLE001
+        return x, y
+    if not isinstance(small_y, torch.Tensor) or small_y.shape != (2,) + tuple(x.shape[1:]):
+        return x, y
+    return x[:2], small_y
 
 
 def _fp32_reference(module, x: torch.Tensor) -> torch.Tensor | None:

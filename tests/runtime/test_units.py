@@ -324,3 +324,15 @@ def test_shape_recorder_names_the_norm_that_failed():
     report = normlint.audit(model, torch.randn(2, 8, 4))
     assert [(f.code, f.module) for f in report.findings] == [("NL202", "1")]
     assert "failed when only the sequence length changed" in report.findings[0].message
+
+
+@pytest.mark.parametrize("model, x, axes", [
+    # Probed on two samples: a train-mode BatchNorm still couples them.
+    (nn.BatchNorm1d(3).train(), torch.randn(8, 3, 5), (0, 2)),
+    (nn.LayerNorm(5), torch.randn(8, 3, 5), (2,)),
+    # Rejects two samples: probed on the full batch.
+    (nn.LayerNorm([8, 4]), torch.randn(8, 4), (0, 1)),
+])
+def test_axes_probe_on_few_samples(model, x, axes):
+    report = normlint.audit(nn.Sequential(model), x, select=["NL2"])
+    assert report.norms[0].measured_axes == axes
