@@ -85,17 +85,18 @@ class Probe:
         if not isinstance(y, torch.Tensor) or y.shape != x.shape or not x.is_floating_point():
             return
         with torch.no_grad():
+            small, small_y = _few_samples(rerun, x, y)
             if self.settings.numerics:
-                self._numerics(event, rerun, x, y, module)
-            if self.settings.axes or self.settings.padding:
-                small, small_y = _few_samples(rerun, x, y)
-                if self.settings.axes:
-                    self._axes(event, rerun, small)
-                if self.settings.padding:
-                    self._prefixes(event, rerun, small, small_y)
+                self._numerics(event, rerun, x, y, module, small)
+            if self.settings.axes:
+                self._axes(event, rerun, small)
+            if self.settings.padding:
+                self._prefixes(event, rerun, small, small_y)
             if self.settings.batch and x.dim() >= 2 and x.shape[0] >= 2:
-                sub = 2 if x.shape[0] >= 4 else 1
-                self._compare(event, "batch", rerun, x[:sub], y[:sub])
+                if small_y is not y:   # the two samples re-run alone: the sub-batch probe
+                    event.probes["batch"] = self.buffer.add(relative_deviation(small_y, y[:2]))
+                else:
+                    self._compare(event, "batch", rerun, x[:1], y[:1])
 
     def _compare(self, event: NormEvent, name: str, rerun, x, expected) -> None:
         try:
@@ -146,7 +147,7 @@ class Probe:
                 event.probes["input_finite"] = self.buffer.add(torch.isfinite(x).all())
                 event.probes["output_finite"] = self.buffer.add(torch.isfinite(y).all())
 
-    def _numerics(self, event: NormEvent, rerun, x, y, module) -> None:
+    def _numerics(self, event: NormEvent, rerun, x, y, module, small) -> None:
         add = self.buffer.add
         xf = x.float()
         event.probes["input_rms"] = add(xf.pow(2).mean().sqrt())
@@ -164,15 +165,16 @@ class Probe:
         if module is not None and event.handwritten and event.eps and axes \
                 and x.dtype in (torch.float32, torch.float64) \
                 and axes == tuple(range(x.dim() - len(axes), x.dim())):
-            deviation = _formula_deviation(rerun, x, axes, event.eps)
+            deviation = _formula_deviation(rerun, small, axes, event.eps)
             if deviation is not None:
                 event.probes["formula"] = add(deviation)
 
 
 def _few_samples(rerun, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The first two samples and the norm's own output on them, for the probes that re-run
-    the norm many times (axes, sequence prefixes): what they measure is per sample, so two
-    samples tell it (a batch-coupled norm still couples two) at a fraction of the cost.
+    the norm many times (axes, sequence prefixes, formula): what they measure is per sample
+    or per row, so two samples tell it (a batch-coupled norm still couples two) at a
+    fraction of the cost.
 
     The reference is re-computed on the two samples, since a batch-coupled norm gives them
     other outputs than in the full batch. A norm that rejects the smaller input is probed
