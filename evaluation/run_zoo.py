@@ -212,13 +212,10 @@ ZOO: tuple[ZooModel, ...] = (
                                          layer_type="basic"),
              {"embedder.embedder.normalization": "other",
               "encoder.stages.*.layers.*.shortcut.normalization": "other",
-              "encoder.stages.0.layers.*.layer.1.normalization": "branch-output",
-              "encoder.stages.1.layers.0.layer.1.normalization": "other",
+              "encoder.stages.*.layers.*.layer.1.normalization": "branch-output",
               "encoder.stages.*.layers.*.layer.*.normalization": "other"},
-             "BatchNorm after every conv; the last one of a block ends its residual branch",
-             caveat="a block with a projection shortcut (conv + BN on the skip) adds two computed "
-                    "branches, which the engine does not take for a residual add: its last BN "
-                    "shows as other, not branch-output"),
+             "BatchNorm after every conv; the last one of a block ends its residual branch "
+             "(identity and projection shortcuts alike)"),
     # ------------------------------------------------------------------ speech
     ZooModel("wav2vec2", "speech", _speech("Wav2Vec2", do_stable_layer_norm=False, feat_extract_norm="group"),
              _W2V_POST, "GroupNorm front-end, post-LN encoder (LN before the layers)"),

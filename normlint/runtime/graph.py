@@ -132,11 +132,48 @@ class Graph:
                 if self._mixes(stream, branch):
                     break
             else:
-                continue
+                projected = self._projection_shortcut(a, b)
+                if projected is None:
+                    continue
+                stream, skip, branch = projected
             scaled = self.canon_scaled(skip)[1]
             self.residual_adds[node.idx] = ResidualAdd(node.idx, stream, branch, scaled)
             self.skips.setdefault(stream, []).append(node.idx)
             self.branches.setdefault(self.canon(branch), []).append(node.idx)
+
+    def _projection_shortcut(self, a: int, b: int) -> tuple[int, int, int] | None:
+        """``proj(x) + f(x)``: a residual block whose skip is a single projection (conv or
+        linear, maybe followed by a norm) of the block input ``x`` (ResNet's downsampling
+        blocks, U-Net blocks that change width). Returns (stream, skip, branch).
+
+        The block input must not be a norm output: ``q_proj(h) + lora(h)`` on a normalized
+        ``h`` is one layer, not a residual block."""
+        for skip, branch in ((a, b), (b, a)):
+            source = self._projected_from(skip)
+            if (source is None or self.nodes[source].kind == "norm"
+                    or self._projected_from(branch) == source
+                    or not self.is_ancestor(source, branch) or not self._mixes(source, branch)):
+                continue
+            return source, skip, branch
+        return None
+
+    def _projected_from(self, idx: int) -> int | None:
+        """``x`` when ``idx`` is ``proj(x)`` or ``norm(proj(x))`` (one feature-mixing op)."""
+        idx = self.canon(idx)
+        if self.nodes[idx].kind == "norm":
+            inner = self.norm_input(idx)
+            if inner is None:
+                return None
+            idx = inner
+        node = self.nodes[idx]
+        data = self.data_inputs(idx)
+        # An embedding lookup of token ids is no projection of a stream (RoBERTa's word and
+        # position embeddings both come from input_ids).
+        if node.kind != "op" or node.op not in _MIXING or node.op == "embedding" or len(data) != 1:
+            return None
+        source = self.canon(data[0])
+        dtype = self.nodes[source].dtype
+        return source if dtype is not None and dtype.is_floating_point else None
 
     def _mixes(self, skip: int, branch: int) -> bool:
         """Whether some feature-mixing op lies between ``skip`` and ``branch``."""

@@ -143,6 +143,53 @@ def test_graph_norm_of_a_pooled_stream_is_final(pool):
     assert {e.module: graph.placement(e.node) for e in t.events} == {"pre": "pre", "norm": "final"}
 
 
+class _ProjectionBlock(nn.Module):
+    """ResNet's downsampling block: bn(conv(x)) + bn(conv(relu(bn(conv(x)))))."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(4, 8, 3, 2, 1), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, 1, 1), nn.BatchNorm2d(8)
+        self.short, self.bn_short = nn.Conv2d(4, 8, 1, 2), nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        x = torch.relu(x)
+        branch = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(branch + self.bn_short(self.short(x)))
+
+
+class _LoraBlock(nn.Module):
+    """Pre-norm block whose projection carries a LoRA: base(h) + b(a(h)) on the normalized h
+    is one layer, not a residual block."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.base = nn.LayerNorm(4), nn.Linear(4, 4)
+        self.lora_a, self.lora_b = nn.Linear(4, 2), nn.Linear(2, 4)
+        self.out = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = self.norm(x)
+        return x + self.out(torch.relu(self.base(h) + self.lora_b(self.lora_a(h))))
+
+
+def test_graph_projection_shortcut_is_a_residual_add():
+    t = trace(_ProjectionBlock().eval(), torch.randn(2, 4, 8, 8))
+    graph = Graph(t)
+    got = {e.module: graph.placement(e.node) for e in t.events}
+    assert got == {"bn1": "other", "bn2": "branch-output", "bn_short": "other"}
+    assert normlint.audit(_ProjectionBlock().eval(), torch.randn(2, 4, 8, 8)).findings == []
+
+
+def test_graph_lora_on_a_normalized_input_is_not_a_residual_add():
+    model = nn.Sequential(_LoraBlock(), _LoraBlock(), nn.LayerNorm(4))
+    t = trace(model, torch.randn(2, 3, 4))
+    graph = Graph(t)
+    assert len(graph.residual_adds) == 2
+    assert [graph.placement(e.node) for e in t.events] == ["pre", "pre", "final"]
+    assert normlint.audit(model, torch.randn(2, 3, 4)).findings == []
+
+
 def test_graph_sees_deepnorm_scaling():
     class Block(nn.Module):
         def __init__(self):
