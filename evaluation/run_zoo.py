@@ -37,7 +37,6 @@ class ZooModel:
     design: str                                # the published design, one line
     # Failing findings the design really has (true positives), as (code, module).
     known: frozenset[tuple[str, str]] = field(default_factory=frozenset)
-    caveat: str = ""                           # where the expected placement is the engine's limit
 
 
 def _tf():
@@ -356,8 +355,6 @@ def _verdict(result: ZooResult) -> str:
     notes = [f"{c} {m} ({s}, true positive)" for s, c, m in result.findings
              if (c, m) in result.entry.known]
     notes += sorted({f"{c} info" for s, c, _ in result.findings if s == "info"})
-    if result.entry.caveat:
-        notes.append("caveat: " + result.entry.caveat)
     return "ok" + (" — " + "; ".join(notes) if notes else "")
 
 
@@ -371,7 +368,10 @@ def markdown(results: list[ZooResult]) -> str:
         f"`evaluation/run_zoo.py` builds {len(results)} architectures from tiny configs (2 layers, "
         "width 32, no downloads), audits each on CPU in eval mode (batch 2 x 8 tokens, 2x3x32x32 "
         "images or 2 x 400 audio samples) and compares every norm's placement with the design "
-        "read from the model's source. `tests/runtime/test_zoo.py` asserts the same table.",
+        "read from the model's source. `tests/runtime/test_zoo.py` asserts the same table. "
+        "Placements are those of `docs/audit.md`: `embedding` is a norm on a token embedding "
+        "lookup (a conv patch stem's norm is `other`), `final` also covers a norm that closes "
+        "a stage (Swin's patch merging, ConvNeXt's downsampling) or normalizes pooled features.",
         f"torch {torch.__version__}, transformers {transformers.__version__}. "
         f"{passed}/{len(results)} match their design with no unexpected warning or error.", "",
         "| architecture | design | norms found | placements | verdict |",
