@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -105,11 +106,17 @@ def _peak_child(name: str, mode: str) -> None:
     print(_status_kib("VmHWM") - base)
 
 
-def peak_memory(name: str) -> dict:
+def peak_memory(name: str, threads: int) -> dict:
+    # glibc keeps freed heap memory resident, so without this the growth of the peak over
+    # the resident set depends on what earlier calls left in its free lists (it varied from
+    # 0 to 52 MiB for the same GPT2 forward). With a fixed mmap threshold every tensor
+    # buffer is its own mapping, returned on free: the resident set tracks live memory.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     out = {}
     for mode in ("forward", "audit"):
-        proc = subprocess.run([sys.executable, __file__, "--peak-child", name, mode],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run([sys.executable, __file__, "--peak-child", name, mode,
+                               "--threads", str(threads)],
+                              capture_output=True, text=True, check=True, env=env)
         out[mode] = int(proc.stdout.strip().splitlines()[-1])
     return {"forward_kib": out["forward"], "audit_kib": out["audit"],
             "ratio": out["audit"] / max(out["forward"], 1)}
@@ -130,7 +137,7 @@ def main() -> None:
     results = []
     for name in MODELS:
         row = overhead(name, args.repeat)
-        row["memory"] = peak_memory(name)
+        row["memory"] = peak_memory(name, args.threads)
         results.append(row)
         print(f"{name:<6} forward {row['forward_s'] * 1e3:8.1f} ms   audit {row['audit_s'] * 1e3:8.1f} ms   "
               f"time x{row['ratio']:.2f}   peak RSS growth: forward {row['memory']['forward_kib'] / 1024:.0f} MiB, "

@@ -17,7 +17,7 @@ from .analysis import Analysis, analyse, resolve_values
 from .probes import Probe, ProbeSettings, StatBuffer
 from .rules import RuleContext, run_rules
 from .table import format_norms_table, verdict
-from .tracer import Trace, Tracer
+from .tracer import ShapeRecorder, Trace, Tracer
 
 CHECK_GROUPS = ("axes", "batch", "padding", "numerics")
 # Probe values shown in NormRecord.stats, under names that say what they measure.
@@ -101,14 +101,7 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
     notes: list[str] = []
     with _preserved(model, inputs), torch.no_grad():
         trace = _traced_forward(model, inputs, paths, settings if numeric else None)
-        other = None
-        shorter = other_length_inputs(inputs)
-        if shorter is not None:
-            try:
-                other = _traced_forward(model, shorter, paths, None)
-            except AuditError as exc:
-                # Failing outside any norm only means the inputs have no sequence axis to cut.
-                other = exc.trace if exc.trace.failed_in is not None else None  # type: ignore[attr-defined]
+        other = _other_length_trace(model, inputs, trace, paths)
     notes.extend(trace.notes)
     if not numeric:
         notes.append("meta device: numeric checks skipped, structural checks only")
@@ -185,6 +178,35 @@ def _traced_forward(model, inputs, paths, settings: ProbeSettings | None) -> Tra
     return tracer.trace
 
 
+def _other_length_trace(model: nn.Module, inputs, trace: Trace, paths) -> Trace | None:
+    """The norms' input shapes in a run with a shorter sequence axis (None: no such run).
+
+    A quarter of the length is tried first (cheap); a run that does not complete there is
+    repeated at three quarters, so a model that needs a minimum length, or a norm that only
+    fails on very short inputs, is judged as before.
+    """
+    modules = dict(model.named_modules())
+    # Norms found in the op stream (functional calls, hand-written code) need the full tracer.
+    light = all(e.module is not None and e.module in modules for e in trace.events)
+    result = None
+    for shorter in other_length_inputs(inputs):
+        try:
+            if light:
+                recorder = ShapeRecorder({e.module: modules[e.module] for e in trace.events})
+                try:
+                    with recorder:
+                        call_model(model, shorter)
+                except Exception:  # noqa: BLE001 - judged below from where it failed
+                    result = recorder.trace if recorder.trace.failed_in is not None else None
+                    continue
+                return recorder.trace
+            return _traced_forward(model, shorter, paths, None)
+        except AuditError as exc:
+            # Failing outside any norm only means the inputs have no sequence axis to cut.
+            result = exc.trace if exc.trace.failed_in is not None else None  # type: ignore[attr-defined]
+    return result
+
+
 def _flat_tensors(inputs) -> list[torch.Tensor]:
     if isinstance(inputs, torch.Tensor):
         return [inputs]
@@ -197,8 +219,9 @@ def _on_meta(model: nn.Module, inputs) -> bool:
     return any(t.is_meta for t in tensors)
 
 
-def other_length_inputs(inputs):
-    """The same inputs with a shorter sequence axis (axis 1), or None when there is none.
+def other_length_inputs(inputs) -> list:
+    """The same inputs with a shorter sequence axis (axis 1): cut to a quarter of the length,
+    then to three quarters; empty when there is no such axis.
 
     The length is taken from the first rank-2 tensor (token ids, masks, raw audio) or, failing
     that, the first rank-3 tensor (N, L, C); every input with that size on axis 1 is cut.
@@ -206,10 +229,13 @@ def other_length_inputs(inputs):
     tensors = _flat_tensors(inputs)
     ranked = [t for t in tensors if t.dim() == 2] or [t for t in tensors if t.dim() == 3]
     if not ranked or ranked[0].shape[1] < 4:
-        return None
+        return []
     length = ranked[0].shape[1]
-    keep = length - max(1, length // 4)
+    keeps = dict.fromkeys((max(2, length // 4), length - max(1, length // 4)))
+    return [_cut_inputs(inputs, length, keep) for keep in keeps]
 
+
+def _cut_inputs(inputs, length: int, keep: int):
     def cut(value):
         if isinstance(value, torch.Tensor) and value.dim() in (2, 3) and value.shape[1] == length:
             return value.narrow(1, 0, keep)

@@ -132,11 +132,48 @@ class Graph:
                 if self._mixes(stream, branch):
                     break
             else:
-                continue
+                projected = self._projection_shortcut(a, b)
+                if projected is None:
+                    continue
+                stream, skip, branch = projected
             scaled = self.canon_scaled(skip)[1]
             self.residual_adds[node.idx] = ResidualAdd(node.idx, stream, branch, scaled)
             self.skips.setdefault(stream, []).append(node.idx)
             self.branches.setdefault(self.canon(branch), []).append(node.idx)
+
+    def _projection_shortcut(self, a: int, b: int) -> tuple[int, int, int] | None:
+        """``proj(x) + f(x)``: a residual block whose skip is a single projection (conv or
+        linear, maybe followed by a norm) of the block input ``x`` (ResNet's downsampling
+        blocks, U-Net blocks that change width). Returns (stream, skip, branch).
+
+        The block input must not be a norm output: ``q_proj(h) + lora(h)`` on a normalized
+        ``h`` is one layer, not a residual block."""
+        for skip, branch in ((a, b), (b, a)):
+            source = self._projected_from(skip)
+            if (source is None or self.nodes[source].kind == "norm"
+                    or self._projected_from(branch) == source
+                    or not self.is_ancestor(source, branch) or not self._mixes(source, branch)):
+                continue
+            return source, skip, branch
+        return None
+
+    def _projected_from(self, idx: int) -> int | None:
+        """``x`` when ``idx`` is ``proj(x)`` or ``norm(proj(x))`` (one feature-mixing op)."""
+        idx = self.canon(idx)
+        if self.nodes[idx].kind == "norm":
+            inner = self.norm_input(idx)
+            if inner is None:
+                return None
+            idx = inner
+        node = self.nodes[idx]
+        data = self.data_inputs(idx)
+        # An embedding lookup of token ids is no projection of a stream (RoBERTa's word and
+        # position embeddings both come from input_ids).
+        if node.kind != "op" or node.op not in _MIXING or node.op == "embedding" or len(data) != 1:
+            return None
+        source = self.canon(data[0])
+        dtype = self.nodes[source].dtype
+        return source if dtype is not None and dtype.is_floating_point else None
 
     def _mixes(self, skip: int, branch: int) -> bool:
         """Whether some feature-mixing op lies between ``skip`` and ``branch``."""
@@ -163,14 +200,38 @@ class Graph:
             if any(self.is_ancestor(norm, self.residual_adds[a].branch) for a in self.skips.get(x, ())):
                 return "pre"                      # y = x + f(norm(x))
             if x in self.residual_adds:           # norm(x + f(x))
-                if norm in self.skips or self.nodes[self.residual_adds[x].skip].kind == "norm":
+                if norm in self.skips or self._is_post(self.residual_adds[x].skip):
                     return "post"                 # the normalized stream is the next skip
                 return "final"                    # closes an un-normalized (pre-norm) stream
+            if self._pooled_stream(x):
+                return "final"                    # norm(pool(x + f(x))), norm(cat(slices))
         if norm in self.branches:
             return "branch-output"                # x + norm(f(x)): sandwich / peri-LN
         if upstream_path(self, norm)[0] == "embedding":
             return "embedding"
         return "other"
+
+    def _is_post(self, skip: int) -> bool:
+        """The skip is the output of a norm that itself closed a residual add (the previous
+        post-norm sublayer). A stem or embedding norm as the skip says nothing: the stream
+        of a one-block stage after it is not thereby post-norm (ConvNeXt, depth 1)."""
+        return self.nodes[skip].kind == "norm" and self.norm_input(skip) in self.residual_adds
+
+    def _pooled_stream(self, idx: int, hops: int = 8) -> bool:
+        """Whether ``idx`` is a residual stream seen through ops that only pool, slice,
+        concatenate or reshape it (Swin's patch merging, ConvNeXt/BEiT mean pooling)."""
+        frontier, seen = [idx], set()
+        for _ in range(hops):
+            nxt = []
+            for cur in frontier:
+                if cur in self.residual_adds:
+                    return True
+                node = self.nodes[cur]
+                if node.kind == "op" and not node.hidden and (node.op in _SHAPE_ONLY or self._through(cur)):
+                    nxt.extend(i for i in self.data_inputs(cur) if i not in seen)
+                    seen.update(nxt)
+            frontier = nxt
+        return False
 
     def follows(self, idx: int, hops: int = 6) -> list[int]:
         """Norm nodes reached from ``idx`` through ops that only move or rescale data."""

@@ -531,6 +531,57 @@ class Tracer(TorchFunctionMode):
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class ShapeEvent:
+    """One call of a norm module in a shape-only run: what ``_sequence_axes`` compares."""
+
+    key: str
+    in_shape: tuple[int, ...]
+
+
+class ShapeRecorder:
+    """The input shape of every call of some norm modules, and the one that was running when
+    the forward raised; no TorchFunctionMode, no graph.
+
+    The run at another length only asks how each norm's input shape changed and which norm
+    failed. When every norm of the full trace is a module, hooks on those modules alone
+    answer that without paying per-op Python recording for a second forward.
+    """
+
+    def __init__(self, modules: dict[str, nn.Module]):
+        self._modules = modules
+        self._handles: list = []
+        self.trace = Trace(nodes=[], calls=[], events=[], ran_modules=set(), used_params=set(),
+                           input_names=())
+
+    def __enter__(self):
+        try:
+            for path, module in self._modules.items():
+                self._handles.append(module.register_forward_hook(
+                    lambda m, args, kwargs, out, path=path: self._post(m, path, args, kwargs, out),
+                    with_kwargs=True, always_call=True))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        return False
+
+    def _post(self, module: nn.Module, path: str, args, kwargs, out) -> None:
+        if out is None and sys.exc_info()[0] is not None:
+            # As in the full trace, only a torch.nn norm that raised is "the norm that failed".
+            if self.trace.failed_in is None and torch_norm_family(module) is not None:
+                self.trace.failed_in = path
+            return
+        x = _first_tensor((args, kwargs))
+        if x is not None and _first_tensor(out) is not None:
+            self.trace.events.append(ShapeEvent(path, tuple(x.shape)))  # type: ignore[arg-type]
+
+
 class _Suspended:
     def __init__(self, tracer: Tracer):
         self._tracer = tracer

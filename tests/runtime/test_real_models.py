@@ -161,6 +161,8 @@ def test_gemma2_sandwich():
     ({}, ["pre"] * 4 + ["final"]),
     ({"pre_norm": False}, ["post"] * 4),
     ({"sandwich_norm": True}, ["pre", "branch-output"] * 4 + ["final"]),
+    ({"use_rmsnorm": True}, ["pre"] * 4 + ["final"]),
+    ({"use_scalenorm": True}, ["pre"] * 4 + ["final"]),
 ])
 def test_x_transformers_decoder(kwargs, expected):
     x_transformers = pytest.importorskip("x_transformers")

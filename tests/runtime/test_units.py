@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import normlint
 from normlint.errors import NormlintError
 from normlint.runtime.axes import (candidate_axis_sets, choose_measured_axes,
                                    declared_module_axes, map_axes)
@@ -95,6 +96,98 @@ def test_graph_residual_adds_and_placements():
     got = {e.module: graph.placement(e.node) for e in t.events}
     assert got == {"pre": "pre", "branch": "branch-output", "post": "final"}
     assert graph.unnormalized_stream_ends([t.events[0].node]) == []
+
+
+def test_graph_stage_after_a_stem_norm_is_closed_not_post_normed():
+    """ConvNeXt with a one-block stage: stem norm -> x + f(x) -> the downsampling norm. The
+    skip being a stem norm does not make the stream post-norm; with two blocks it is the
+    same design."""
+    class Stage(nn.Module):
+        def __init__(self, blocks):
+            super().__init__()
+            self.stem, self.close = nn.LayerNorm(4), nn.LayerNorm(4)
+            self.proj, self.down = nn.Linear(3, 4), nn.Linear(4, 8)
+            self.fs = nn.ModuleList(nn.Linear(4, 4) for _ in range(blocks))
+
+        def forward(self, x):
+            x = self.stem(self.proj(x))
+            for f in self.fs:
+                x = x + f(x)
+            return self.down(self.close(x))
+
+    for blocks in (1, 2):
+        t = trace(Stage(blocks), torch.randn(2, 3, 3))
+        graph = Graph(t)
+        got = {e.module: graph.placement(e.node) for e in t.events}
+        assert got == {"stem": "other", "close": "final"}
+
+
+@pytest.mark.parametrize("pool", [
+    lambda x: x.mean(1),                                            # BEiT/ConvNeXt pooled norm
+    lambda x: torch.cat([x[:, 0::2], x[:, 1::2]], dim=-1),          # Swin patch merging
+    lambda x: x[:, 0],                                              # CLS token
+])
+def test_graph_norm_of_a_pooled_stream_is_final(pool):
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pre, self.f = nn.LayerNorm(4), nn.Linear(4, 4)
+            self.norm = nn.LayerNorm(pool(torch.zeros(1, 4, 4)).shape[-1])
+
+        def forward(self, x):
+            x = x + self.f(self.pre(x))
+            return self.norm(pool(x))
+
+    t = trace(Model(), torch.randn(2, 4, 4))
+    graph = Graph(t)
+    assert {e.module: graph.placement(e.node) for e in t.events} == {"pre": "pre", "norm": "final"}
+
+
+class _ProjectionBlock(nn.Module):
+    """ResNet's downsampling block: bn(conv(x)) + bn(conv(relu(bn(conv(x)))))."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(4, 8, 3, 2, 1), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, 1, 1), nn.BatchNorm2d(8)
+        self.short, self.bn_short = nn.Conv2d(4, 8, 1, 2), nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        x = torch.relu(x)
+        branch = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(branch + self.bn_short(self.short(x)))
+
+
+class _LoraBlock(nn.Module):
+    """Pre-norm block whose projection carries a LoRA: base(h) + b(a(h)) on the normalized h
+    is one layer, not a residual block."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.base = nn.LayerNorm(4), nn.Linear(4, 4)
+        self.lora_a, self.lora_b = nn.Linear(4, 2), nn.Linear(2, 4)
+        self.out = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = self.norm(x)
+        return x + self.out(torch.relu(self.base(h) + self.lora_b(self.lora_a(h))))
+
+
+def test_graph_projection_shortcut_is_a_residual_add():
+    t = trace(_ProjectionBlock().eval(), torch.randn(2, 4, 8, 8))
+    graph = Graph(t)
+    got = {e.module: graph.placement(e.node) for e in t.events}
+    assert got == {"bn1": "other", "bn2": "branch-output", "bn_short": "other"}
+    assert normlint.audit(_ProjectionBlock().eval(), torch.randn(2, 4, 8, 8)).findings == []
+
+
+def test_graph_lora_on_a_normalized_input_is_not_a_residual_add():
+    model = nn.Sequential(_LoraBlock(), _LoraBlock(), nn.LayerNorm(4))
+    t = trace(model, torch.randn(2, 3, 4))
+    graph = Graph(t)
+    assert len(graph.residual_adds) == 2
+    assert [graph.placement(e.node) for e in t.events] == ["pre", "pre", "final"]
+    assert normlint.audit(model, torch.randn(2, 3, 4)).findings == []
 
 
 def test_graph_sees_deepnorm_scaling():
@@ -237,3 +330,56 @@ def test_report_to_dict_is_json():
     data = json.loads(json.dumps(report.to_dict()))
     assert data["norms"][0]["module"] == "1" and data["norms"][0]["placement"] == "other"
     assert data["findings"] == [] and data["numeric"] is True
+
+
+class _ConvFrontEnd(nn.Module):
+    """Needs at least 7 positions; its output norm keeps the (shortened) time axis."""
+
+    def __init__(self, functional=False):
+        super().__init__()
+        self.functional = functional
+        self.conv, self.norm = nn.Conv1d(4, 4, 7), nn.LayerNorm(4)
+
+    def forward(self, x):
+        h = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        return F.layer_norm(h, (4,)) if self.functional else self.norm(h)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_other_length_run_falls_back_to_a_milder_cut(functional):
+    """16 positions cut to 4 break the conv (outside any norm); 12 still run, so the norm's
+    time axis is found, by the hook-only recorder for a module norm and by the full tracer
+    for a functional one."""
+    from normlint.runtime.api import _other_length_trace
+    from normlint.runtime.tracer import ShapeEvent
+
+    model, x = _ConvFrontEnd(functional).eval(), torch.randn(2, 16, 4)
+    paths = {id(m): p for p, m in model.named_modules()}
+    first = trace(model, x)
+    with torch.no_grad():
+        other = _other_length_trace(model, x, first, paths)
+    assert [e.in_shape for e in other.events] == [(2, 6, 4)]
+    assert all(isinstance(e, ShapeEvent) for e in other.events) != functional
+    report = normlint.audit(model, x)
+    assert [n.sequence_axes for n in report.norms] == [(1,)]
+
+
+def test_shape_recorder_names_the_norm_that_failed():
+    """LayerNorm([L, C]) fails whenever only L changes: the failing norm is recorded and
+    its shape is not (it produced nothing)."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm([8, 4])).eval()
+    report = normlint.audit(model, torch.randn(2, 8, 4))
+    assert [(f.code, f.module) for f in report.findings] == [("NL202", "1")]
+    assert "failed when only the sequence length changed" in report.findings[0].message
+
+
+@pytest.mark.parametrize("model, x, axes", [
+    # Probed on two samples: a train-mode BatchNorm still couples them.
+    (nn.BatchNorm1d(3).train(), torch.randn(8, 3, 5), (0, 2)),
+    (nn.LayerNorm(5), torch.randn(8, 3, 5), (2,)),
+    # Rejects two samples: probed on the full batch.
+    (nn.LayerNorm([8, 4]), torch.randn(8, 4), (0, 1)),
+])
+def test_axes_probe_on_few_samples(model, x, axes):
+    report = normlint.audit(nn.Sequential(model), x, select=["NL2"])
+    assert report.norms[0].measured_axes == axes
