@@ -26,7 +26,7 @@ _ANY_NOQA = re.compile(r"noqa", re.IGNORECASE)
 class LineNoqa:
     line: int
     column: int                      # 1-based column of the '#'
-    codes: tuple[str, ...] | None    # None: bare "# noqa", every code on the line
+    codes: tuple[str, ...] | None    # None: a bare noqa comment, every code on the line
     used: set[str] = field(default_factory=set)
 
 
