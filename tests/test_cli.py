@@ -50,7 +50,7 @@ def test_exit_zero_and_quiet(runner, tree):
     assert runner.invoke(cli, ["check", "pkg/clean.py", "-q"]).output == ""
 
 
-def test_info_never_fails_a_run(runner, tree, monkeypatch):
+def test_info_never_fails_a_run():
     from normlint.findings import Engine, Finding, Severity
     from normlint.report import exit_code
 

@@ -7,10 +7,16 @@ from pathlib import Path
 import pytest
 
 from normlint.static import reading
-from normlint.static.reading import load_file
+from normlint.static.reading import parse_source, read_source
 from normlint.static.source import ParsedFile
 
 from .helpers import write
+
+
+def load_file(path: Path, display: str):
+    """What the engine does with each file: read (bytes and text), then parse."""
+    loaded = read_source(path, display)
+    return loaded if not isinstance(loaded, tuple) else parse_source(loaded[1], display)
 
 
 def _load(path: Path):

@@ -12,6 +12,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,46 +74,56 @@ def config_fingerprint(config: Config) -> str:
     return hashlib.blake2b(json.dumps(data, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
-def _per_file_ignored(config: Config) -> list[tuple[pathspec.GitIgnoreSpec, frozenset[str]]]:
-    return [(pathspec.GitIgnoreSpec.from_lines([glob]), resolve_selection(selectors))
-            for glob, selectors in config.per_file_ignores]
+@dataclass
+class Policy:
+    """What a run reports, resolved once from the config and shared by every component:
+    the enabled codes, rule options and per-file ignores (matched once per path)."""
+
+    enabled: frozenset[str]
+    options: dict
+    per_file: list[tuple[pathspec.GitIgnoreSpec, frozenset[str]]]
+    root: Path
+    _ignored: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Policy":
+        return cls(enabled=enabled_codes(config), options=config.rule_options,
+                   per_file=[(pathspec.GitIgnoreSpec.from_lines([glob]), resolve_selection(selectors))
+                             for glob, selectors in config.per_file_ignores],
+                   root=config.root.resolve())
+
+    def ignored_codes(self, path: str) -> frozenset[str]:
+        if not self.per_file:
+            return frozenset()
+        if path not in self._ignored:
+            abs_path = Path(path).resolve()
+            try:
+                rel = abs_path.relative_to(self.root).as_posix()
+            except ValueError:
+                rel = abs_path.name
+            self._ignored[path] = frozenset().union(*(codes for spec, codes in self.per_file
+                                                      if spec.match_file(rel)))
+        return self._ignored[path]
+
+    def reports(self, f: Finding) -> bool:
+        return f.code in self.enabled and f.code not in self.ignored_codes(f.path)
 
 
-def _file_ignores(rules, path: str, root: Path) -> frozenset[str]:
-    if not rules:
-        return frozenset()
-    abs_path = Path(path).resolve()
-    try:
-        rel = abs_path.relative_to(root.resolve()).as_posix()
-    except ValueError:
-        rel = abs_path.name
-    ignored: set[str] = set()
-    for spec, codes in rules:
-        if spec.match_file(rel):
-            ignored |= codes
-    return frozenset(ignored)
-
-
-def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], config: Config,
+def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], policy: Policy,
               *, run_rules: bool = True) -> list[Finding]:
     """Analyse ``parsed`` together, then apply selection, per-file ignores and noqa."""
-    enabled = enabled_codes(config)
-    ctx = RuleContext(enabled=enabled, options=config.rule_options)
+    ctx = RuleContext(enabled=policy.enabled, options=policy.options)
     if run_rules and parsed:
         analyze(parsed, ctx)
-    raw = [f for f in (*failures, *ctx.findings) if f.code in enabled]
-    pfi = _per_file_ignored(config)
     by_path: dict[str, list[Finding]] = {}
-    for f in raw:
-        if f.code not in _file_ignores(pfi, f.path, config.root):
+    for f in (*failures, *ctx.findings):
+        if policy.reports(f):
             by_path.setdefault(f.path, []).append(f)
     result: list[Finding] = []
     for pf in parsed:
         sup = Suppressions.parse(pf.text)
-        kept = [f for f in by_path.pop(pf.path, []) if not sup.suppresses(f)]
-        unused = [f for f in sup.unused(pf.path, enabled)
-                  if f.code not in _file_ignores(pfi, pf.path, config.root)]
-        result.extend(kept + unused)
+        result.extend(f for f in by_path.pop(pf.path, []) if not sup.suppresses(f))
+        result.extend(f for f in sup.unused(pf.path, policy.enabled) if policy.reports(f))
     for rest in by_path.values():   # NL900 for files that never parsed
         result.extend(rest)
     return sort_findings(result)
@@ -125,27 +136,22 @@ class _Source:
     digest: str
 
 
-def _analyse_component(members: Sequence[_Source], config: Config, relevant: bool) -> list[Finding]:
+def _analyse_component(members: Sequence[_Source], policy: Policy, relevant: bool) -> list[Finding]:
     """Parse and analyse one component; runs in a worker process or in-process."""
     parsed: list[ParsedFile] = []
     failures: list[Finding] = []
     for src in members:
         loaded = parse_source(src.text, src.path)
         (failures if isinstance(loaded, Finding) else parsed).append(loaded)
-    return run_files(parsed, failures, config, run_rules=relevant)
+    return run_files(parsed, failures, policy, run_rules=relevant)
 
 
 def _pool_context():
-    # fork starts workers in milliseconds and shares the imported engine; elsewhere (macOS,
-    # Windows) the platform default is the safe choice.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods and os.name == "posix"
-                                       and not _is_macos() else None)
-
-
-def _is_macos() -> bool:
-    import sys
-    return sys.platform == "darwin"
+    # fork starts workers in milliseconds and shares the imported engine; on macOS (where
+    # fork is unsafe) and Windows the platform default is the safe choice.
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
 
 
 def check_paths(paths: Sequence[str | os.PathLike], config: Config,
@@ -175,7 +181,8 @@ def check_paths(paths: Sequence[str | os.PathLike], config: Config,
         sources.append(_Source(display, text, digest))
         facts.append(fact)
         report.sources[display] = text
-    findings = run_files([], findings, config)   # selection and per-file ignores for NL900s
+    policy = Policy.from_config(config)
+    findings = run_files([], findings, policy)   # selection and per-file ignores for NL900s
 
     engine_fp = engine_fingerprint() if cache else ""
     config_fp = config_fingerprint(config) if cache else ""
@@ -192,7 +199,7 @@ def check_paths(paths: Sequence[str | os.PathLike], config: Config,
             pending.append((key, members, relevant))
     report.components_analysed = len(pending)
 
-    for key, result in _run_pending(pending, config, options.jobs):
+    for key, result in _run_pending(pending, policy, options.jobs):
         findings.extend(result)
         if cache:
             cache.put(key, result)
@@ -202,17 +209,17 @@ def check_paths(paths: Sequence[str | os.PathLike], config: Config,
     return report
 
 
-def _run_pending(pending, config: Config, jobs: int | None):
+def _run_pending(pending, policy: Policy, jobs: int | None):
     jobs = jobs or os.cpu_count() or 1
     total = sum(len(s.text) for _, members, _ in pending for s in members)
     if jobs <= 1 or len(pending) <= 1 or total < PARALLEL_MIN_BYTES:
         for key, members, relevant in pending:
-            yield key, _analyse_component(members, config, relevant)
+            yield key, _analyse_component(members, policy, relevant)
         return
     # Largest components first, so one big one does not start last and run alone.
     order = sorted(pending, key=lambda p: -sum(len(s.text) for s in p[1]))
     with ProcessPoolExecutor(max_workers=min(jobs, len(order)), mp_context=_pool_context()) as pool:
-        futures = [(key, pool.submit(_analyse_component, members, config, relevant))
+        futures = [(key, pool.submit(_analyse_component, members, policy, relevant))
                    for key, members, relevant in order]
         for key, fut in futures:
             yield key, fut.result()
@@ -221,5 +228,5 @@ def _run_pending(pending, config: Config, jobs: int | None):
 def check_text(text: str, path: str, config: Config) -> list[Finding]:
     loaded = parse_source(text, path)
     if isinstance(loaded, Finding):
-        return run_files([], [loaded], config)
-    return run_files([loaded], [], config)
+        return run_files([], [loaded], Policy.from_config(config))
+    return run_files([loaded], [], Policy.from_config(config))

@@ -71,10 +71,3 @@ def read_source(file: Path, display: str) -> tuple[bytes, str] | Finding:
     if isinstance(text, Finding):
         return text
     return data, text
-
-
-def load_file(file: Path, display: str) -> ParsedFile | Finding:
-    loaded = read_source(file, display)
-    if isinstance(loaded, Finding):
-        return loaded
-    return parse_source(loaded[1], display)
