@@ -60,6 +60,9 @@ class Finding:
     end_column: int | None = None
     module: str | None = None
     fix: Fix | None = field(default=None, compare=False)
+    # What a fixer needs that only the analysis knows, as (name, value) pairs: NL302's
+    # ("norm_ctor", "nn.LayerNorm(d_model)") and ("stream", "x"). Never shown to users.
+    fix_facts: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def sort_key(self) -> tuple:
@@ -67,6 +70,7 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["fix_facts"]
         data["severity"] = self.severity.value
         data["engine"] = self.engine.value
         return data

@@ -59,7 +59,8 @@ def _finding_from_dict(d: dict) -> Finding:
     return Finding(code=d["code"], name=d["name"], severity=Severity(d["severity"]),
                    engine=Engine(d["engine"]), path=d["path"], line=d["line"], column=d["column"],
                    message=d["message"], end_line=d.get("end_line"), end_column=d.get("end_column"),
-                   module=d.get("module"))
+                   module=d.get("module"),
+                   fix_facts=tuple((str(k), str(v)) for k, v in d.get("fix_facts", ())))
 
 
 class Cache:

@@ -26,7 +26,7 @@ class RuleContext:
         return get_rule(code).option(name).default
 
     def report(self, code: str, path: str, node: ast.AST | tuple[int, int], message: str,
-               severity: Severity | None = None) -> None:
+               severity: Severity | None = None, fix_facts: tuple[tuple[str, str], ...] = ()) -> None:
         """Report at an ast node (its full span) or at a (line, 0-based column) pair."""
         if code not in self.enabled:
             return
@@ -41,4 +41,5 @@ class RuleContext:
             code=code, name=rule.name, severity=severity or rule.severity, engine=Engine.STATIC,
             path=path, line=line, column=col + 1, message=message,
             end_line=end_line, end_column=None if end_col is None else end_col + 1,
+            fix_facts=fix_facts,
         ))
