@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +10,7 @@ from torch import nn
 from .axes import (SEQUENCE_OPS, choose_measured_axes, feature_axis_downstream,
                    upstream_path)
 from .graph import Graph
+from .locate import Locator, Place, class_place, display_path, is_user_class
 from .probes import tolerance
 from .tracer import NormEvent, Trace
 
@@ -36,8 +35,28 @@ class NormInfo:
     sequence_axes: tuple[int, ...]    # input axes whose size followed the input length
     failed_other_length: bool         # the run with another length failed inside this norm
     module: nn.Module | None
-    path: str
-    line: int
+    call_place: Place | None          # the user line that called it (first call)
+    built_place: Place | None         # where the module was built (None: functional/inline)
+    impl_place: Place | None          # inside a hand-written norm: its normalizing line
+
+    def place(self, prefer: str = "call") -> Place | None:
+        """``call``: where forward called the norm (wiring rules); ``construction``: where it
+        was built (choice, configuration); ``implementation``: the line that normalizes
+        (formula, precision of a hand-written norm). Each falls back on the others."""
+        order = {"call": (self.call_place, self.built_place, self.impl_place),
+                 "construction": (self.built_place, self.impl_place, self.call_place),
+                 "implementation": (self.impl_place, self.built_place, self.call_place)}[prefer]
+        return next((p for p in order if p is not None), None)
+
+    @property
+    def path(self) -> str:
+        place = self.place()
+        return place.path if place else "<unknown>"
+
+    @property
+    def line(self) -> int:
+        place = self.place()
+        return place.line if place else 1
 
     @property
     def first(self) -> NormEvent:
@@ -69,24 +88,38 @@ class Analysis:
     modules: dict[str, nn.Module]
     optimizer: Any = None
     notes: list[str] = field(default_factory=list)
+    locator: Locator | None = None
+    fallback: Place | None = None     # where the audit was asked for: the last resort
+
+    def chain(self, call: int) -> list[int]:
+        """Module calls from the root call down to ``call``."""
+        calls, out = self.trace.calls, []
+        while call >= 0:
+            out.append(call)
+            call = calls[call].parent
+        return out[::-1]
+
+    def within(self, call: int, outer: int) -> bool:
+        """Whether module call ``call`` ran inside (or is) module call ``outer``."""
+        calls = self.trace.calls
+        while call >= 0:
+            if call == outer:
+                return True
+            call = calls[call].parent
+        return False
+
+    def call_place(self, call: int) -> Place | None:
+        site = self.trace.calls[call].site if call >= 0 else None
+        return _site_place(site)
 
 
 def location_of_class(obj: Any) -> tuple[str, int]:
-    try:
-        cls = obj if isinstance(obj, type) else type(obj)
-        path = inspect.getsourcefile(cls) or "<unknown>"
-        line = inspect.getsourcelines(cls)[1]
-    except (OSError, TypeError):
-        return "<unknown>", 1
-    return display_path(path), max(line, 1)
+    place = class_place(obj)
+    return (place.path, place.line) if place else ("<unknown>", 1)
 
 
-def display_path(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
+def _site_place(site) -> Place | None:
+    return Place(display_path(site[0]), site[1]) if site is not None else None
 
 
 def measured_axes(event: NormEvent) -> tuple[int, ...] | None:
@@ -129,9 +162,11 @@ def _sequence_axes(trace: Trace, other: Trace | None) -> dict[str, tuple[int, ..
 
 def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
             optimizer=None, notes: list[str] | None = None,
-            sequence_markers: tuple[str, ...] = ()) -> Analysis:
+            sequence_markers: tuple[str, ...] = (), origin=None,
+            fallback: Place | None = None) -> Analysis:
     graph = Graph(trace)
     modules = dict(model.named_modules())
+    locator = Locator(modules, origin)
     seq_axes = _sequence_axes(trace, other)
     grouped: dict[str, list[NormEvent]] = {}
     for event in trace.events:
@@ -146,10 +181,12 @@ def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
             feature = up_axis
         probed = next((e for e in events if e.probed), first)
         module = modules.get(first.module) if first.module is not None else None
-        if first.site is not None:
-            path, line = display_path(first.site[0]), first.site[1]
-        else:
-            path, line = location_of_class(module) if module is not None else ("<unknown>", 1)
+        built = locator.construction(first.module) if first.module else None
+        impl = _site_place(first.impl_site) if first.impl_site else None
+        if first.handwritten and first.module is None:
+            impl = _site_place(first.site)
+        elif impl is None and module is not None and first.handwritten and is_user_class(module):
+            impl = class_place(module)
         norms[key] = NormInfo(
             key=key, events=events, placement=max(set(placements), key=placements.count),
             placements=placements, feature_axis=feature, producer=producer,
@@ -158,7 +195,7 @@ def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
             # On a rank-2 (N, C) input the cut axis was the features, not a sequence.
             failed_other_length=(other is not None and other.failed_in == key
                                  and len(first.in_shape) >= 3),
-            module=module, path=path, line=line,
+            module=module, call_place=_site_place(first.site), built_place=built, impl_place=impl,
         )
     input_names = set(trace.input_names)
     sequence_model = (
@@ -168,4 +205,5 @@ def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
     )
     return Analysis(model=model, trace=trace, graph=graph, norms=norms,
                     sequence_model=sequence_model, numeric=numeric, modules=modules,
-                    optimizer=optimizer, notes=list(notes or ()))
+                    optimizer=optimizer, notes=list(notes or ()), locator=locator,
+                    fallback=fallback)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping
 from typing import Any, Iterable
@@ -14,12 +16,14 @@ from ..findings import Finding, sort_findings
 from ..registry import RULES, RUNTIME
 from ..selection import resolve_selection
 from .analysis import Analysis, analyse, resolve_values
+from .locate import Place, display_path
 from .probes import Probe, ProbeSettings, StatBuffer
 from .rules import RuleContext, run_rules
 from .table import format_norms_table, verdict
 from .tracer import ShapeRecorder, Trace, Tracer
 
 CHECK_GROUPS = ("axes", "batch", "padding", "numerics")
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Probe values shown in NormRecord.stats, under names that say what they measure.
 _STAT_NAMES = {"input_rms": "input_rms", "output_rms": "output_rms",
                "below_eps": "rows_below_eps", "batch": "sub_batch_deviation",
@@ -79,14 +83,18 @@ def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
     exception, after the hooks are removed.
     """
     return audit_with(model, example_inputs, optimizer=optimizer,
-                      enabled=resolve_codes(select, ignore), checks=checks)
+                      enabled=resolve_codes(select, ignore), checks=checks,
+                      fallback=_caller_place())
 
 
 def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str], optimizer=None,
                checks: str | Iterable[str] = "all",
-               options: dict[str, dict[str, Any]] | None = None) -> AuditReport:
+               options: dict[str, dict[str, Any]] | None = None, origin=None,
+               fallback: Place | None = None) -> AuditReport:
     """``audit`` with the enabled codes already resolved and per-rule options (the CLI's
-    ``[tool.normlint.rules]`` configuration)."""
+    ``[tool.normlint.rules]`` configuration). ``origin``: the function that built the model
+    (a CLI target's factory), where a finding about a module of a model that is itself an
+    ``nn.Sequential`` points; ``fallback``: the place for what has no better one."""
     settings = probe_settings(checks)
     enabled = frozenset(enabled) & RUNTIME_CODES
     model = unwrap(model)
@@ -107,10 +115,19 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
         notes.append("meta device: numeric checks skipped, structural checks only")
     options = options or {}
     analysis = analyse(model, trace, other, numeric, optimizer=optimizer, notes=notes,
-                       sequence_markers=tuple(options.get("NL101", {}).get("sequence-markers", ())))
+                       sequence_markers=tuple(options.get("NL101", {}).get("sequence-markers", ())),
+                       origin=origin, fallback=fallback)
     findings = run_rules(RuleContext(analysis=analysis, enabled=enabled, options=options))
     return AuditReport(findings=sort_findings(findings), norms=norm_records(analysis),
                        model=type(model).__name__, numeric=numeric, notes=analysis.notes)
+
+
+def _caller_place() -> Place | None:
+    """The line that asked for the audit: the first frame outside normlint."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return Place(display_path(frame.f_code.co_filename), frame.f_lineno) if frame is not None else None
 
 
 # ---------------------------------------------------------------------- options

@@ -32,6 +32,8 @@ _ADDS = frozenset({"add", "add_"})
 _RESHAPES = frozenset({"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as"})
 # Ops that mix features: a residual branch has one (RoPE's x*cos + rot(x)*sin has none).
 _MIXING = FEATURE_PRODUCERS | {"einsum", "addmm"}
+_ACTIVATIONS = frozenset({"gelu", "relu", "tanh", "silu", "sigmoid", "softmax", "log_softmax",
+                          "elu", "leaky_relu", "hardtanh", "mish", "softplus"})
 
 @dataclass(frozen=True)
 class ResidualAdd:
@@ -250,6 +252,34 @@ class Graph:
                         nxt.append(c)
             frontier = nxt
         return found
+
+    def head_to_output(self, idx: int, outputs: set[int], max_nodes: int = 64) -> bool | None:
+        """How ``idx`` reaches the model's return value: ``False`` as the value itself (through
+        ops that only move, cast or pool it), ``True`` through one head (a projection, maybe
+        with an activation: a pooler, a classifier, ``lm_head``), ``None`` not at all, or only
+        through more (a projector into another stack, another residual add, a norm)."""
+        frontier, seen = [(idx, 0)], {idx}
+        while frontier and len(seen) < max_nodes:
+            cur, mixes = frontier.pop(0)
+            if cur in outputs:
+                return mixes > 0
+            for c in self.consumers[cur]:
+                node = self.nodes[c]
+                if c in seen or node.kind != "op" or c in self.residual_adds:
+                    continue
+                data = self.data_inputs(c)
+                if node.op in _MIXING:
+                    if mixes or len(data) != 1:
+                        continue
+                    nxt = 1
+                elif node.op in _SHAPE_ONLY or self._through(c) or (
+                        len(data) == 1 and node.op in _ACTIVATIONS):
+                    nxt = mixes
+                else:
+                    continue
+                seen.add(c)
+                frontier.append((c, nxt))
+        return None
 
     def unnormalized_stream_ends(self, pre_norms: list[int]) -> list[int]:
         """Last residual adds of pre-norm streams that no norm follows (NL302)."""

@@ -87,7 +87,7 @@ class Probe:
         with torch.no_grad():
             small, small_y = _few_samples(rerun, x, y)
             if self.settings.numerics:
-                self._numerics(event, rerun, x, y, module, small)
+                self._numerics(event, rerun, x, y, module, small, small_y)
             if self.settings.axes:
                 self._axes(event, rerun, small)
             if self.settings.padding:
@@ -147,7 +147,7 @@ class Probe:
                 event.probes["input_finite"] = self.buffer.add(torch.isfinite(x).all())
                 event.probes["output_finite"] = self.buffer.add(torch.isfinite(y).all())
 
-    def _numerics(self, event: NormEvent, rerun, x, y, module, small) -> None:
+    def _numerics(self, event: NormEvent, rerun, x, y, module, small, small_y) -> None:
         add = self.buffer.add
         xf = x.float()
         event.probes["input_rms"] = add(xf.pow(2).mean().sqrt())
@@ -158,16 +158,59 @@ class Probe:
             spread = xf.var(dim=axes, unbiased=False) if centred else xf.pow(2).mean(dim=axes)
             # eps dominates when it is 10x the variance: the output keeps < 30% of its scale.
             event.probes["below_eps"] = add((spread * 10 < event.eps).float().mean())
-        if module is not None and event.low_precision_stats:
-            reference = _fp32_reference(module, x)
-            if reference is not None:
-                event.probes["fp32_error"] = add(relative_deviation(y, reference))
-        if module is not None and event.handwritten and event.eps and axes \
-                and x.dtype in (torch.float32, torch.float64) \
-                and axes == tuple(range(x.dim() - len(axes), x.dim())):
-            deviation = _formula_deviation(rerun, small, axes, event.eps)
+            event.probes["median_variance"] = add(spread.flatten().median())
+        trailing = bool(axes) and axes == tuple(range(x.dim() - len(axes), x.dim()))
+        if trailing and event.family in ("layer", "rms"):
+            event.probes["gain_ratio"] = add(_gain_ratio(event, small, small_y))
+        if x.dtype in LOW_PRECISION:
+            self._precision(event, rerun, small, module)
+        if module is not None and event.handwritten and event.eps and trailing \
+                and not event.extra_tensors:
+            deviation = _formula_deviation(module, small, axes, event.eps)
             if deviation is not None:
                 event.probes["formula"] = add(deviation)
+
+    def _precision(self, event: NormEvent, rerun, x, module) -> None:
+        """What the low-precision run costs, measured (NL401, NL402): the norm re-run on an
+        all-zero row (does eps keep it finite?), and its output against the same module
+        recomputed in float32 (parameters and input upcast), next to what rounding the
+        float32 result to this dtype alone would cost; for float16, also on rows scaled to
+        RMS 1000, where ``x * x`` overflows."""
+        add = self.buffer.add
+        try:
+            zero = rerun(torch.zeros_like(x))
+        except Exception:  # noqa: BLE001
+            zero = None
+        if isinstance(zero, torch.Tensor):
+            event.probes["zero_row_finite"] = add(torch.isfinite(zero).all())
+        if module is None or event.extra_tensors:
+            return
+        probes = [("fp32", x)]
+        if x.dtype == torch.float16:
+            rows = x.float()
+            scale = 1000.0 / (rows.pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-12)
+            probes.append(("fp32_large", (rows * scale).to(x.dtype)))
+        for name, probe in probes:
+            reference = _fp32_reference(module, probe)
+            try:
+                out = rerun(probe)
+            except Exception:  # noqa: BLE001
+                continue
+            if reference is None or not isinstance(out, torch.Tensor) or out.shape != reference.shape:
+                continue
+            event.probes[f"{name}_error"] = add(relative_deviation(out, reference))
+            event.probes[f"{name}_rounding"] = add(relative_deviation(reference.to(x.dtype), reference))
+
+
+def _gain_ratio(event: NormEvent, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """RMS of the norm's output over the RMS of its input normalized without any gain
+    (F.layer_norm / F.rms_norm): about 1 for a gain near 1, whatever the parameterisation;
+    about 0 when a zero-initialized ``(1 + w)`` gain is applied as ``w``, about 2 for the
+    reverse (NL407)."""
+    shape = tuple(x.shape[a] for a in event.declared_axes)
+    xf = x.float()
+    reference = F.layer_norm(xf, shape) if event.family == "layer" else F.rms_norm(xf, shape)
+    return y.float().pow(2).mean().sqrt() / (reference.pow(2).mean().sqrt() + 1e-12)
 
 
 def _few_samples(rerun, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,7 +235,7 @@ def _few_samples(rerun, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def _fp32_reference(module, x: torch.Tensor) -> torch.Tensor | None:
-    """The same module recomputed in float32 (parameters and input upcast)."""
+    """The same module recomputed in float32 (parameters, buffers and input upcast)."""
     state = {name: t.float() if t.is_floating_point() else t
              for name, t in list(module.named_parameters(recurse=False))
              + list(module.named_buffers(recurse=False))}
@@ -203,12 +246,15 @@ def _fp32_reference(module, x: torch.Tensor) -> torch.Tensor | None:
     return out if isinstance(out, torch.Tensor) else None
 
 
-def _formula_deviation(rerun, x: torch.Tensor, axes: tuple[int, ...], eps: float
+def _formula_deviation(module, x: torch.Tensor, axes: tuple[int, ...], eps: float
                        ) -> torch.Tensor | None:
     """How far a hand-written norm is from F.layer_norm / F.rms_norm, after the best
-    per-feature affine fit (so any weight parameterisation passes).
+    per-feature affine fit, so any gain parameterisation (``w``, ``1 + w``, zeros) counts
+    as neutral.
 
-    Rows are rescaled to standard deviations from 1 down to sqrt(eps): where eps matters,
+    The module runs in float32 (parameters and input upcast, as ``_fp32_reference``), so a
+    float16 model is judged on its formula, not on its precision (NL402's business). Rows
+    are rescaled to standard deviations from 1 down to sqrt(eps): where eps matters,
     ``(x - mean) / (std + eps)`` and the unbiased ``std`` part ways with the standard formula.
     """
     shape = tuple(x.shape[a] for a in axes)
@@ -217,17 +263,13 @@ def _formula_deviation(rerun, x: torch.Tensor, axes: tuple[int, ...], eps: float
         return None
     std = rows.std(dim=1, unbiased=False, keepdim=True).clamp_min(1e-12)
     target = torch.logspace(0, math.log10(math.sqrt(eps)), rows.shape[0], device=x.device)
-    probe_rows = rows / std * target[:, None]
-    probe = probe_rows.reshape(x.shape).to(x.dtype)
-    try:
-        out = rerun(probe)
-    except Exception:  # noqa: BLE001
-        return None
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+    probe = (rows / std * target[:, None]).reshape(x.shape)
+    out = _fp32_reference(module, probe)
+    if out is None or out.shape != x.shape:
         return None
     out_rows = out.float().reshape(-1, rows.shape[1])
     deviations = []
-    for reference in (F.layer_norm(probe.float(), shape, eps=eps), F.rms_norm(probe.float(), shape, eps=eps)):
+    for reference in (F.layer_norm(probe, shape, eps=eps), F.rms_norm(probe, shape, eps=eps)):
         deviations.append(_affine_fit_error(reference.reshape(-1, rows.shape[1]), out_rows))
     return torch.minimum(*deviations)
 

@@ -99,12 +99,20 @@ def overrides_forward(module: nn.Module) -> bool:
 
 
 def call_site() -> tuple[str, int] | None:
-    """The first frame outside torch and normlint: where user code called the norm."""
+    """The first frame outside torch and normlint: where user code called the norm.
+
+    ``__call__`` frames are skipped too: wrappers such as transformers'
+    ``GradientCheckpointingLayer.__call__`` sit between a module call and the line that
+    made it."""
     frame = sys._getframe(1)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not (filename.startswith(_TORCH_DIR) or filename.startswith(_NORMLINT_DIR)
-                or filename.startswith("<")):
+        code = frame.f_code
+        filename = code.co_filename
+        if filename.startswith(_NORMLINT_DIR):
+            if code.co_name == "call_model":
+                return None   # above this frame is the audit's caller, not the model's code
+        elif not (filename.startswith(_TORCH_DIR) or filename.startswith("<")
+                  or code.co_name == "__call__"):
             return filename, frame.f_lineno
         frame = frame.f_back
     return None
@@ -145,6 +153,8 @@ class ModuleCall:
     family: str | None = None      # torch.nn norm family: the call is one atomic norm node
     leaf: bool = False
     inputs: tuple[int, ...] = ()
+    module_id: int = 0             # id() of the module object (one object may have many calls)
+    site: tuple[str, int] | None = None   # the user line that made this call
 
 
 @dataclass
@@ -165,6 +175,9 @@ class NormEvent:
     site: tuple[str, int] | None
     low_precision_stats: bool = False   # a reduction inside ran in fp16/bf16
     handwritten: bool = False           # recognised from reductions, not a torch kernel
+    call: int = -1                      # the ModuleCall of a module norm (-1: functional/inline)
+    impl_site: tuple[str, int] | None = None   # inside a hand-written norm: its normalizing line
+    extra_tensors: bool = False         # called with more tensors than x (a gate, a mask)
     probed: bool = False
     probes: dict[str, int] = field(default_factory=dict)   # name -> StatBuffer index
     axis_probes: list[tuple[tuple[int, ...], int]] = field(default_factory=list)
@@ -182,6 +195,7 @@ class Trace:
     input_names: tuple[str, ...]
     failed_in: str | None = None    # key of the norm that was running when forward raised
     notes: list[str] = field(default_factory=list)
+    outputs: tuple[int, ...] = ()   # nodes of the audited model's own (first) return value
 
 
 class Tracer(TorchFunctionMode):
@@ -282,7 +296,8 @@ class Tracer(TorchFunctionMode):
         leaf = next(iter(module.children()), None) is None
         call = ModuleCall(id=len(self.trace.calls), path=path, type_name=type(module).__name__,
                           parent=self._stack[-1].id if self._stack else -1,
-                          start=len(self.trace.nodes), family=family, leaf=leaf)
+                          start=len(self.trace.nodes), family=family, leaf=leaf,
+                          module_id=id(module), site=call_site() if self._atomic == 0 else None)
         if self._atomic == 0:
             tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
             call.inputs = tuple(self._node_of(t) for t in tensors)
@@ -310,6 +325,9 @@ class Tracer(TorchFunctionMode):
             self._collapse(module, call, inner, args, kwargs, out)
         else:
             self._bind_opaque(module, call, args, kwargs, out)
+        if call.parent == -1:
+            first = _first_output(out)
+            self.trace.outputs = tuple(self._t2n[t] for t in [first] if t is not None and t in self._t2n)
 
     def _bind_opaque(self, module, call: ModuleCall, args, kwargs, out) -> None:
         """Outputs the op stream never produced came from code that bypasses
@@ -342,6 +360,7 @@ class Tracer(TorchFunctionMode):
         if call.path not in self._sites:
             self._sites[call.path] = call_site()
         eps = _module_eps(module)
+        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         event = NormEvent(
             node=node.idx, key=call.path, module=call.path, kind=call.type_name, family=family,
             in_shape=tuple(x.shape), dtype=x.dtype,
@@ -350,7 +369,8 @@ class Tracer(TorchFunctionMode):
             eps=inner.eps if inner and inner.eps is not None else eps,
             training=module.training, parent_call=parent, site=self._sites[call.path],
             low_precision_stats=inner.low_precision_stats if inner else False,
-            handwritten=inner.handwritten if inner else False,
+            handwritten=inner.handwritten if inner else False, call=call.id,
+            impl_site=inner.site if inner else None, extra_tensors=len(tensors) > 1,
         )
         node.info["event"] = len(self.trace.events)
         self.trace.events.append(event)
@@ -439,7 +459,7 @@ class Tracer(TorchFunctionMode):
         if base in FUNCTIONAL_NORMS and tin:
             self._functional_norm(node, func, base, args, kwargs, tin[0], outs[0])
         elif base in REDUCTIONS:
-            self._reduction(node, tin[0], outs)
+            self._reduction(node, tin[0], outs, args, kwargs)
         elif base in AXIS_OPS:
             node.info["axis_args"] = tuple(a for a in args[1:] if not isinstance(a, torch.Tensor))
             node.info["axis_kwargs"] = {k: v for k, v in kwargs.items() if isinstance(v, (int, tuple, list))}
@@ -468,19 +488,32 @@ class Tracer(TorchFunctionMode):
                 return func(inp, *rest, **kwargs)
             self._run_probe(event, rerun if args and args[0] is x else None, x, y)
 
-    def _reduction(self, node: Node, x: torch.Tensor, outs: list[torch.Tensor]) -> None:
+    def _reduction(self, node: Node, x: torch.Tensor, outs: list[torch.Tensor], args, kwargs) -> None:
         # keepdim is read from the shapes, which also covers positional and dim=None forms.
         out = outs[0]
-        if out.dim() != x.dim() or x.dim() == 0:
-            return
-        dims = tuple(i for i in range(x.dim()) if out.shape[i] == 1 and x.shape[i] != 1)
-        if not dims:
+        if x.dim() == 0:
             return
         src = self.trace.nodes[node.inputs[0]].root
-        node.info["stat"] = Stat(src=src, dims=dims, low_precision=x.dtype in LOW_PRECISION)
+        low = x.dtype in LOW_PRECISION and kwargs.get("dtype") not in (torch.float32, torch.float64)
+        if out.dim() == x.dim():
+            dims = tuple(i for i in range(x.dim()) if out.shape[i] == 1 and x.shape[i] != 1)
+            if dims:
+                node.info["stat"] = Stat(src=src, dims=dims, low_precision=low)
+            return
+        # x.mean(-1) without keepdim: a statistic once a view puts the reduced axes back
+        # as size 1 (x.mean(-1)[..., None], .unsqueeze(-1), .view(B, T, 1)).
+        dims = _reduced_dims(args, kwargs, x.dim())
+        if dims and out.dim() == x.dim() - len(dims):
+            keep = tuple(1 if i in dims else size for i, size in enumerate(x.shape))
+            node.info["flat_stat"] = (Stat(src=src, dims=dims, low_precision=low), keep)
 
     def _propagate(self, node: Node, base: str, data: list[int], scalars: tuple) -> None:
         nodes = self.trace.nodes
+        if len(data) == 1 and "flat_stat" in nodes[data[0]].info:
+            stat, keep = nodes[data[0]].info["flat_stat"]
+            if node.shape == keep:
+                node.info["stat"] = stat
+                return
         stats = [nodes[i].info["stat"] for i in data if "stat" in nodes[i].info]
         if base in _STAT_THROUGH and stats and len(stats) == len(data) \
                 and len({s.src for s in stats}) == 1:
@@ -591,6 +624,31 @@ class _Suspended:
 
     def __exit__(self, *exc):
         self._tracer._busy = False
+
+
+def _reduced_dims(args, kwargs, ndim: int) -> tuple[int, ...]:
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    if isinstance(dim, int):
+        dim = (dim,)
+    if not isinstance(dim, (tuple, list)) or not all(isinstance(d, int) for d in dim):
+        return ()
+    return tuple(sorted({d % ndim for d in dim}))
+
+
+def _first_output(out) -> torch.Tensor | None:
+    """The model's main result: the tensor itself, the first element of a tuple, the first
+    value of a dict or ``ModelOutput`` (``last_hidden_state``, ``logits``)."""
+    while not isinstance(out, torch.Tensor):
+        if isinstance(out, (tuple, list)) and out:
+            out = out[0]
+        elif hasattr(out, "values") and callable(out.values):
+            values = [v for v in out.values() if v is not None]
+            if not values:
+                return None
+            out = values[0]
+        else:
+            return None
+    return out
 
 
 def _first_tensor(obj) -> torch.Tensor | None:

@@ -107,10 +107,10 @@ def test_wav2vec2_post_norm_group_feature_extractor():
     assert got["encoder.layer_norm"] == "post"
     assert {got[f"encoder.layers.{i}.{n}"] for i in (0, 1) for n in ("layer_norm", "final_layer_norm")} == {"post"}
     # Post-LN feeds the normalized h into the next residual: not NL303. The GroupNorm over
-    # time in the conv front-end does depend on padding, which is worth an info.
-    assert codes(report) == set()
-    assert {(f.code, f.module) for f in report.findings} == {
-        ("NL102", "feature_extractor.conv_layers.0.layer_norm")}
+    # time in the conv front-end does depend on padding (measured on the real frames): the
+    # reason transformers' docs say not to batch padded audio through wav2vec2-base.
+    assert {(f.code, f.module, f.severity.value) for f in report.findings} == {
+        ("NL102", "feature_extractor.conv_layers.0.layer_norm", "warning")}
 
 
 def test_wav2vec2_stable_layer_norm():
@@ -133,8 +133,10 @@ def test_wav2vec2_conformer_batchnorm_is_info():
     train = normlint.audit(transformers.Wav2Vec2ConformerModel(config).train(),
                            {"input_values": torch.randn(2, 400)})
     bn = [f for f in train.findings if "batch_norm" in (f.module or "")]
-    assert {f.code for f in bn} == {"NL101", "NL102", "NL103"}
-    assert all(f.severity.value == "info" for f in bn)
+    # The conv sub-block makes the BatchNorm a deliberate choice (NL101, NL103: info), but
+    # padding measurably changes the real frames' outputs in train mode (NL102: warning).
+    assert {(f.code, f.severity.value) for f in bn} == {("NL101", "info"), ("NL102", "warning"),
+                                                        ("NL103", "info")}
     # The encoder LayerNorm after layers that each end in final_layer_norm is a true double
     # norm (C10), the only failing finding.
     assert [(f.code, f.module) for f in report.findings if f.severity.fails_run] == [

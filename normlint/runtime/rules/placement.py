@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 
+from ...findings import Severity
 from ..analysis import NormInfo
 from ..tracer import NORM_NAME, torch_norm_family
 from . import RuleContext
 
 _NUMBERED = re.compile(r"^\d+$")
-_CHUNK_OPS = frozenset({"getitem", "chunk", "split", "unbind", "narrow", "select", "tensor_split",
-                        "split_with_sizes"})
-
 
 def block_of(path: str) -> str:
     """The repeated block a path belongs to: ``h.0.attn.ln`` -> ``h.0``; else the path."""
@@ -70,20 +68,60 @@ def check_post_norm_depth(ctx: RuleContext) -> None:
 
 
 def check_missing_final_norm(ctx: RuleContext) -> None:
+    """A pre-norm stream that ends un-normalized *on the model's output path*: it is the
+    audited model's own return value (after a stack of at least two blocks), or a head
+    (one projection, maybe after pooling or slicing) turns it into that return value. A
+    stream that ends in a sub-tower (a vision tower feeding a projector and a language
+    model) or a single residual block audited on its own is not reported."""
     if not ctx.on("NL302"):
         return
     analysis = ctx.analysis
+    graph = analysis.graph
+    outputs = set(analysis.trace.outputs)
+    if not outputs:
+        return
     pre = [e.node for info in analysis.norms.values() for e, p in zip(info.events, info.placements)
            if p == "pre"]
-    reported = set()
-    for add in analysis.graph.unnormalized_stream_ends(pre):
-        path = _call_path(ctx, add)
-        if path in reported:
+    for add in graph.unnormalized_stream_ends(pre):
+        head = graph.head_to_output(add, outputs)
+        if head is None or (not head and _stack_depth(ctx, add) < 2):
             continue
-        reported.add(path)
-        ctx.report("NL302", f"the pre-norm residual stream leaves {path or 'the model'} without a "
-                   "final norm: the head sees the un-normalized, growing residual sum; apply a norm "
-                   "after the last block", module=path or None)
+        call = graph.nodes[add].call
+        block = _stack_call(ctx, call)
+        path = analysis.trace.calls[block].path if block >= 0 else ""
+        owner = analysis.trace.calls[block].parent if block >= 0 else -1
+        where = analysis.trace.calls[owner].path if owner >= 0 else ""
+        place = analysis.call_place(block) if block >= 0 else None
+        if place is not None and analysis.locator is not None:
+            place = analysis.locator.enclosing_loop(place)
+        ctx.report("NL302", f"the pre-norm residual stream leaves {where or 'the model'} (last block "
+                   f"{path or 'the model'}) without a final norm: the {'head' if head else 'output'} "
+                   "sees the un-normalized, growing residual sum; apply a norm after the last block",
+                   module=path or None, place=place)
+        return
+
+
+def _stack_call(ctx: RuleContext, call: int) -> int:
+    """The child call of the stream's owner that holds ``call``: the block of a stack."""
+    chain = ctx.analysis.chain(call)
+    calls = ctx.analysis.trace.calls
+    for c in chain:
+        if _stack_and_index(calls[c].path) is not None:
+            return c
+    return chain[1] if len(chain) > 1 else -1
+
+
+def _stack_depth(ctx: RuleContext, add: int) -> int:
+    """How many sibling blocks the stream ending at ``add`` passed through."""
+    graph, calls = ctx.analysis.graph, ctx.analysis.trace.calls
+    blocks, node, seen = set(), add, 0
+    while node in graph.residual_adds and seen < 10_000:
+        block = _stack_call(ctx, graph.nodes[node].call)
+        if block >= 0 and calls[block].parent >= 0:
+            blocks.add(block)
+        node = graph.residual_adds[node].skip
+        seen += 1
+    return len(blocks)
 
 
 def check_rebound_residual(ctx: RuleContext) -> None:
@@ -98,10 +136,13 @@ def check_rebound_residual(ctx: RuleContext) -> None:
     reported = set()
     for add in graph.residual_adds.values():
         norm = by_node.get(add.skip)
-        if norm is None or norm.key in reported:
-            continue
+        if norm is None or norm.key in reported or add.scaled:
+            continue  # a scaled skip alpha * norm(x) is a deliberate design (MiniMax-01)
         if graph.norm_input(add.skip) in graph.residual_adds:
             continue  # post-norm: the normalized sum legitimately carries the stream on
+        event = next(e for e in norm.events if e.node == add.skip)
+        if event.parent_call >= 0 and not analysis.within(graph.nodes[add.node].call, event.parent_call):
+            continue  # the stream starts normalized in an embedding or stage transition (Swin V2)
         if not graph.is_ancestor(add.skip, add.branch, through_norms=False):
             continue  # the branch has its own pre-norm: a normalized stem (CLIP pre_layrnorm)
         block = block_of(_call_path(ctx, add.node))
@@ -115,34 +156,70 @@ def check_rebound_residual(ctx: RuleContext) -> None:
                    "pre-norm; keep the residual: x = x + f(norm(x))", norm=norm)
 
 
-def _chunk_root(ctx: RuleContext, idx: int) -> int:
-    graph = ctx.analysis.graph
-    while graph.nodes[idx].op in _CHUNK_OPS and graph.data_inputs(idx):
-        idx = graph.data_inputs(idx)[0]
-    return idx
+def _parameter_free(module) -> bool:
+    """No scale, shift or running statistics to share (an L2 norm, OLMo's LayerNorm)."""
+    return module is None or (next(module.parameters(), None) is None
+                              and not any(n.startswith("running_") for n, _ in module.named_buffers()))
+
+
+def _reuse(ctx: RuleContext, info: NormInfo):
+    """How one norm module ran more than once in a forward, if that is sharing.
+
+    The calls of two events diverge below their lowest common module call: the same module
+    object called from one line (a loop over depth, ALBERT; a loop over chunks) is fine;
+    called from two lines of that forward, or reached through two different parent objects,
+    is sharing. Returns (kind, first call, second call) with kind "sites" or "parents"."""
+    analysis = ctx.analysis
+    calls = analysis.trace.calls
+    first = analysis.chain(info.events[0].call)
+    for event in info.events[1:]:
+        other = analysis.chain(event.call)
+        k = 0
+        while k < min(len(first), len(other)) and first[k] == other[k]:
+            k += 1
+        if k >= len(first) or k >= len(other):
+            continue
+        a, b = calls[first[k]], calls[other[k]]
+        if a.module_id != b.module_id:
+            return "parents", a, b
+        if a.site != b.site:
+            return "sites", a, b
+    return None
 
 
 def check_norm_reused(ctx: RuleContext) -> None:
     if not ctx.on("NL304"):
         return
-    graph = ctx.analysis.graph
-    for info in ctx.analysis.norms.values():
-        if info.first.module is None:
+    analysis = ctx.analysis
+    found: dict[tuple, list] = {}
+    for info in analysis.norms.values():
+        if info.first.module is None or len(info.events) < 2 or _parameter_free(info.module):
             continue
-        per_parent: dict[int, list[int]] = {}
-        for event in info.events:
-            per_parent.setdefault(event.parent_call, []).append(event.node)
-        for calls in per_parent.values():
-            if len(calls) < 2:
-                continue
-            roots = {_chunk_root(ctx, graph.data_inputs(n)[0]) for n in calls if graph.data_inputs(n)}
-            if len(roots) == 1 and len(calls) > 1 and all(
-                    graph.nodes[graph.data_inputs(n)[0]].op in _CHUNK_OPS for n in calls):
-                continue  # one norm over chunks of the same stream
-            ctx.report("NL304", f"{info.key}: one {info.first.kind} is called {len(calls)} times "
-                       "in the same forward of its parent, so those sublayers share its scale and "
-                       "shift; give each sublayer its own norm", norm=info)
-            break
+        reuse = _reuse(ctx, info)
+        if reuse is None:
+            continue
+        owner = analysis.modules.get(info.first.module.rpartition(".")[0])
+        attr = info.first.module.rpartition(".")[2]
+        key = (reuse[0], type(owner).__qualname__ if owner is not None else "", attr)
+        found.setdefault(key, []).append((info, reuse))
+    calls = analysis.trace.calls
+    for (kind, owner, attr), hits in found.items():
+        info, (_, a, b) = hits[0]
+        layers = f" ({len(hits)} layers: {', '.join(h[0].key for h in hits[:3])}{', ...' if len(hits) > 3 else ''})" \
+            if len(hits) > 1 else ""
+        name = f"{owner}.{attr}" if owner else info.key
+        if kind == "sites":
+            where = calls[a.parent].path if a.parent >= 0 else ""
+            via = "" if a.path == info.key else f" through {a.path}"
+            ctx.report("NL304", f"{name}: one {info.first.kind} runs at two call sites{via} in one "
+                       f"forward of {where or 'the model'}, so those sublayers share its scale and "
+                       f"shift; give each sublayer its own norm{layers}", norm=info,
+                       place=analysis.call_place(b.id) or info.place())
+        else:
+            ctx.report("NL304", f"{info.key}: one {info.first.kind} object is reached from two "
+                       f"parents ({a.path} and {b.path}) in one forward, so they share its "
+                       f"parameters{' and running statistics' if info.first.family == 'batch' else ''};"
+                       f" build one per parent{layers}", norm=info, prefer="construction")
 
 
 def _is_norm_module(module, norm_types: set[type]) -> bool:
@@ -187,23 +264,86 @@ def check_aliased_modules(ctx: RuleContext) -> None:
         ctx.report("NL305", f"{where[0]}: one {type(module).__name__} instance is repeated at "
                    f"{', '.join(where[:4])}{'...' if len(where) > 4 else ''}, so every layer "
                    "shares its norms and weights; build a fresh module per layer",
-                   module=where[0], location=None)
+                   module=where[0])
+
+
+_NO_FORWARD = ("ModuleList", "ModuleDict", "ParameterList", "ParameterDict")
+
+
+def _running_parent(ctx: RuleContext, path: str) -> str:
+    """The module whose forward would call the one at ``path``: its owner, skipping
+    containers that have no forward of their own (``ModuleList``)."""
+    modules = ctx.analysis.modules
+    parent = path.rpartition(".")[0]
+    while parent and type(modules.get(parent)).__name__ in _NO_FORWARD:
+        parent = parent.rpartition(".")[0]
+    return parent
+
+
+def _referenced(ctx: RuleContext, path: str) -> bool:
+    """Whether the source of the norm's owner (or of a module above it) names the norm's
+    attribute outside the line that built it: forward calls it on some branch."""
+    modules = ctx.analysis.modules
+    parts = path.split(".")
+    names = [p for p in parts if not p.isdigit()]
+    if not names:
+        return False
+    attr = names[-1]
+    pattern = re.compile(rf"(\.{re.escape(attr)}\b|['\"]{re.escape(attr)}['\"])")
+    for n in range(len(parts) - 1, -1, -1):
+        owner = modules.get(".".join(parts[:n]))
+        if owner is None or type(owner).__module__.startswith("torch."):
+            continue
+        for cls in type(owner).__mro__:
+            if cls.__module__.startswith("torch.") or cls is object:
+                break
+            if _source_mentions(cls, pattern):
+                return True
+    return False
+
+
+def _source_mentions(cls: type, pattern: "re.Pattern[str]") -> bool:
+    import inspect
+
+    try:
+        lines = inspect.getsourcelines(cls)[0]
+    except (OSError, TypeError):
+        return False
+    # A use: any mention on a line that is not the attribute's own `self.attr = ...`.
+    return any(pattern.search(line) and not re.match(r"\s*self\.\w+(\s*,\s*self\.\w+)*\s*[:=]", line)
+               for line in lines)
 
 
 def check_unused_norms(ctx: RuleContext) -> None:
+    """A registered norm that never ran. Not a bug by itself: when its parent never ran, or
+    the parent's source calls it on a branch these inputs did not take (cross-attention
+    without encoder states, a tap beyond a shallow config), it was *not exercised* (info).
+    A norm skipped while its parent ran, and named nowhere in the source that would call
+    it, is the bug (C14, C15)."""
     if not ctx.on("NL306"):
         return
     analysis = ctx.analysis
     norm_types = _norm_types(ctx)
+    ran = analysis.trace.ran_modules
     for path, module in analysis.modules.items():
-        if not path or path in analysis.trace.ran_modules or not _is_norm_module(module, norm_types):
+        if not path or path in ran or not _is_norm_module(module, norm_types):
             continue
         if any(id(p) in analysis.trace.used_params for p in module.parameters()):
             continue  # its parameters are used by the parent (F.layer_norm(x, ..., self.ln.weight))
-        parent = path.rpartition(".")[0]
-        ctx.report("NL306", f"{path}: {type(module).__name__} is registered but never ran during "
-                   "the audit; call it in forward() or remove it", module=path,
-                   location=ctx.user_location(parent))
+        parent = _running_parent(ctx, path)
+        place = ctx.module_place(path)
+        if parent and parent not in ran:
+            ctx.report("NL306", f"{path}: {type(module).__name__} was not exercised by these inputs: "
+                       f"its parent {parent} never ran", module=path, place=place,
+                       severity=Severity.INFO)
+        elif _referenced(ctx, path):
+            ctx.report("NL306", f"{path}: {type(module).__name__} was not exercised by these inputs: "
+                       f"{parent or 'the model'} ran but took a branch that does not call it",
+                       module=path, place=place, severity=Severity.INFO)
+        else:
+            ctx.report("NL306", f"{path}: {type(module).__name__} is registered but {parent or 'the model'} "
+                       "ran without calling it, and no code names it; call it in forward() or remove it",
+                       module=path, place=place)
 
 
 def check_consecutive_norms(ctx: RuleContext) -> None:
