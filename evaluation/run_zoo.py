@@ -239,7 +239,7 @@ ZOO: tuple[ZooModel, ...] = (
              "macaron pre-LN blocks each closed by final_layer_norm, BatchNorm in the conv module",
              # encoder.layer_norm normalizes the last block's final_layer_norm output again:
              # a real double norm (REFERENCES C10), reported as such.
-             known=frozenset({("NL307", "encoder.layer_norm")})),
+             known=frozenset({("NL307", "encoder.layer_norm")}) | _W2V_PADDING),
 )
 
 

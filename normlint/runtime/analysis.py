@@ -108,6 +108,10 @@ class Analysis:
             call = calls[call].parent
         return False
 
+    def event_place(self, event: NormEvent) -> Place | None:
+        """The user line of this one execution of a norm."""
+        return _site_place(event.site) if event.call < 0 else self.call_place(event.call)
+
     def call_place(self, call: int) -> Place | None:
         site = self.trace.calls[call].site if call >= 0 else None
         return _site_place(site)
@@ -167,6 +171,8 @@ def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
     graph = Graph(trace)
     modules = dict(model.named_modules())
     locator = Locator(modules, origin)
+    if fallback is None and origin is not None:
+        fallback = locator.function_place(origin)
     seq_axes = _sequence_axes(trace, other)
     grouped: dict[str, list[NormEvent]] = {}
     for event in trace.events:

@@ -74,27 +74,40 @@ class AuditReport:
 
 def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
           select: Iterable[str] | None = None, ignore: Iterable[str] | None = None,
-          checks: str | Iterable[str] = "all") -> AuditReport:
+          checks: str | Iterable[str] = "all", config: str | os.PathLike | bool | None = None
+          ) -> AuditReport:
     """Run ``model`` on ``example_inputs`` (a tensor, a tuple of positional arguments or a
     dict of keyword arguments) and report what its normalizations did.
+
+    The project's ``[tool.normlint]`` applies as for ``normlint check``: its selection,
+    rule options, ``per-file-ignores``, and ``# noqa`` comments on the lines findings point
+    at. ``config``: a config file, ``False`` for none, ``None`` (default) to discover one
+    from the folder of the model class's source file (the user's own code), else from the
+    working directory. ``select``/``ignore`` apply on top, as on the command line.
 
     The model, its buffers, its RNG state and every module's training flag are unchanged
     afterwards. A forward that raises is re-raised as ``AuditError`` from the model's own
     exception, after the hooks are removed.
     """
-    return audit_with(model, example_inputs, optimizer=optimizer,
-                      enabled=resolve_codes(select, ignore), checks=checks,
+    from .project import discover_config
+
+    settings = discover_config(model, config)
+    enabled = resolve_selection(_as_list(select) or settings.select, settings.extend_select,
+                                (*settings.ignore, *(_as_list(ignore) or ())))
+    return audit_with(model, example_inputs, optimizer=optimizer, enabled=enabled & RUNTIME_CODES,
+                      checks=checks, options=settings.rule_options, config=settings,
                       fallback=_caller_place())
 
 
 def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str], optimizer=None,
                checks: str | Iterable[str] = "all",
                options: dict[str, dict[str, Any]] | None = None, origin=None,
-               fallback: Place | None = None) -> AuditReport:
+               fallback: Place | None = None, config=None) -> AuditReport:
     """``audit`` with the enabled codes already resolved and per-rule options (the CLI's
     ``[tool.normlint.rules]`` configuration). ``origin``: the function that built the model
     (a CLI target's factory), where a finding about a module of a model that is itself an
-    ``nn.Sequential`` points; ``fallback``: the place for what has no better one."""
+    ``nn.Sequential`` points; ``fallback``: the place for what has no better one;
+    ``config``: the project ``Config`` whose ``per-file-ignores`` and ``# noqa`` apply."""
     settings = probe_settings(checks)
     enabled = frozenset(enabled) & RUNTIME_CODES
     model = unwrap(model)
@@ -118,6 +131,9 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
                        sequence_markers=tuple(options.get("NL101", {}).get("sequence-markers", ())),
                        origin=origin, fallback=fallback)
     findings = run_rules(RuleContext(analysis=analysis, enabled=enabled, options=options))
+    if config is not None:
+        from .project import apply_suppressions
+        findings = apply_suppressions(findings, config)
     return AuditReport(findings=sort_findings(findings), norms=norm_records(analysis),
                        model=type(model).__name__, numeric=numeric, notes=analysis.notes)
 
@@ -132,10 +148,6 @@ def _caller_place() -> Place | None:
 
 # ---------------------------------------------------------------------- options
 RUNTIME_CODES = frozenset(r.code for r in RULES if RUNTIME in r.engines)
-
-
-def resolve_codes(select, ignore) -> frozenset[str]:
-    return resolve_selection(_as_list(select), None, _as_list(ignore)) & RUNTIME_CODES
 
 
 def _as_list(value) -> list[str] | None:

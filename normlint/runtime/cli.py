@@ -49,7 +49,7 @@ def audit_command(target, input_specs, dtype, device, train, select, extend_sele
     enabled = resolve_selection(_codes(select) or config.select,
                                 (*config.extend_select, *(cli_extend or ())),
                                 (*config.ignore, *(cli_ignore or ())))
-    report = run_audit(target, input_specs, dtype, device, train, enabled, config.rule_options)
+    report = run_audit(target, input_specs, dtype, device, train, enabled, config.rule_options, config)
     text = render(report.findings, output_format)
     if output_format in ("concise", "full"):
         notes = "".join(f"note: {n}\n" for n in report.notes)
@@ -58,10 +58,11 @@ def audit_command(target, input_specs, dtype, device, train, select, extend_sele
     sys.exit(0 if exit_zero else exit_code(report.findings))
 
 
-def run_audit(target, input_specs, dtype, device, train, enabled, options):
+def run_audit(target, input_specs, dtype, device, train, enabled, options, config=None):
     import torch
 
     from .api import audit_with
+    from .locate import target_function
     from .targets import build_inputs, load_target, parse_input_spec, to_device_dtype
 
     specs = [parse_input_spec(s) for s in input_specs]
@@ -73,6 +74,7 @@ def run_audit(target, input_specs, dtype, device, train, enabled, options):
     model, inputs = to_device_dtype(model, inputs, getattr(torch, dtype) if dtype else None, device)
     model.train(train)
     try:
-        return audit_with(model, inputs, enabled=enabled, options=options)
+        return audit_with(model, inputs, enabled=enabled, options=options, config=config,
+                          origin=target_function(target))
     except AuditError as exc:
         raise NormlintError(str(exc)) from exc

@@ -28,6 +28,10 @@ _SHAPE_ONLY = frozenset({"view", "reshape", "contiguous", "dropout", "to", "geti
                          "repeat", "index_select", "mean", "amax", "max", "adaptive_avg_pool1d",
                          "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d"})
 _ADDS = frozenset({"add", "add_"})
+# Ops that pick or rearrange values without computing new ones.
+_SELECTIONS = frozenset({"getitem", "select", "narrow", "view", "reshape", "transpose", "permute",
+                         "squeeze", "unsqueeze", "flatten", "unflatten", "contiguous", "clone",
+                         "view_as", "reshape_as", "movedim"})
 # Reshapes keep a value on its stream (OPT flattens the stream around its FFN).
 _RESHAPES = frozenset({"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as"})
 # Ops that mix features: a residual branch has one (RoPE's x*cos + rot(x)*sin has none).
@@ -73,6 +77,17 @@ class Graph:
         if node.op in _RESHAPES:
             return True
         return node.op in _THROUGH and node.shape == self.nodes[data[0]].shape
+
+    def selected_from(self, idx: int) -> int:
+        """Walk back through ops that only select, move or cast values (a CLS slice, a
+        reshape): a norm of ``ln(x)[:, 0]`` still normalizes a norm's output."""
+        while True:
+            idx = self.canon(idx)
+            node = self.nodes[idx]
+            data = self.data_inputs(idx)
+            if node.kind != "op" or node.hidden or node.op not in _SELECTIONS or len(data) != 1:
+                return idx
+            idx = data[0]
 
     def canon(self, idx: int) -> int:
         return self.canon_scaled(idx)[0]
@@ -204,6 +219,9 @@ class Graph:
             if x in self.residual_adds:           # norm(x + f(x))
                 if norm in self.skips or self._is_post(self.residual_adds[x].skip):
                     return "post"                 # the normalized stream is the next skip
+                if self._feeds_branch(norm):
+                    return "pre"                  # feeds another stream's branch (reversible
+                                                  # layers) or a stage transition's projection
                 return "final"                    # closes an un-normalized (pre-norm) stream
             if self._pooled_stream(x):
                 return "final"                    # norm(pool(x + f(x))), norm(cat(slices))
@@ -212,6 +230,34 @@ class Graph:
         if upstream_path(self, norm)[0] == "embedding":
             return "embedding"
         return "other"
+
+    def _within(self, call: int, outer: int) -> bool:
+        calls = self.trace.calls
+        while call >= 0:
+            if call == outer:
+                return True
+            call = calls[call].parent
+        return False
+
+    def _feeds_branch(self, norm: int) -> bool:
+        return bool(self._branches_fed(norm))
+
+    def _branches_fed(self, norm: int, lookahead: int = 2) -> list[int]:
+        """The next residual adds, made by the module that called the norm (or a module
+        above), whose branch the norm's output feeds: a two-stream (reversible) layer adds
+        ``f(norm(y1))`` to the *other* stream; a stage transition (Hiera) adds
+        ``attn(norm(x))`` to ``proj(norm(x))``. A final norm feeds no later add of its caller."""
+        parent = self.nodes[norm].call
+        later = [a for a in sorted(self.residual_adds) if a > norm
+                 and self._within(parent, self.nodes[a].call)][:lookahead]
+        return [a for a in later if self.residual_adds[a].skip != norm
+                and self.is_ancestor(norm, self.residual_adds[a].branch, through_norms=False)]
+
+    def pre_normed_adds(self, norm: int) -> list[int]:
+        """The residual adds whose branch this (pre-)norm normalizes the input of."""
+        x = self.norm_input(norm)
+        direct = [a for a in self.skips.get(x, ()) if self.is_ancestor(norm, self.residual_adds[a].branch)]
+        return direct or self._branches_fed(norm)
 
     def _is_post(self, skip: int) -> bool:
         """The skip is the output of a norm that itself closed a residual add (the previous

@@ -26,6 +26,22 @@ from torch import nn
 _CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
 
 
+def target_function(target: str) -> tuple[str, str] | None:
+    """(file, function name) of a ``path/file.py:factory`` or ``pkg.mod:factory`` target,
+    found without importing anything."""
+    where, _, name = target.rpartition(":")
+    if not where or not name.isidentifier():
+        return None
+    if where.endswith(".py"):
+        return os.path.abspath(where), name
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec(where)
+    except (ImportError, ValueError):
+        return None
+    return (spec.origin, name) if spec is not None and spec.origin else None
+
+
 @dataclass(frozen=True)
 class Place:
     path: str
@@ -63,7 +79,7 @@ def class_place(obj: Any) -> Place | None:
 class Locator:
     """Construction places of the modules of one model (``path`` as in ``named_modules``)."""
 
-    def __init__(self, modules: dict[str, nn.Module], origin: Callable | None = None):
+    def __init__(self, modules: dict[str, nn.Module], origin: Callable | tuple[str, str] | None = None):
         self._modules = modules
         self._origin = origin
         self._parsed: dict[Any, tuple[str, ast.AST] | None] = {}
@@ -109,6 +125,14 @@ class Locator:
         return self._files[path]
 
     def _definition(self, obj) -> tuple[str, ast.AST] | None:
+        if isinstance(obj, tuple):   # (file, function name): a target not imported here
+            tree = self._tree(obj[0])
+            node = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                         and n.name == obj[1]), None) if tree is not None else None
+            return (display_path(obj[0]), node) if node is not None else None
+        return self._class_or_function(obj)
+
+    def _class_or_function(self, obj) -> tuple[str, ast.AST] | None:
         """The file and the ``class``/``def`` node of a class or function.
 
         Read from the file of the code objects (``co_filename``, ``co_firstlineno``), which
@@ -144,19 +168,35 @@ class Locator:
                 return Place(path, value.lineno, value.col_offset + 1)
         return None
 
-    def _in_function(self, function: Callable, parts: list[str]) -> Place | None:
+    def _in_function(self, function, parts: list[str], depth: int = 2) -> Place | None:
         """A module of a model that is itself a container built in ``function`` (a
-        ``file.py:factory`` target returning ``nn.Sequential(...)``)."""
+        ``file.py:factory`` target returning ``nn.Sequential(...)``), or in a function of the
+        same file that it calls (``def bad(): return _model(...)``)."""
         definition = self._definition(function)
         if definition is None:
             return None
         path, tree = definition
+        called = []
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _call_name(node) in _CONTAINERS:
                 value = _element(node, parts)
                 if value is not node:
                     return Place(path, value.lineno, value.col_offset + 1)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                called.append(node.func.id)
+        source = function[0] if isinstance(function, tuple) else getattr(
+            getattr(function, "__code__", None), "co_filename", None)
+        for name in called if depth and source else ():
+            place = self._in_function((source, name), parts, depth - 1)
+            if place is not None:
+                return place
         return None
+
+    def function_place(self, function) -> Place | None:
+        definition = self._definition(function)
+        if definition is None:
+            return None
+        return Place(definition[0], definition[1].lineno, definition[1].col_offset + 1)
 
 
 def _assigned_value(node: ast.AST, attr: str) -> ast.AST | None:

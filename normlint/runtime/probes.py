@@ -209,7 +209,8 @@ def _gain_ratio(event: NormEvent, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
     reverse (NL407)."""
     shape = tuple(x.shape[a] for a in event.declared_axes)
     xf = x.float()
-    reference = F.layer_norm(xf, shape) if event.family == "layer" else F.rms_norm(xf, shape)
+    eps = event.eps if event.eps is not None else 1e-5
+    reference = F.layer_norm(xf, shape, eps=eps) if event.family == "layer" else F.rms_norm(xf, shape, eps=eps)
     return y.float().pow(2).mean().sqrt() / (reference.pow(2).mean().sqrt() + 1e-12)
 
 

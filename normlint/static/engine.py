@@ -23,7 +23,7 @@ import pathspec
 from ..config import Config
 from ..findings import Finding, sort_findings
 from ..selection import resolve_selection
-from ..suppress import Suppressions
+from ..suppress import Suppressions, drop_noqa_used_by_audit
 from .analyzer import analyze
 from .cache import Cache, component_key, content_hash, engine_fingerprint
 from .context import RuleContext
@@ -205,7 +205,8 @@ def check_paths(paths: Sequence[str | os.PathLike], config: Config,
             cache.put(key, result)
     if cache:
         cache.save_facts({s.digest for s in sources})
-    report.findings = sort_findings(findings)
+    audit_record = options.cache_dir or (config.source.parent if config.source else Path.cwd()) / ".normlint_cache"
+    report.findings = sort_findings(drop_noqa_used_by_audit(findings, audit_record))
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -83,8 +84,40 @@ def run_rules(ctx: RuleContext) -> list[Finding]:
     for check in all_checks():
         check(ctx)
     causes = {(f.code, f.module) for f in ctx.findings}
-    return [f for f in ctx.findings
+    kept = [f for f in ctx.findings
             if not (f.code in _EXPLAINS and (_EXPLAINS[f.code], f.module) in causes)]
+    return merge_repeats(kept, ctx.analysis.modules)
+
+
+def _role(path: str | None, modules) -> tuple[str, str]:
+    """What a module is, independently of its layer: (class of its owner, attribute name):
+    ``blocks.3.norm1`` and ``blocks.0.norm1`` are both ``PreNormBlock.norm1``."""
+    if not path:
+        return "", ""
+    owner_path, _, attr = path.rpartition(".")
+    while attr.isdigit() and owner_path:   # an element of a ModuleList: its container's role
+        owner_path, _, attr = owner_path.rpartition(".")
+    owner = modules.get(owner_path)
+    return (type(owner).__qualname__ if owner is not None else owner_path), attr
+
+
+def merge_repeats(findings: list[Finding], modules) -> list[Finding]:
+    """One finding per root cause and class: the same rule firing on the same module of
+    every layer of a stack (same owner class and attribute, same source line) is one finding
+    that names the first layer and counts the others."""
+    groups: dict[tuple, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.code, f.severity, f.path, f.line, _role(f.module, modules)), []).append(f)
+    out = []
+    for group in groups.values():
+        first = group[0]
+        if len(group) > 1:
+            others = [f.module or "?" for f in group[1:]]
+            listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            first = dataclasses.replace(
+                first, message=f"{first.message} (the same in {len(others)} more: {listed})")
+        out.append(first)
+    return out
 
 
 def finite(value: float | None) -> float | None:

@@ -129,28 +129,27 @@ def check_rebound_residual(ctx: RuleContext) -> None:
         return
     analysis = ctx.analysis
     graph = analysis.graph
-    by_node = {e.node: info for info in analysis.norms.values() for e in info.events}
-    adds_by_block: dict[str, list[int]] = {}
+    events = {e.node: (info, e) for info in analysis.norms.values() for e in info.events}
+    adds_by_call: dict[int, list[int]] = {}
     for add in graph.residual_adds:
-        adds_by_block.setdefault(block_of(_call_path(ctx, add)), []).append(add)
+        adds_by_call.setdefault(graph.nodes[add].call, []).append(add)
     reported = set()
     for add in graph.residual_adds.values():
-        norm = by_node.get(add.skip)
+        norm, event = events.get(add.skip, (None, None))
         if norm is None or norm.key in reported or add.scaled:
             continue  # a scaled skip alpha * norm(x) is a deliberate design (MiniMax-01)
         if graph.norm_input(add.skip) in graph.residual_adds:
             continue  # post-norm: the normalized sum legitimately carries the stream on
-        event = next(e for e in norm.events if e.node == add.skip)
-        if event.parent_call >= 0 and not analysis.within(graph.nodes[add.node].call, event.parent_call):
+        call = graph.nodes[add.node].call
+        if event.parent_call >= 0 and not analysis.within(call, event.parent_call):
             continue  # the stream starts normalized in an embedding or stage transition (Swin V2)
         if not graph.is_ancestor(add.skip, add.branch, through_norms=False):
             continue  # the branch has its own pre-norm: a normalized stem (CLIP pre_layrnorm)
-        block = block_of(_call_path(ctx, add.node))
-        last = max(adds_by_block[block])
-        followers = [by_node[n] for n in graph.follows(last) if n in by_node]
-        if any(_norm_block(ctx, f) == block for f in followers):
-            continue  # a norm closes the block: consistent post-norm wiring
+        last = max(adds_by_call[call])
+        if any(n in events and analysis.within(events[n][1].parent_call, call) for n in graph.follows(last)):
+            continue  # a norm in the same module closes its stream: consistent post-norm wiring
         reported.add(norm.key)
+        block = analysis.trace.calls[call].path if call >= 0 else ""
         ctx.report("NL303", f"{norm.key}: the residual path carries this norm's output "
                    f"(x = norm(x); x = x + f(x)) in {block or 'the model'}, so the block is not "
                    "pre-norm; keep the residual: x = x + f(norm(x))", norm=norm)
@@ -162,15 +161,23 @@ def _parameter_free(module) -> bool:
                               and not any(n.startswith("running_") for n, _ in module.named_buffers()))
 
 
+# Placements in which a norm serves one residual sublayer: sharing one norm between two of
+# them shares a sublayer's scale and shift. Taps off the stream (a decoder norm applied to
+# every layer's output for intermediate predictions, DETR-style) are "final"/"other".
+_SUBLAYER_ROLES = frozenset({"pre", "post", "branch-output"})
+
+
 def _reuse(ctx: RuleContext, info: NormInfo):
     """How one norm module ran more than once in a forward, if that is sharing.
 
     The calls of two events diverge below their lowest common module call: the same module
     object called from one line (a loop over depth, ALBERT; a loop over chunks) is fine;
-    called from two lines of that forward, or reached through two different parent objects,
-    is sharing. Returns (kind, first call, second call) with kind "sites" or "parents"."""
+    called from two lines of that forward as the norm of two residual sublayers, or reached
+    through two different parent objects, is sharing. Returns (kind, first call, second
+    call) with kind "sites" or "parents"."""
     analysis = ctx.analysis
     calls = analysis.trace.calls
+    roles = sum(p in _SUBLAYER_ROLES for p in info.placements)
     first = analysis.chain(info.events[0].call)
     for event in info.events[1:]:
         other = analysis.chain(event.call)
@@ -182,7 +189,7 @@ def _reuse(ctx: RuleContext, info: NormInfo):
         a, b = calls[first[k]], calls[other[k]]
         if a.module_id != b.module_id:
             return "parents", a, b
-        if a.site != b.site:
+        if a.site != b.site and roles >= 2:
             return "sites", a, b
     return None
 
@@ -352,44 +359,51 @@ def check_consecutive_norms(ctx: RuleContext) -> None:
     graph = ctx.analysis.graph
     by_node = {e.node: info for info in ctx.analysis.norms.values() for e in info.events}
     for info in ctx.analysis.norms.values():
-        for event in info.events:
+        for event, placement in zip(info.events, info.placements):
             x = graph.norm_input(event.node)
-            previous = by_node.get(x) if x is not None else None
+            previous = by_node.get(graph.selected_from(x)) if x is not None else None
             # A pre-norm on an already normalized stream only feeds its branch; the stream
             # itself keeps the first norm's output (Conformer: final_layer_norm, then ffn1's).
-            if previous is not None and graph.placement(event.node) != "pre":
+            if previous is not None and placement != "pre":
                 ctx.report("NL307", f"{info.key}: {info.first.kind} is applied directly to the "
-                           f"output of {previous.key}; the second norm is redundant", norm=info)
+                           f"output of {previous.key}; the second norm is redundant", norm=info,
+                           place=ctx.analysis.event_place(event) or info.place())
                 break
 
 
 def check_mixed_placement(ctx: RuleContext) -> None:
     """A block where one residual sublayer has a pre-norm and another has none but is
     normalized after its add. A block-closing norm after pre-normed sublayers (Conformer's
-    final_layer_norm) and sandwich norms are not mixed placement."""
+    final_layer_norm) and sandwich norms are not mixed placement. Whether an add's branch
+    has a pre-norm is judged over the whole model: a stage's first norm closes the previous
+    stage's last (pre-normed) add. One finding per block class."""
     if not ctx.on("NL308"):
         return
     graph = ctx.analysis.graph
+    pre_normed: set[int] = set()
     blocks: dict[str, list[NormInfo]] = {}
     for info in ctx.analysis.norms.values():
         blocks.setdefault(_norm_block(ctx, info), []).append(info)
+        for event, placement in zip(info.events, info.placements):
+            if placement == "pre":
+                pre_normed.update(graph.pre_normed_adds(event.node))
+    found: dict[str, list[tuple[str, NormInfo]]] = {}
     for block, infos in blocks.items():
-        pre_normed: set[int] = set()
-        for info in infos:
-            for event, placement in zip(info.events, info.placements):
-                if placement == "pre":
-                    pre_normed.update(a for a in graph.skips.get(graph.norm_input(event.node), ())
-                                      if graph.is_ancestor(event.node, graph.residual_adds[a].branch))
-        if not pre_normed:
+        if not any("pre" in info.placements for info in infos):
             continue
         for info in infos:
             post_adds = [graph.norm_input(e.node) for e, p in zip(info.events, info.placements)
                          if p in ("post", "final")]
             if any(a in graph.residual_adds and a not in pre_normed for a in post_adds):
-                ctx.report("NL308", f"{block or 'the model'}: some sublayers are pre-norm but "
-                           f"{info.key} post-normalizes a sublayer that has no pre-norm; use one "
-                           "placement for every sublayer", norm=info, module=block or None)
+                module = ctx.analysis.modules.get(block)
+                found.setdefault(type(module).__name__ if module is not None else block, []).append((block, info))
                 break
+    for hits in found.values():
+        block, info = hits[0]
+        more = f" (also in {len(hits) - 1} more: {', '.join(b for b, _ in hits[1:4])})" if len(hits) > 1 else ""
+        ctx.report("NL308", f"{block or 'the model'}: some sublayers are pre-norm but {info.key} "
+                   "post-normalizes a sublayer that has no pre-norm; use one placement for every "
+                   f"sublayer{more}", norm=info, module=block or None)
 
 
 CHECKS = [check_post_norm_depth, check_missing_final_norm, check_rebound_residual,
