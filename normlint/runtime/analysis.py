@@ -36,17 +36,35 @@ class NormInfo:
     failed_other_length: bool         # the run with another length failed inside this norm
     module: nn.Module | None
     call_place: Place | None          # the user line that called it (first call)
-    built_place: Place | None         # where the module was built (None: functional/inline)
-    impl_place: Place | None          # inside a hand-written norm: its normalizing line
+    locator: Locator | None = None
 
     def place(self, prefer: str = "call") -> Place | None:
         """``call``: where forward called the norm (wiring rules); ``construction``: where it
         was built (choice, configuration); ``implementation``: the line that normalizes
-        (formula, precision of a hand-written norm). Each falls back on the others."""
-        order = {"call": (self.call_place, self.built_place, self.impl_place),
-                 "construction": (self.built_place, self.impl_place, self.call_place),
-                 "implementation": (self.impl_place, self.built_place, self.call_place)}[prefer]
-        return next((p for p in order if p is not None), None)
+        (formula, precision of a hand-written norm). Each falls back on the others.
+        Source is only read here, for norms that get a finding."""
+        getters = {"call": lambda: self.call_place, "construction": self.built_place,
+                   "implementation": self.impl_place}
+        order = {"call": ("call", "construction", "implementation"),
+                 "construction": ("construction", "implementation", "call"),
+                 "implementation": ("implementation", "construction", "call")}[prefer]
+        return next((p for p in (getters[k]() for k in order) if p is not None), None)
+
+    def built_place(self) -> Place | None:
+        """Where the module was built (None: a functional or inline norm)."""
+        first = self.first
+        return self.locator.construction(first.module) if first.module and self.locator else None
+
+    def impl_place(self) -> Place | None:
+        """Inside a hand-written norm: the line that normalizes."""
+        first = self.first
+        if first.impl_site:
+            return _site_place(first.impl_site)
+        if first.handwritten and first.module is None:
+            return _site_place(first.site)
+        if self.module is not None and first.handwritten and is_user_class(self.module):
+            return class_place(self.module)
+        return None
 
     @property
     def path(self) -> str:
@@ -183,16 +201,13 @@ def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
         placements = tuple(graph.placement(e.node) for e in events)
         producer, up_axis = upstream_path(graph, first.node)
         feature = feature_axis_downstream(graph, first.node)
-        if feature is None:
+        reduced = first.declared_axes or ()
+        if feature is None or (up_axis is not None and up_axis in reduced and feature not in reduced):
+            # The norm agrees with the op that produced its input and the next contraction is
+            # over another axis: a token-mixing MLP (MLP-Mixer) after the norm, not a mistake.
             feature = up_axis
         probed = next((e for e in events if e.probed), first)
         module = modules.get(first.module) if first.module is not None else None
-        built = locator.construction(first.module) if first.module else None
-        impl = _site_place(first.impl_site) if first.impl_site else None
-        if first.handwritten and first.module is None:
-            impl = _site_place(first.site)
-        elif impl is None and module is not None and first.handwritten and is_user_class(module):
-            impl = class_place(module)
         norms[key] = NormInfo(
             key=key, events=events, placement=max(set(placements), key=placements.count),
             placements=placements, feature_axis=feature, producer=producer,
@@ -201,7 +216,7 @@ def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
             # On a rank-2 (N, C) input the cut axis was the features, not a sequence.
             failed_other_length=(other is not None and other.failed_in == key
                                  and len(first.in_shape) >= 3),
-            module=module, call_place=_site_place(first.site), built_place=built, impl_place=impl,
+            module=module, call_place=_site_place(first.site), locator=locator,
         )
     input_names = set(trace.input_names)
     sequence_model = (

@@ -192,6 +192,19 @@ class Locator:
                 return place
         return None
 
+    def source_lines(self, cls: type) -> list[str]:
+        """The source lines of a class (empty when they cannot be read)."""
+        definition = self._definition(cls)
+        if definition is None:
+            return []
+        path, node = definition
+        try:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            return []
+        return lines[node.lineno - 1:node.end_lineno or node.lineno]
+
     def function_place(self, function) -> Place | None:
         definition = self._definition(function)
         if definition is None:

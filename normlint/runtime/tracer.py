@@ -616,14 +616,23 @@ class ShapeRecorder:
 
 
 class _Suspended:
+    """Probes run with torch-function dispatch off: no mode, not even its fast path, stands
+    between them and the kernels (they are most of an audit's ops on a small model)."""
+
     def __init__(self, tracer: Tracer):
         self._tracer = tracer
+        self._disabled = None
 
     def __enter__(self):
         self._tracer._busy = True
+        self._disabled = torch._C.DisableTorchFunction()
+        self._disabled.__enter__()
 
     def __exit__(self, *exc):
-        self._tracer._busy = False
+        try:
+            self._disabled.__exit__(*exc)
+        finally:
+            self._tracer._busy = False
 
 
 def _reduced_dims(args, kwargs, ndim: int) -> tuple[int, ...]:

@@ -3,13 +3,11 @@
 import pytest
 
 import normlint
-from normlint.registry import get_rule
+from normlint.registry import RULES, get_rule
 
 from .runtime_fixtures import load_fixture, rule_fixture_names
 
-RUNTIME_CODES = {"NL101", "NL102", "NL103", "NL201", "NL202", "NL203", "NL204", "NL301", "NL302",
-                 "NL303", "NL304", "NL305", "NL306", "NL307", "NL308", "NL401", "NL402", "NL403",
-                 "NL405", "NL406", "NL501"}
+RUNTIME_CODES = {r.code for r in RULES if "runtime" in r.engines}
 
 
 def _cases():

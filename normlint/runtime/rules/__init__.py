@@ -101,6 +101,21 @@ def _role(path: str | None, modules) -> tuple[str, str]:
     return (type(owner).__qualname__ if owner is not None else owner_path), attr
 
 
+def role_name(path: str | None, modules) -> str:
+    """A module named by what it is in its class: ``PreNormBlock.norm1``,
+    ``MacaronBlock.ffn[0]`` (an element of a container), else its path."""
+    if not path:
+        return "the model"
+    parts = path.split(".")
+    index = ""
+    while parts and parts[-1].isdigit() and len(parts) > 1:
+        index = f"[{parts.pop()}]" + index
+    owner = modules.get(".".join(parts[:-1]))
+    if owner is None or type(owner).__module__.startswith("torch."):
+        return path
+    return f"{type(owner).__qualname__}.{parts[-1]}{index}"
+
+
 def merge_repeats(findings: list[Finding], modules) -> list[Finding]:
     """One finding per root cause and class: the same rule firing on the same module of
     every layer of a stack (same owner class and attribute, same source line) is one finding

@@ -7,7 +7,7 @@ import re
 from ...findings import Severity
 from ..analysis import NormInfo
 from ..tracer import NORM_NAME, torch_norm_family
-from . import RuleContext
+from . import RuleContext, role_name
 
 _NUMBERED = re.compile(r"^\d+$")
 
@@ -205,16 +205,12 @@ def check_norm_reused(ctx: RuleContext) -> None:
         reuse = _reuse(ctx, info)
         if reuse is None:
             continue
-        owner = analysis.modules.get(info.first.module.rpartition(".")[0])
-        attr = info.first.module.rpartition(".")[2]
-        key = (reuse[0], type(owner).__qualname__ if owner is not None else "", attr)
-        found.setdefault(key, []).append((info, reuse))
+        found.setdefault((reuse[0], role_name(info.first.module, analysis.modules)), []).append((info, reuse))
     calls = analysis.trace.calls
-    for (kind, owner, attr), hits in found.items():
+    for (kind, name), hits in found.items():
         info, (_, a, b) = hits[0]
         layers = f" ({len(hits)} layers: {', '.join(h[0].key for h in hits[:3])}{', ...' if len(hits) > 3 else ''})" \
             if len(hits) > 1 else ""
-        name = f"{owner}.{attr}" if owner else info.key
         if kind == "sites":
             where = calls[a.parent].path if a.parent >= 0 else ""
             via = "" if a.path == info.key else f" through {a.path}"
@@ -290,13 +286,14 @@ def _running_parent(ctx: RuleContext, path: str) -> str:
 def _referenced(ctx: RuleContext, path: str) -> bool:
     """Whether the source of the norm's owner (or of a module above it) names the norm's
     attribute outside the line that built it: forward calls it on some branch."""
-    modules = ctx.analysis.modules
+    modules, locator = ctx.analysis.modules, ctx.analysis.locator
     parts = path.split(".")
     names = [p for p in parts if not p.isdigit()]
-    if not names:
+    if not names or locator is None:
         return False
     attr = names[-1]
     pattern = re.compile(rf"(\.{re.escape(attr)}\b|['\"]{re.escape(attr)}['\"])")
+    assignment = re.compile(r"\s*self\.\w+(\s*,\s*self\.\w+)*\s*[:=]")
     for n in range(len(parts) - 1, -1, -1):
         owner = modules.get(".".join(parts[:n]))
         if owner is None or type(owner).__module__.startswith("torch."):
@@ -304,21 +301,11 @@ def _referenced(ctx: RuleContext, path: str) -> bool:
         for cls in type(owner).__mro__:
             if cls.__module__.startswith("torch.") or cls is object:
                 break
-            if _source_mentions(cls, pattern):
+            lines = locator.source_lines(cls)
+            # A use: any mention on a line that is not an assignment `self.attr = ...`.
+            if any(pattern.search(line) and not assignment.match(line) for line in lines):
                 return True
     return False
-
-
-def _source_mentions(cls: type, pattern: "re.Pattern[str]") -> bool:
-    import inspect
-
-    try:
-        lines = inspect.getsourcelines(cls)[0]
-    except (OSError, TypeError):
-        return False
-    # A use: any mention on a line that is not the attribute's own `self.attr = ...`.
-    return any(pattern.search(line) and not re.match(r"\s*self\.\w+(\s*,\s*self\.\w+)*\s*[:=]", line)
-               for line in lines)
 
 
 def check_unused_norms(ctx: RuleContext) -> None:
@@ -406,6 +393,67 @@ def check_mixed_placement(ctx: RuleContext) -> None:
                    f"sublayer{more}", norm=info, module=block or None)
 
 
+def _branch_normed(graph, add) -> bool:
+    """Whether some norm sits on every path from the skip into the branch (a pre-norm,
+    a norm inside the sublayer, or a branch-output norm)."""
+    if graph.nodes[graph.canon(add.branch)].kind == "norm":
+        return True
+    return not graph.is_ancestor(add.skip, add.branch, through_norms=False)
+
+
+def _branch_call(ctx: RuleContext, add, block: int) -> int:
+    """The child call of ``block`` that computed the add's branch (``self.attn`` in
+    ``x = x + self.attn(x)``), or ``block`` itself."""
+    graph = ctx.analysis.graph
+    call = graph.nodes[graph.canon(add.branch)].call
+    chain = ctx.analysis.chain(call)
+    return chain[chain.index(block) + 1] if block in chain and chain.index(block) + 1 < len(chain) else block
+
+
+def check_sublayer_without_norm(ctx: RuleContext) -> None:
+    """NL309: in a block whose other residual sublayers are pre-norm, one sublayer's branch
+    has no norm at all (``x = x + attn(x)`` beside ``x = x + ff(norm(x))``): it reads the raw,
+    growing residual stream. The sublayers of a block are the residual adds made by one
+    module call on one stream (each add's skip is the previous add)."""
+    if not ctx.on("NL309"):
+        return
+    analysis = ctx.analysis
+    graph = analysis.graph
+    pre_normed: set[int] = set()
+    placements: dict[int, str] = {}
+    for info in analysis.norms.values():
+        for event, placement in zip(info.events, info.placements):
+            placements[event.node] = placement
+            if placement == "pre":
+                pre_normed.update(graph.pre_normed_adds(event.node))
+    by_call: dict[int, list[int]] = {}
+    for a in sorted(graph.residual_adds):
+        by_call.setdefault(graph.nodes[a].call, []).append(a)
+    found: dict[str, list[tuple[int, int]]] = {}
+    for block, adds in by_call.items():
+        stream = [adds[0]] + [b for a, b in zip(adds, adds[1:]) if graph.residual_adds[b].skip == graph.canon(a)]
+        if len(stream) < 2 or not any(a in pre_normed for a in stream):
+            continue
+        for a in stream:
+            add = graph.residual_adds[a]
+            if a in pre_normed or _branch_normed(graph, add) or graph.nodes[add.skip].kind == "norm":
+                continue  # (a normalized skip read by the branch is NL303's business)
+            if any(placements.get(n) in ("post", "final") for n in graph.follows(a, hops=2)):
+                continue  # normalized after its add: a post-norm sublayer (NL308's business)
+            found.setdefault(analysis.trace.calls[block].type_name, []).append((block, a))
+            break
+    for hits in found.values():
+        block, a = hits[0]
+        branch = _branch_call(ctx, graph.residual_adds[a], block)
+        path = analysis.trace.calls[block].path
+        sublayer = analysis.trace.calls[branch].path if branch != block else "a sublayer"
+        more = f" (the same in {len(hits) - 1} more blocks)" if len(hits) > 1 else ""
+        ctx.report("NL309", f"{path or 'the model'}: the other residual sublayers are pre-norm, but "
+                   f"{sublayer} reads the raw residual stream (x = x + f(x), no norm on its branch); "
+                   f"give it a pre-norm: x = x + f(norm(x)){more}", module=path or None,
+                   place=analysis.call_place(branch) if branch != block else None)
+
+
 CHECKS = [check_post_norm_depth, check_missing_final_norm, check_rebound_residual,
           check_norm_reused, check_aliased_modules, check_unused_norms, check_consecutive_norms,
-          check_mixed_placement]
+          check_mixed_placement, check_sublayer_without_norm]
