@@ -127,9 +127,13 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
     if not numeric:
         notes.append("meta device: numeric checks skipped, structural checks only")
     options = options or {}
-    analysis = analyse(model, trace, other, numeric, optimizer=optimizer, notes=notes,
-                       sequence_markers=tuple(options.get("NL101", {}).get("sequence-markers", ())),
-                       origin=origin, fallback=fallback)
+    try:
+        analysis = analyse(model, trace, other, numeric, optimizer=optimizer, notes=notes,
+                           sequence_markers=tuple(options.get("NL101", {}).get("sequence-markers", ())),
+                           origin=origin, fallback=fallback)
+    except Exception as exc:  # noqa: BLE001 - ours, not the model's: one line, not a traceback
+        raise AuditError(f"normlint could not analyse the trace of {type(model).__name__} "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from exc
     findings = run_rules(RuleContext(analysis=analysis, enabled=enabled, options=options))
     if config is not None:
         from .project import apply_suppressions

@@ -218,6 +218,7 @@ class Tracer(TorchFunctionMode):
         self._stack: list[ModuleCall] = []
         self._atomic = 0
         self._busy = False
+        self._broken = False
         self._handles: list = []
         self._sites: dict[str, tuple[str, int] | None] = {}
         self._probed: set[str] = set()
@@ -287,9 +288,23 @@ class Tracer(TorchFunctionMode):
                 self._t2n[tensor] = idx
 
     # ------------------------------------------------------------------ hooks
+    def _stop(self, exc: BaseException, where: str) -> None:
+        """Our own recording failed on something it does not understand: stop recording
+        (the user's forward goes on untouched) and say so; the audit reports what it saw."""
+        if not self._broken:
+            self._broken = True
+            self.trace.notes.append(f"recording stopped at {where} ({type(exc).__name__}: "
+                                    f"{' '.join(str(exc).split())[:200]}); findings may be incomplete")
+
     def _pre(self, module, args, kwargs):
-        if self._busy:
+        if self._busy or self._broken:
             return
+        try:
+            self._enter(module, args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - never break the user's forward
+            self._stop(exc, f"the call of {type(module).__name__}")
+
+    def _enter(self, module, args, kwargs):
         path = self._paths.get(id(module), type(module).__name__)
         self.trace.ran_modules.add(path)
         family = torch_norm_family(module)
@@ -307,8 +322,14 @@ class Tracer(TorchFunctionMode):
         self._stack.append(call)
 
     def _post(self, module, args, kwargs, out):
-        if self._busy:
+        if self._busy or self._broken:
             return
+        try:
+            self._leave(module, args, kwargs, out)
+        except Exception as exc:  # noqa: BLE001 - never break the user's forward
+            self._stop(exc, f"the end of {type(module).__name__}")
+
+    def _leave(self, module, args, kwargs, out):
         call = self._stack.pop()
         failing = out is None and sys.exc_info()[0] is not None
         if call.family:
@@ -416,7 +437,7 @@ class Tracer(TorchFunctionMode):
     # ------------------------------------------------------------------ op recording
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self._busy or self._atomic:
+        if self._busy or self._atomic or self._broken:
             return func(*args, **kwargs)
         name = op_name(func)
         if name in _METADATA_OPS:
@@ -427,7 +448,10 @@ class Tracer(TorchFunctionMode):
             if name in FUNCTIONAL_NORMS and self.trace.failed_in is None:
                 self.trace.failed_in = self._site_key(name)
             raise
-        self._record(func, name, args, kwargs, out)
+        try:
+            self._record(func, name, args, kwargs, out)
+        except Exception as exc:  # noqa: BLE001 - never break the user's forward
+            self._stop(exc, name)
         return out
 
     def _site_key(self, label: str) -> str:
