@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-MODELS = ("gpt2", "llama")
+MODELS = ("gpt2", "llama", "llama500")
 
 
 def build(name: str):
@@ -36,6 +36,14 @@ def build(name: str):
                           num_attention_heads=8, num_key_value_heads=8, vocab_size=1000,
                           max_position_embeddings=256)
         model = LlamaModel(cfg)
+    elif name == "llama500":
+        # 250 layers of 2 RMSNorms plus the final one: 501 norms (issue 14's scale target).
+        from transformers import LlamaConfig, LlamaModel
+        cfg = LlamaConfig(num_hidden_layers=250, hidden_size=128, intermediate_size=256,
+                          num_attention_heads=4, num_key_value_heads=4, vocab_size=1000,
+                          max_position_embeddings=256)
+        model = LlamaModel(cfg).eval()
+        return model, {"input_ids": torch.randint(0, 1000, (4, 96))}
     else:
         raise ValueError(name)
     model.eval()

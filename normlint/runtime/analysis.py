@@ -155,6 +155,12 @@ def measured_axes(event: NormEvent) -> tuple[int, ...] | None:
 def resolve_values(trace: Trace, values: list[float]) -> None:
     for event in trace.events:
         event.values = {name: values[i] for name, i in event.probes.items()}
+        reference = event.values.get("reference_rms")
+        axes = event.declared_axes or ()
+        if reference and event.family in ("layer", "rms") and axes == tuple(
+                range(len(event.in_shape) - len(axes), len(event.in_shape))):
+            # NL407: the output's RMS against the input normalized without a gain.
+            event.values["gain_ratio"] = event.values["output_rms"] / reference
         for i, (_, index) in enumerate(event.axis_probes):
             event.values[f"axes{i}"] = values[index]
         for axis, index in event.prefix_probes.items():

@@ -218,6 +218,8 @@ def _other_length_trace(model: nn.Module, inputs, trace: Trace, paths) -> Trace 
     repeated at three quarters, so a model that needs a minimum length, or a norm that only
     fails on very short inputs, is judged as before.
     """
+    if not _length_matters(trace, inputs):
+        return None
     modules = dict(model.named_modules())
     # Norms found in the op stream (functional calls, hand-written code) need the full tracer.
     light = all(e.module is not None and e.module in modules for e in trace.events)
@@ -250,6 +252,24 @@ def _flat_tensors(inputs) -> list[torch.Tensor]:
 def _on_meta(model: nn.Module, inputs) -> bool:
     tensors = list(model.parameters())[:1] + list(model.buffers())[:1] + _flat_tensors(inputs)
     return any(t.is_meta for t in tensors)
+
+
+_PER_ROW = frozenset({"layer", "rms", "lp"})
+
+
+def _length_matters(trace: Trace, inputs) -> bool:
+    """Whether the run at another length can tell anything: not when every norm normalizes
+    each row over its last axis alone and that axis is not as long as the input sequence
+    (then no norm reduces over a sequence axis, fails on a shorter one, or changes with
+    padding). It costs a whole forward, and every norm of most LLMs is such a norm."""
+    tensors = _flat_tensors(inputs)
+    lengths = {t.shape[1] for t in tensors if t.dim() in (2, 3)}
+    for event in trace.events:
+        ndim = len(event.in_shape)
+        if (event.family not in _PER_ROW or event.declared_axes != (ndim - 1,)
+                or event.in_shape[-1] in lengths):
+            return True
+    return False
 
 
 def other_length_inputs(inputs) -> list:

@@ -38,25 +38,40 @@ class StatBuffer:
     """Device-side scalars, read back with one transfer per device."""
 
     def __init__(self):
-        self._values: list[torch.Tensor] = []
+        self._chunks: list[torch.Tensor] = []   # 1-D float32 tensors
+        self._size = 0
 
     def add(self, value: torch.Tensor) -> int:
-        self._values.append(value.detach().reshape(()).float())
-        return len(self._values) - 1
+        return self.add_vector(value.reshape(1))[0]
+
+    def add_vector(self, values: torch.Tensor) -> list[int]:
+        """Several scalars computed together (one tensor, one entry): their indices."""
+        if values.dtype != torch.float32:
+            values = values.float()
+        self._chunks.append(values)
+        first = self._size
+        self._size += values.numel()
+        return list(range(first, self._size))
 
     def __len__(self) -> int:
-        return len(self._values)
+        return self._size
 
     def resolve(self) -> list[float]:
-        out = [math.nan] * len(self._values)
-        by_device: dict[torch.device, list[int]] = {}
-        for i, value in enumerate(self._values):
-            by_device.setdefault(value.device, []).append(i)
-        for indices in by_device.values():
-            host = torch.stack([self._values[i] for i in indices]).tolist()
-            for i, value in zip(indices, host):
-                out[i] = value
-        self._values.clear()
+        out = [math.nan] * self._size
+        by_device: dict[torch.device, list[tuple[int, torch.Tensor]]] = {}
+        start = 0
+        for chunk in self._chunks:
+            by_device.setdefault(chunk.device, []).append((start, chunk))
+            start += chunk.numel()
+        for chunks in by_device.values():
+            host = torch.cat([c for _, c in chunks]).tolist()
+            position = 0
+            for first, chunk in chunks:
+                n = chunk.numel()
+                out[first:first + n] = host[position:position + n]
+                position += n
+        self._chunks.clear()
+        self._size = 0
         return out
 
 
@@ -70,6 +85,7 @@ class Probe:
         self.settings = settings
         self.buffer = buffer
         self._generators: dict[torch.device, torch.Generator] = {}
+        self._formulas: dict[tuple, int | None] = {}
 
     def _generator(self, device: torch.device) -> torch.Generator:
         # A private generator: the model's global RNG stream is not touched by the audit.
@@ -82,17 +98,38 @@ class Probe:
 
     def run(self, event: NormEvent, rerun: Callable, x: torch.Tensor, y: torch.Tensor,
             module=None) -> None:
+        """Measure what the norm's declared semantics leave open, re-running it as little as
+        possible: the declared axes of a torch kernel, or those seen in a hand-written
+        norm's reductions, are exact, so only a norm whose forward is opaque gets the axes
+        invariance probe; a norm cannot depend on the batch (on the sequence) unless it
+        reduces over axis 0 (that axis), or is opaque; eval-mode BatchNorm divides by its
+        running statistics and depends on neither."""
         if not isinstance(y, torch.Tensor) or y.shape != x.shape or not x.is_floating_point():
             return
+        declared = event.declared_axes
+        running = event.family == "batch" and not event.training
+        couples = lambda axis: declared is None or (axis in declared and not running)  # noqa: E731
+        batch = self.settings.batch and x.dim() >= 2 and x.shape[0] >= 2 and couples(0)
+        # A norm over the last axis alone mixes no positions of any other axis; were the last
+        # axis the sequence (LayerNorm(L) on (N, C, L)), NL202 reports the cause.
+        per_row = event.family in ("layer", "rms", "lp") and declared is not None \
+            and tuple(declared) == (x.dim() - 1,)
+        prefixes = [a for a in range(1, x.dim()) if self.settings.padding and x.shape[a] >= 4
+                    and couples(a) and not per_row]
+        axes = self.settings.axes and declared is None
+        formula = self.settings.numerics and event.handwritten and module is not None
         with torch.no_grad():
-            small, small_y = _few_samples(rerun, x, y)
+            if couples(0) and (axes or prefixes or formula or batch):
+                small, small_y = _few_samples(rerun, x, y)
+            else:   # a per-sample norm's output on two samples is its output's first two rows
+                small, small_y = (x[:2], y[:2]) if x.dim() >= 2 else (x, y)
             if self.settings.numerics:
                 self._numerics(event, rerun, x, y, module, small, small_y)
-            if self.settings.axes:
+            if axes:
                 self._axes(event, rerun, small)
-            if self.settings.padding:
-                self._prefixes(event, rerun, small, small_y)
-            if self.settings.batch and x.dim() >= 2 and x.shape[0] >= 2:
+            if prefixes:
+                self._prefixes(event, rerun, small, small_y, prefixes)
+            if batch:
                 if small_y is not y:   # the two samples re-run alone: the sub-batch probe
                     event.probes["batch"] = self.buffer.add(relative_deviation(small_y, y[:2]))
                 else:
@@ -126,11 +163,9 @@ class Probe:
             if isinstance(out, torch.Tensor) and out.shape == y.shape:
                 event.axis_probes.append((axes, self.buffer.add(relative_deviation(out, y))))
 
-    def _prefixes(self, event: NormEvent, rerun, x, y) -> None:
-        for axis in range(1, x.dim()):
+    def _prefixes(self, event: NormEvent, rerun, x, y, axes) -> None:
+        for axis in axes:
             size = x.shape[axis]
-            if size < 4:
-                continue
             keep = size - max(1, size // 4)
             try:
                 out = rerun(x.narrow(axis, 0, keep))
@@ -141,34 +176,48 @@ class Probe:
                 event.prefix_probes[axis] = self.buffer.add(relative_deviation(out, expected))
 
     def observe(self, event: NormEvent, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Checks cheap enough for every call of every norm."""
+        """Checks cheap enough for every call of every norm: are input and output finite."""
         if self.settings.numerics and isinstance(y, torch.Tensor) and x.is_floating_point():
             with torch.no_grad():
-                event.probes["input_finite"] = self.buffer.add(torch.isfinite(x).all())
-                event.probes["output_finite"] = self.buffer.add(torch.isfinite(y).all())
+                i, o = self.buffer.add_vector(torch.stack([torch.isfinite(x).all(), torch.isfinite(y).all()]))
+            event.probes["input_finite"], event.probes["output_finite"] = i, o
 
     def _numerics(self, event: NormEvent, rerun, x, y, module, small, small_y) -> None:
+        """Scale statistics, on the two-sample slice (per-row quantities; the whole batch
+        for a norm that reduces over it), computed together and stored as one vector:
+        input and output RMS, the RMS the input would have normalized without a gain
+        (NL407 compares the output with it), and how the variance compares with eps
+        (NL406). For a variance family ``var/(var + eps)`` is the mean square of a row
+        normalized without a gain; for RMSNorm, ``ms/(ms + eps)``."""
         add = self.buffer.add
-        xf = x.float()
-        event.probes["input_rms"] = add(xf.pow(2).mean().sqrt())
-        event.probes["output_rms"] = add(y.float().pow(2).mean().sqrt())
         axes = event.declared_axes
+        rows, out = (x, y) if axes is None or 0 in axes else (small, small_y)
+        rows = rows.float()
+        names = ["input_rms", "output_rms"]
+        squares = [rows.pow(2).mean(), out.float().pow(2).mean()]
         if event.eps is not None and axes and event.family != "lp":
             centred = event.family in _VARIANCE_FAMILIES
-            spread = xf.var(dim=axes, unbiased=False) if centred else xf.pow(2).mean(dim=axes)
+            spread = rows.var(dim=axes, unbiased=False) if centred else rows.pow(2).mean(dim=axes)
+            names.append("reference_rms")
+            squares.append((spread / (spread + event.eps)).mean())
             # eps dominates when it is 10x the variance: the output keeps < 30% of its scale.
-            event.probes["below_eps"] = add((spread * 10 < event.eps).float().mean())
-            event.probes["median_variance"] = add(spread.flatten().median())
+            below = torch.stack([(spread < event.eps / 10).float().mean(), spread.flatten()[:4096].median()])
+            event.probes["below_eps"], event.probes["median_variance"] = self.buffer.add_vector(below)
+        for name, index in zip(names, self.buffer.add_vector(torch.stack(squares).sqrt())):
+            event.probes[name] = index
         trailing = bool(axes) and axes == tuple(range(x.dim() - len(axes), x.dim()))
-        if trailing and event.family in ("layer", "rms"):
-            event.probes["gain_ratio"] = add(_gain_ratio(event, small, small_y))
         if x.dtype in LOW_PRECISION:
             self._precision(event, rerun, small, module)
         if module is not None and event.handwritten and event.eps and trailing \
                 and not event.extra_tensors:
-            deviation = _formula_deviation(module, small, axes, event.eps)
-            if deviation is not None:
-                event.probes["formula"] = add(deviation)
+            # The formula is the class's code: measured once per class, eps and shape (a
+            # 500-layer model has 500 instances of one RMSNorm class).
+            key = (type(module), event.eps, tuple(x.shape[a] for a in axes), x.dtype)
+            if key not in self._formulas:
+                deviation = _formula_deviation(module, small, axes, event.eps)
+                self._formulas[key] = add(deviation) if deviation is not None else None
+            if self._formulas[key] is not None:
+                event.probes["formula"] = self._formulas[key]
 
     def _precision(self, event: NormEvent, rerun, x, module) -> None:
         """What the low-precision run costs, measured (NL401, NL402): the norm re-run on an
@@ -202,18 +251,6 @@ class Probe:
             event.probes[f"{name}_rounding"] = add(relative_deviation(reference.to(x.dtype), reference))
 
 
-def _gain_ratio(event: NormEvent, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """RMS of the norm's output over the RMS of its input normalized without any gain
-    (F.layer_norm / F.rms_norm): about 1 for a gain near 1, whatever the parameterisation;
-    about 0 when a zero-initialized ``(1 + w)`` gain is applied as ``w``, about 2 for the
-    reverse (NL407)."""
-    shape = tuple(x.shape[a] for a in event.declared_axes)
-    xf = x.float()
-    eps = event.eps if event.eps is not None else 1e-5
-    reference = F.layer_norm(xf, shape, eps=eps) if event.family == "layer" else F.rms_norm(xf, shape, eps=eps)
-    return y.float().pow(2).mean().sqrt() / (reference.pow(2).mean().sqrt() + 1e-12)
-
-
 def _few_samples(rerun, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The first two samples and the norm's own output on them, for the probes that re-run
     the norm many times (axes, sequence prefixes, formula): what they measure is per sample
@@ -237,6 +274,17 @@ def _few_samples(rerun, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
 
 def _fp32_reference(module, x: torch.Tensor) -> torch.Tensor | None:
     """The same module recomputed in float32 (parameters, buffers and input upcast)."""
+    own = list(module.parameters(recurse=False)) + list(module.buffers(recurse=False))
+    if x.dtype == torch.float32 and all(t.dtype == torch.float32 or not t.is_floating_point() for t in own):
+        saved = [(b, b.clone()) for b in module.buffers(recurse=False)]
+        try:   # already float32: the module as it is (its buffers put back, as in a re-run)
+            out = module.forward(x)
+        except Exception:  # noqa: BLE001
+            return None
+        finally:
+            for buf, value in saved:
+                buf.copy_(value)
+        return out if isinstance(out, torch.Tensor) else None
     state = {name: t.float() if t.is_floating_point() else t
              for name, t in list(module.named_parameters(recurse=False))
              + list(module.named_buffers(recurse=False))}

@@ -11,17 +11,17 @@ run in the same process (a teacher model, a user's own hooks) while the audit is
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
-from torch.utils.weak import WeakIdKeyDictionary
 
 from ..static.kinds import FUNCTIONAL_NORMS, NORM_CLASSES
 from .axes import declared_functional_axes, declared_module_axes
@@ -61,6 +61,7 @@ _ROOT_THROUGH = frozenset({
     "pow", "square", "abs", "neg", "mul", "div", "add", "sub", "dropout", "data",
 })
 _ARITHMETIC = frozenset({"add", "sub", "rsub", "mul", "div", "rdiv", "pow"})
+_MUL_DIV = frozenset({"mul", "div"})
 AXIS_OPS = frozenset({
     "transpose", "permute", "movedim", "t", "T", "mT", "view", "reshape", "flatten",
     "unflatten", "unsqueeze", "squeeze", "view_as", "reshape_as",
@@ -198,6 +199,30 @@ class Trace:
     outputs: tuple[int, ...] = ()   # nodes of the audited model's own (first) return value
 
 
+class TensorMap:
+    """Tensor -> node index, by identity, without keeping the tensor alive.
+
+    Each entry holds a weak reference: a tensor that died leaves a dead entry that no
+    lookup matches (a new tensor that reuses its id is not the same object), so no
+    callback is needed. Cheaper per lookup than ``WeakIdKeyDictionary``, which builds a
+    reference object for every ``get`` (paid on every recorded op's inputs).
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self):
+        self._entries: dict[int, tuple[weakref.ref, int]] = {}
+
+    def get(self, tensor: torch.Tensor) -> int | None:
+        entry = self._entries.get(id(tensor))
+        if entry is not None and entry[0]() is tensor:
+            return entry[1]
+        return None
+
+    def set(self, tensor: torch.Tensor, idx: int) -> None:
+        self._entries[id(tensor)] = (weakref.ref(tensor), idx)
+
+
 class Tracer(TorchFunctionMode):
     """``with Tracer(model, paths) as tr: model(x)`` then ``tr.trace``.
 
@@ -211,14 +236,15 @@ class Tracer(TorchFunctionMode):
         self._model = model
         self._paths = paths
         self._probe = probe
-        self._t2n = WeakIdKeyDictionary()
+        self._t2n = TensorMap()
         self._buffer_ids = {id(b) for b in model.buffers()}
-        flat_inputs = tree_flatten(inputs)[0]
-        self._input_ids = {id(t) for t in flat_inputs if isinstance(t, torch.Tensor)}
+        self._param_ids = {id(p) for p in model.parameters()}
+        self._input_ids = {id(t) for t in tensors_in(inputs)}
         self._stack: list[ModuleCall] = []
         self._atomic = 0
         self._busy = False
         self._broken = False
+        self._names: dict = {}
         self._handles: list = []
         self._sites: dict[str, tuple[str, int] | None] = {}
         self._probed: set[str] = set()
@@ -227,6 +253,11 @@ class Tracer(TorchFunctionMode):
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self):
+        # The trace allocates a node per op; the cyclic garbage collector would re-scan all
+        # of them at every generation-2 collection (a third of a deep model's trace time).
+        # Nothing in a trace is cyclic: collection resumes, as it was, on exit.
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
         try:
             for module in self._model.modules():
                 self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
@@ -235,6 +266,8 @@ class Tracer(TorchFunctionMode):
             return super().__enter__()
         except BaseException:
             self._remove_hooks()
+            if self._gc_was_enabled:
+                gc.enable()
             raise
 
     def __exit__(self, *exc):
@@ -242,6 +275,8 @@ class Tracer(TorchFunctionMode):
             return super().__exit__(*exc)
         finally:
             self._remove_hooks()
+            if self._gc_was_enabled:
+                gc.enable()
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -267,7 +302,7 @@ class Tracer(TorchFunctionMode):
     def _node_of(self, tensor: torch.Tensor) -> int:
         idx = self._t2n.get(tensor)
         if idx is None:
-            if isinstance(tensor, nn.Parameter):
+            if id(tensor) in self._param_ids or type(tensor) is nn.Parameter:
                 kind = "param"
                 self.trace.used_params.add(id(tensor))
             elif id(tensor) in self._buffer_ids:
@@ -277,15 +312,14 @@ class Tracer(TorchFunctionMode):
             else:
                 kind = "const"  # made before the trace (cached rotary tables) or outside it
             idx = self._new(kind, kind, (), tensor, const=kind != "input").idx
-            self._t2n[tensor] = idx
-        elif isinstance(tensor, nn.Parameter):
+            self._t2n.set(tensor, idx)
+        elif id(tensor) in self._param_ids:
             self.trace.used_params.add(id(tensor))
         return idx
 
     def _bind(self, out: Any, idx: int) -> None:
-        for tensor in tree_flatten(out)[0]:
-            if isinstance(tensor, torch.Tensor):
-                self._t2n[tensor] = idx
+        for tensor in tensors_in(out):
+            self._t2n.set(tensor, idx)
 
     # ------------------------------------------------------------------ hooks
     def _stop(self, exc: BaseException, where: str) -> None:
@@ -314,7 +348,7 @@ class Tracer(TorchFunctionMode):
                           start=len(self.trace.nodes), family=family, leaf=leaf,
                           module_id=id(module), site=call_site() if self._atomic == 0 else None)
         if self._atomic == 0:
-            tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+            tensors = tensors_in((args, kwargs))
             call.inputs = tuple(self._node_of(t) for t in tensors)
         if family:
             self._atomic += 1
@@ -348,14 +382,15 @@ class Tracer(TorchFunctionMode):
             self._bind_opaque(module, call, args, kwargs, out)
         if call.parent == -1:
             first = _first_output(out)
-            self.trace.outputs = tuple(self._t2n[t] for t in [first] if t is not None and t in self._t2n)
+            found = self._t2n.get(first) if first is not None else None
+            self.trace.outputs = (found,) if found is not None else ()
 
     def _bind_opaque(self, module, call: ModuleCall, args, kwargs, out) -> None:
         """Outputs the op stream never produced came from code that bypasses
         __torch_function__ (fused CUDA extensions: apex, flash-attn). Link them to the
         module's inputs so the dataflow stays connected; a leaf module named like a norm
         that maps x to the same shape is treated as an opaque norm, measured by the probe."""
-        unseen = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor) and t not in self._t2n]
+        unseen = [t for t in tensors_in(out) if self._t2n.get(t) is None]
         if not unseen or not call.inputs:
             return
         x = _first_tensor((args, kwargs))
@@ -367,7 +402,7 @@ class Tracer(TorchFunctionMode):
         node = self._new(f"module:{call.type_name}", "op", call.inputs, unseen[0],
                          const=all(self.trace.nodes[i].const for i in call.inputs))
         for tensor in unseen:
-            self._t2n[tensor] = node.idx
+            self._t2n.set(tensor, node.idx)
 
     def _module_norm(self, module, call: ModuleCall, args, kwargs, out, family: str,
                      inner: NormEvent | None = None, opaque: bool = False) -> None:
@@ -381,7 +416,7 @@ class Tracer(TorchFunctionMode):
         if call.path not in self._sites:
             self._sites[call.path] = call_site()
         eps = _module_eps(module)
-        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        tensors = tensors_in((args, kwargs))
         event = NormEvent(
             node=node.idx, key=call.path, module=call.path, kind=call.type_name, family=family,
             in_shape=tuple(x.shape), dtype=x.dtype,
@@ -439,7 +474,11 @@ class Tracer(TorchFunctionMode):
         kwargs = kwargs or {}
         if self._busy or self._atomic or self._broken:
             return func(*args, **kwargs)
-        name = op_name(func)
+        name = self._names.get(func)
+        if name is None:
+            name = op_name(func)
+            if getattr(func, "__name__", None) != "__get__":   # property getters: new each time
+                self._names[func] = name
         if name in _METADATA_OPS:
             return func(*args, **kwargs)
         try:
@@ -461,25 +500,43 @@ class Tracer(TorchFunctionMode):
         return f"{scope}@{where}" if scope else where
 
     def _record(self, func, name: str, args, kwargs, out) -> None:
-        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        if not outs:
-            return
-        tin = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
-        inplace = name.endswith("_") and not name.startswith("_")
+        if isinstance(out, torch.Tensor):
+            outs = [out]
+        else:
+            outs = tensors_in(out)
+            if not outs:
+                return
+        tin = tensors_in(args)
+        if kwargs:
+            tensors_in(kwargs, tin)
+        inplace = name[-1] == "_" and name[0] != "_"
         base = name[:-1] if inplace else name
-        if not inplace and all(any(o is t for t in tin) for o in outs):
+        if not inplace and _all_passed_through(outs, tin):
             return  # identity: eval-mode dropout, .to() to the same dtype, .contiguous()
-        in_ids = tuple(self._node_of(t) for t in tin)
-        nodes = self.trace.nodes
-        const = all(nodes[i].const for i in in_ids)
-        node = self._new(base, "op", in_ids, outs[0], const=const)
-        self._bind(out, node.idx)
-        if const:
+        t2n, nodes = self._t2n, self.trace.nodes
+        in_ids = []
+        const = True
+        for t in tin:
+            idx = t2n.get(t)
+            if idx is None:
+                idx = self._node_of(t)
+            in_ids.append(idx)
+            if const and not nodes[idx].const:
+                const = False
+        if const and base not in FUNCTIONAL_NORMS:
+            # Computed from parameters, buffers and constants only (masks, rotary tables):
+            # no node. A later op that reads it sees an unknown tensor, a constant.
             return
+        node = self._new(base, "op", tuple(in_ids), outs[0], const=const)
+        idx = node.idx
+        for tensor in outs:
+            t2n.set(tensor, idx)
         data = [i for i in in_ids if not nodes[i].const]
-        scalars = tuple(a for a in args[1:] if isinstance(a, (int, float)) and not isinstance(a, bool))
-        if base in _ARITHMETIC and scalars:
-            node.info["scalars"] = scalars
+        scalars = ()
+        if base in _ARITHMETIC:
+            scalars = tuple(a for a in args[1:] if isinstance(a, (int, float)) and not isinstance(a, bool))
+            if scalars:
+                node.info["scalars"] = scalars
         if base in FUNCTIONAL_NORMS and tin:
             self._functional_norm(node, func, base, args, kwargs, tin[0], outs[0])
         elif base in REDUCTIONS:
@@ -489,7 +546,7 @@ class Tracer(TorchFunctionMode):
             node.info["axis_kwargs"] = {k: v for k, v in kwargs.items() if isinstance(v, (int, tuple, list))}
             node.info["in_shape"] = tuple(tin[0].shape)
         if node.kind == "op":
-            if base in ("mul", "div") and len(data) == 2 and self._handwritten_norm(node, data, outs[0]):
+            if base in _MUL_DIV and len(data) == 2 and self._handwritten_norm(node, data, outs[0]):
                 return
             self._propagate(node, base, data, scalars)
 
@@ -684,11 +741,42 @@ def _first_output(out) -> torch.Tensor | None:
     return out
 
 
+def _all_passed_through(outs: list, tin: list) -> bool:
+    for o in outs:
+        for t in tin:
+            if o is t:
+                break
+        else:
+            return False
+    return True
+
+
+def tensors_in(obj, out: list | None = None) -> list[torch.Tensor]:
+    """The tensors in nested tuples, lists and dicts (``ModelOutput`` too), in order: what
+    ``tree_flatten`` gives for a call's arguments, without its per-leaf cost (it is paid on
+    every recorded op)."""
+    if out is None:
+        out = []
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            if isinstance(item, torch.Tensor):
+                out.append(item)
+            elif isinstance(item, (tuple, list, dict)):
+                tensors_in(item, out)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            if isinstance(item, torch.Tensor):
+                out.append(item)
+            elif isinstance(item, (tuple, list, dict)):
+                tensors_in(item, out)
+    return out
+
+
 def _first_tensor(obj) -> torch.Tensor | None:
-    for item in tree_flatten(obj)[0]:
-        if isinstance(item, torch.Tensor):
-            return item
-    return None
+    found = tensors_in(obj)
+    return found[0] if found else None
 
 
 def _module_eps(module: nn.Module) -> float | None:

@@ -164,7 +164,9 @@ def check_gain_convention(ctx: RuleContext) -> None:
         return
     for info in ctx.analysis.norms.values():
         ratio = finite(info.value("gain_ratio"))
-        gain = _gain(info) if ratio is not None else None
+        if ratio is None or 0.05 <= ratio < 1.5:
+            continue
+        gain = _gain(info)
         if gain is None or gain.numel() < 2 or float(gain.std()) > 0.1:
             continue
         mean = float(gain.mean())
