@@ -60,7 +60,7 @@ class SweepRecord:
     parameters: int = 0
     inputs: list[str] = field(default_factory=list)
     forward_s: float = math.nan
-    audit_s: float = math.nan       # a second audit of the same model (warm, like the forwards)
+    audit_s: float = math.nan       # a second audit (warm, like the forwards); CPU seconds
     first_audit_s: float = math.nan
     restored: bool | None = None
     norms: int = 0
@@ -136,22 +136,22 @@ def audit_one(model_type: str, report=lambda stage: None) -> SweepRecord:
     record.forward_s = plain_forward_seconds(built.model, built.inputs)
     report("audit")
     snap = _snapshot(built.model)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     try:
         result = normlint.audit(built.model, built.inputs)
     except Exception as exc:  # noqa: BLE001 - a crash is this sweep's finding
         record.status = "crash"
-        record.first_audit_s = time.perf_counter() - t0
+        record.first_audit_s = time.process_time() - t0
         record.error = f"{type(exc).__name__}: {exc}"[:300] + " | " + \
             " < ".join(f"{Path(f.filename).name}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__)[-4:])
         record.restored = _restored(built.model, snap)
         return record
-    record.first_audit_s = time.perf_counter() - t0
+    record.first_audit_s = time.process_time() - t0
     record.status = "audited"
     record.restored = _restored(built.model, snap)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     normlint.audit(built.model, built.inputs)
-    record.audit_s = time.perf_counter() - t0
+    record.audit_s = time.process_time() - t0
     record.norms = len(result.norms)
     record.findings = [{"severity": f.severity.value, "code": f.code, "module": f.module or "",
                         "path": _short(f.path), "line": f.line, "message": f.message}
@@ -176,41 +176,54 @@ def _child(model_type: str, conn) -> None:
         conn.close()
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux ``/proc``), or None where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_isolated(model_type: str, audit_timeout: float = AUDIT_TIMEOUT,
                  build_timeout: float = BUILD_TIMEOUT) -> SweepRecord:
-    """``audit_one`` in a forked child; a child past its time is killed and recorded."""
+    """``audit_one`` in a forked child; a child past its time is killed and recorded.
+
+    Time limits count the child's CPU time where the OS says it (a machine shared with
+    other work slows the wall clock, not the work), with a wall-clock limit of ten times
+    that as the last resort."""
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(model_type, child), daemon=True)
     proc.start()
     child.close()
-    stage, deadline, record = "build", time.monotonic() + build_timeout, None
-    audit_started = None
+    stage, limit, record = "build", build_timeout, None
+    started, cpu_start = time.monotonic(), _cpu_seconds(proc.pid) or 0.0
     while record is None:
-        left = deadline - time.monotonic()
-        if left <= 0 or not parent.poll(left):
-            if not proc.is_alive() and not parent.poll(0):
+        if parent.poll(1.0):
+            try:
+                kind, value = parent.recv()
+            except EOFError:
+                proc.join(5)
                 record = SweepRecord(model_type, "crash", error=f"child exited with {proc.exitcode}")
                 break
-            if parent.poll(0):
-                continue
-            proc.kill()
-            status = "timeout" if stage == "audit" else "not built"
-            record = SweepRecord(model_type, status, error=f"{stage} ran past its time limit")
-            if audit_started is not None:
-                record.audit_s = time.monotonic() - audit_started
-            break
-        try:
-            kind, value = parent.recv()
-        except EOFError:
-            proc.join(5)
+            if kind == "stage":
+                stage, limit = value, audit_timeout
+                started, cpu_start = time.monotonic(), _cpu_seconds(proc.pid) or 0.0
+            else:
+                record = SweepRecord(**value)
+            continue
+        if not proc.is_alive():
             record = SweepRecord(model_type, "crash", error=f"child exited with {proc.exitcode}")
             break
-        if kind == "stage":
-            stage, audit_started = value, time.monotonic()
-            deadline = audit_started + audit_timeout
-        else:
-            record = SweepRecord(**value)
+        cpu = _cpu_seconds(proc.pid)
+        spent = cpu - cpu_start if cpu is not None else time.monotonic() - started
+        if spent > limit or time.monotonic() - started > 10 * limit:
+            proc.kill()
+            record = SweepRecord(model_type, "timeout" if stage == "audit" else "not built",
+                                 error=f"{stage} ran past its time limit ({limit:.0f} s of CPU time)")
+            if stage == "audit":
+                record.first_audit_s = spent
     proc.join(5)
     if proc.is_alive():
         proc.kill()

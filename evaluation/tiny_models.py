@@ -6,9 +6,14 @@ is built from its configuration class's defaults, shrunk, and fed inputs derived
 builds and runs a plain forward is kept:
 
 1. ``tiny``: 2 layers, width 32, 2 heads, intermediate 64, 4 experts (every sub-config too);
-2. ``shallow``: only the depth shrunk to 2 layers (for models whose widths are tied together
+2. ``narrow``: 2 layers and 2 heads that keep their original head size (rotary sections
+   and other per-head constants in the modeling code need it);
+3. ``shallow``: only the depth shrunk to 2 layers (for models whose widths are tied together
    in ways a generic shrink breaks);
-3. ``default``: the defaults, when the model has at most ``MAX_PARAMS`` parameters.
+4. ``default``: the defaults, when the model has at most ``MAX_PARAMS`` parameters.
+
+Every level caps the vocabulary at ``MAX_VOCAB`` (special token ids move to its top, above
+the ids the inputs use).
 
 Used by ``evaluation/sweep_transformers.py`` (the whole mapping) and its CI sample.
 """
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_PARAMS = 100_000_000
+MAX_VOCAB = 32_768
 BATCH, LENGTH, DECODER_LENGTH = 2, 16, 8
 
 _LAYER_KEYS = frozenset({
@@ -30,7 +36,7 @@ _LAYER_KEYS = frozenset({
     "text_layers", "vision_layers", "num_self_attends_per_block", "num_blocks",
 })
 _WIDTH_KEYS = frozenset({"hidden_size", "d_model", "n_embd", "embed_dim", "hidden_dim", "dim",
-                         "n_embed", "d_embed"})
+                         "n_embed", "d_embed", "emb_dim"})
 _HEAD_KEYS = frozenset({"num_attention_heads", "n_head", "n_heads", "num_heads",
                         "encoder_attention_heads", "decoder_attention_heads",
                         "decoder_num_attention_heads"})
@@ -41,7 +47,8 @@ _SMALL = {"head_dim": 16, "num_key_value_heads": 2, "moe_intermediate_size": 32,
           "num_local_experts": 4, "num_experts_per_tok": 2, "n_group": 1, "topk_group": 1,
           "kv_lora_rank": 32, "q_lora_rank": 32, "embedding_size": 32, "projection_dim": 32,
           "text_embed_dim": 32, "vision_embed_dim": 32, "d_kv": 16, "first_k_dense_replace": 1,
-          "num_shared_experts": 1, "n_shared_experts": 1}
+          "num_shared_experts": 1, "n_shared_experts": 1, "rotary_dim": 8, "qk_rope_head_dim": 8,
+          "qk_nope_head_dim": 16, "v_head_dim": 16, "qk_head_dim": 24, "mamba_d_head": 16}
 
 
 _CHANNEL_LISTS = frozenset({"hidden_sizes", "in_channels", "out_channels", "stage_in_channels",
@@ -64,7 +71,7 @@ def _resnet_backbone(timm: dict) -> dict:
 class Built:
     model: Any
     inputs: dict
-    config: str          # tiny | shallow | default
+    config: str          # tiny | narrow | shallow | default
     parameters: int
 
 
@@ -104,20 +111,31 @@ def _shrink(d: dict, level: str) -> dict:
         if isinstance(value, dict) and "model_type" in value:
             out[key] = _shrink(value, level)
             continue
+        if isinstance(value, dict) and old_layers and value and all(
+                str(k).isdigit() for k in value) and len(kept) != old_layers:
+            # per-layer settings keyed by layer index (Gemma 4's per_layer_config)
+            out[key] = {type(k)(kept.index(int(k))): v for k, v in value.items() if int(k) in kept}
+            continue
         is_int = isinstance(value, int) and not isinstance(value, bool)
         if key in _LAYER_KEYS and is_int:
             out[key] = len(kept) if value == old_layers and kept else min(value, 2)
         elif (isinstance(value, list) and old_layers and len(value) == old_layers
-              and len(kept) != old_layers and not all(isinstance(v, (int, float)) for v in value)):
-            out[key] = [value[i] for i in kept]   # per-layer lists (layer_types)
+              and len(kept) != old_layers and "index" not in key and "ids" not in key):
+            out[key] = [value[i] for i in kept]   # per-layer lists (layer_types, sizes)
         elif key in ("use_timm_backbone", "use_pretrained_backbone") and value is True:
             out[key] = False
         elif key == "image_size" and is_int and value > 128:
             out[key] = 128
+        elif level == "narrow" and key in _HEAD_KEYS and is_int and value > 2:
+            out[key] = 2
+        elif level == "narrow" and key == "num_key_value_heads" and is_int:
+            out[key] = min(value, 2)
         elif level != "tiny":
             continue
         elif key in _WIDTH_KEYS and is_int and value > 32:
             out[key] = 32
+        elif key == "vocab_size" and value is None:
+            out[key] = 64
         elif key in _HEAD_KEYS and is_int:
             out[key] = min(value, 2)
         elif key in _HEAD_KEYS and isinstance(value, list) and all(isinstance(v, int) for v in value):
@@ -133,16 +151,80 @@ def _shrink(d: dict, level: str) -> dict:
             out[key] = min(value, _SMALL[key])
     if level == "tiny":
         _fix_invariants(d, out)
+    elif level == "narrow":
+        _narrow(d, out)
+    _cap_vocabulary(out)
     return out
 
 
+def _narrow(old: dict, new: dict) -> None:
+    """Width = 2 heads of the original head size; the feed-forward 4x that."""
+    heads = old.get("num_attention_heads")
+    hidden = old.get("hidden_size")
+    if not (isinstance(heads, int) and isinstance(hidden, int) and heads):
+        return
+    head = old["head_dim"] if isinstance(old.get("head_dim"), int) else hidden // heads
+    new["hidden_size"] = 2 * head
+    for key in _FFN_KEYS | {"moe_intermediate_size", "shared_expert_intermediate_size"}:
+        if isinstance(old.get(key), int):
+            new[key] = min(old[key], 8 * head)
+    for key, small in (("num_experts", 4), ("n_routed_experts", 4), ("num_local_experts", 4),
+                       ("num_experts_per_tok", 2), ("n_group", 1), ("topk_group", 1)):
+        if isinstance(old.get(key), int):
+            new[key] = min(old[key], small)
+
+
+def _cap_vocabulary(new: dict) -> None:
+    """A large vocabulary dominates a tiny model: cap it, moving the special token ids that
+    fall outside to the top of the new range (above the ids ``input_candidates`` draws)."""
+    vocab = new.get("vocab_size")
+    if not isinstance(vocab, int) or vocab <= MAX_VOCAB:
+        return
+    for key in new:
+        if key.startswith("vocab_size") and isinstance(new[key], int) and new[key] > MAX_VOCAB:
+            new[key] = MAX_VOCAB
+    top = MAX_VOCAB - 1
+    for key in sorted(new):
+        value = new[key]
+        if (key.endswith(("_token_id", "_token_index", "_id")) and isinstance(value, int)
+                and not isinstance(value, bool) and value >= MAX_VOCAB):
+            new[key] = top
+            top -= 1
+
+
 def _fix_invariants(old: dict, new: dict) -> None:
-    """Re-establish the width identities that configs validate (Mamba2's heads)."""
-    if all(k in new for k in ("expand", "num_heads", "head_dim", "hidden_size")) \
-            and isinstance(new["expand"], int) and isinstance(new["num_heads"], int):
-        new["num_heads"] = max(1, new["hidden_size"] * new["expand"] // new["head_dim"])
-        if isinstance(new.get("n_groups"), int):
-            new["n_groups"] = 1
+    """Re-establish the width identities that configs validate."""
+    hidden = new.get("hidden_size")
+    # Mamba2-style heads: num_heads * head_dim == expand * hidden_size.
+    for heads, expand, head_dim in (("num_heads", "expand", "head_dim"),
+                                    ("mamba_n_heads", "mamba_expand", "mamba_d_head")):
+        if all(isinstance(new.get(k), int) for k in (heads, expand)) and isinstance(hidden, int):
+            width = hidden * new[expand]
+            size = new.get(head_dim) if isinstance(new.get(head_dim), int) else 16
+            new[heads] = max(1, width // size)
+            if head_dim in new:
+                new[head_dim] = width // new[heads]
+            if isinstance(new.get("n_groups"), int):
+                new["n_groups"] = 1
+            if isinstance(new.get("mamba_n_groups"), int):
+                new["mamba_n_groups"] = 1
+    # DeepSeek MLA: the rotary part of a head is head_dim.
+    if isinstance(new.get("qk_rope_head_dim"), int) and "head_dim" in new:
+        new["head_dim"] = new["qk_rope_head_dim"]
+        if isinstance(new.get("qk_nope_head_dim"), int) and "qk_head_dim" in new:
+            new["qk_head_dim"] = new["qk_nope_head_dim"] + new["qk_rope_head_dim"]
+    # Multimodal RoPE sections: they split half the head dimension.
+    head = new.get("head_dim") if isinstance(new.get("head_dim"), int) else (
+        hidden // new["num_attention_heads"] if isinstance(hidden, int)
+        and isinstance(new.get("num_attention_heads"), int) and new["num_attention_heads"] else None)
+    for key in ("rope_parameters", "rope_scaling"):
+        rope = new.get(key)
+        if head and isinstance(rope, dict) and isinstance(rope.get("mrope_section"), list):
+            sections = rope["mrope_section"]
+            half, total = head // 2, sum(sections) or 1
+            scaled = [max(1, s * half // total) for s in sections]
+            scaled[0] += half - sum(scaled)
+            new[key] = {**rope, "mrope_section": scaled}
 
 
 def make_config(model_type: str, level: str):
@@ -262,7 +344,7 @@ def _count_parameters(cls, config) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build(model_type: str, levels=("tiny", "shallow", "default")) -> Built:
+def build(model_type: str, levels=("tiny", "narrow", "shallow", "default")) -> Built:
     """The first configuration level that builds and runs a plain forward (eval, no_grad)."""
     import torch
 
@@ -299,16 +381,17 @@ def _one_line(exc: BaseException, limit: int = 160) -> str:
 
 
 def plain_forward_seconds(model, inputs, repeat: int = 3) -> float:
-    """Median of ``repeat`` plain forwards under no_grad (after the one ``build`` ran)."""
+    """Median CPU time of ``repeat`` plain forwards under no_grad (after the one ``build``
+    ran): CPU time, so that other work on a shared machine does not enter the ratio."""
     import time
 
     import torch
 
     times = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         with torch.no_grad():
             model(**inputs)
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     times.sort()
     return times[len(times) // 2] if times else math.nan
