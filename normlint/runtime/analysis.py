@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,7 +155,14 @@ def measured_axes(event: NormEvent) -> tuple[int, ...] | None:
 
 def resolve_values(trace: Trace, values: list[float]) -> None:
     for event in trace.events:
-        event.values = {name: values[i] for name, i in event.probes.items()}
+        event.values = found = {name: values[i] for name, i in event.probes.items()}
+        for name in ("input", "output"):
+            if f"{name}_sum" in found:   # a float32 sum is finite iff every element is
+                found[f"{name}_finite"] = float(math.isfinite(found.pop(f"{name}_sum")))
+        for name in ("input", "output", "reference"):
+            if f"{name}_ms" in found:
+                square = found.pop(f"{name}_ms")
+                found[f"{name}_rms"] = math.sqrt(square) if square >= 0 else math.nan
         reference = event.values.get("reference_rms")
         axes = event.declared_axes or ()
         if reference and event.family in ("layer", "rms") and axes == tuple(

@@ -250,8 +250,8 @@ def _flat_tensors(inputs) -> list[torch.Tensor]:
 
 
 def _on_meta(model: nn.Module, inputs) -> bool:
-    tensors = list(model.parameters())[:1] + list(model.buffers())[:1] + _flat_tensors(inputs)
-    return any(t.is_meta for t in tensors)
+    first = [t for t in (next(model.parameters(), None), next(model.buffers(), None)) if t is not None]
+    return any(t.is_meta for t in first + _flat_tensors(inputs))
 
 
 _PER_ROW = frozenset({"layer", "rms", "lp"})

@@ -176,34 +176,41 @@ class Probe:
                 event.prefix_probes[axis] = self.buffer.add(relative_deviation(out, expected))
 
     def observe(self, event: NormEvent, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Checks cheap enough for every call of every norm: are input and output finite."""
+        """Checks cheap enough for every call of every norm: are input and output finite.
+        A float32 sum is finite exactly when every element is (a NaN or an Inf
+        propagates), so two reductions answer it; ``resolve_values`` reads them."""
         if self.settings.numerics and isinstance(y, torch.Tensor) and x.is_floating_point():
             with torch.no_grad():
-                i, o = self.buffer.add_vector(torch.stack([torch.isfinite(x).all(), torch.isfinite(y).all()]))
-            event.probes["input_finite"], event.probes["output_finite"] = i, o
+                i, o = self.buffer.add_vector(torch.stack([x.sum(dtype=torch.float32),
+                                                           y.sum(dtype=torch.float32)]))
+            event.probes["input_sum"], event.probes["output_sum"] = i, o
 
     def _numerics(self, event: NormEvent, rerun, x, y, module, small, small_y) -> None:
         """Scale statistics, on the two-sample slice (per-row quantities; the whole batch
         for a norm that reduces over it), computed together and stored as one vector:
-        input and output RMS, the RMS the input would have normalized without a gain
-        (NL407 compares the output with it), and how the variance compares with eps
-        (NL406). For a variance family ``var/(var + eps)`` is the mean square of a row
-        normalized without a gain; for RMSNorm, ``ms/(ms + eps)``."""
+        the mean squares of input and output, the mean square the input would have
+        normalized without a gain (NL407 compares the output with it), and how the
+        variance compares with eps (NL406). For a variance family ``var/(var + eps)`` is the
+        mean square of a row normalized without a gain; for RMSNorm, ``ms/(ms + eps)``.
+        ``resolve_values`` turns mean squares into RMS."""
         add = self.buffer.add
         axes = event.declared_axes
         rows, out = (x, y) if axes is None or 0 in axes else (small, small_y)
-        rows = rows.float()
-        names = ["input_rms", "output_rms"]
-        squares = [rows.pow(2).mean(), out.float().pow(2).mean()]
+        rows = rows if rows.dtype == torch.float32 else rows.float()
+        out = out if out.dtype == torch.float32 else out.float()
+        squares = rows * rows
+        names = ["input_ms", "output_ms"]
+        values = [squares.mean(), (out * out).mean()]
         if event.eps is not None and axes and event.family != "lp":
-            centred = event.family in _VARIANCE_FAMILIES
-            spread = rows.var(dim=axes, unbiased=False) if centred else rows.pow(2).mean(dim=axes)
-            names.append("reference_rms")
-            squares.append((spread / (spread + event.eps)).mean())
+            if event.family in _VARIANCE_FAMILIES:
+                spread = torch.var_mean(rows, dim=axes, unbiased=False)[0]
+            else:
+                spread = squares.mean(dim=axes)
+            names += ["reference_ms", "below_eps", "median_variance"]
             # eps dominates when it is 10x the variance: the output keeps < 30% of its scale.
-            below = torch.stack([(spread < event.eps / 10).float().mean(), spread.flatten()[:4096].median()])
-            event.probes["below_eps"], event.probes["median_variance"] = self.buffer.add_vector(below)
-        for name, index in zip(names, self.buffer.add_vector(torch.stack(squares).sqrt())):
+            values += [(spread / (spread + event.eps)).mean(), (spread < event.eps / 10).float().mean(),
+                       spread.flatten()[:4096].median()]
+        for name, index in zip(names, self.buffer.add_vector(torch.stack(values))):
             event.probes[name] = index
         trailing = bool(axes) and axes == tuple(range(x.dim() - len(axes), x.dim()))
         if x.dtype in LOW_PRECISION:

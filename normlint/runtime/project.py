@@ -42,8 +42,39 @@ def discover_config(model, config: str | Path | bool | None = None) -> Config:
         return load_config(Path(config))
     folder = model_source_dir(model)
     if folder is not None and find_config_file(folder) is not None:
-        return load_config(cwd=folder)
-    return load_config()
+        return _discovered(folder)
+    return _discovered(Path.cwd())
+
+
+# Discovery walks up the folders and parses each pyproject.toml on the way: on a small
+# model that costs more than its forward, and a test suite audits many. A discovered
+# config is remembered per start folder, as long as the files read for it are unchanged.
+_DISCOVERED: dict[Path, tuple[Config, tuple[tuple[Path, int], ...]]] = {}
+
+
+def _discovered(folder: Path) -> Config:
+    folder = folder.resolve()
+    known = _DISCOVERED.get(folder)
+    if known is not None and _stamps(folder) == known[1]:
+        return known[0]
+    config = load_config(cwd=folder)
+    if len(_DISCOVERED) > 64:
+        _DISCOVERED.clear()
+    _DISCOVERED[folder] = (config, _stamps(folder))
+    return config
+
+
+def _stamps(folder: Path) -> tuple[tuple[Path, int], ...]:
+    """The config candidates discovery looks at from ``folder``, with their mtimes."""
+    stamps = []
+    for directory in (folder, *folder.parents):
+        for name in ("normlint.toml", "pyproject.toml"):
+            candidate = directory / name
+            try:
+                stamps.append((candidate, candidate.stat().st_mtime_ns))
+            except OSError:
+                pass
+    return tuple(stamps)
 
 
 def cache_dir(config: Config) -> Path:

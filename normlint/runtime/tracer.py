@@ -99,24 +99,36 @@ def overrides_forward(module: nn.Module) -> bool:
     return base is not None and type(module).forward is not base.forward
 
 
-def call_site() -> tuple[str, int] | None:
+def call_site(_verdicts: dict = {}) -> tuple[str, int] | None:  # noqa: B006 - a memo
     """The first frame outside torch and normlint: where user code called the norm.
 
     ``__call__`` frames are skipped too: wrappers such as transformers'
     ``GradientCheckpointingLayer.__call__`` sit between a module call and the line that
-    made it."""
+    made it. Whether a frame is skipped depends only on its code object: memoized (this
+    runs for every module call)."""
     frame = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
-        filename = code.co_filename
-        if filename.startswith(_NORMLINT_DIR):
-            if code.co_name == "call_model":
-                return None   # above this frame is the audit's caller, not the model's code
-        elif not (filename.startswith(_TORCH_DIR) or filename.startswith("<")
-                  or code.co_name == "__call__"):
-            return filename, frame.f_lineno
+        verdict = _verdicts.get(code)
+        if verdict is None:
+            verdict = _frame_verdict(code)
+            if len(_verdicts) < 65536:
+                _verdicts[code] = verdict
+        if verdict == "user":
+            return code.co_filename, frame.f_lineno
+        if verdict == "stop":
+            return None   # above this frame is the audit's caller, not the model's code
         frame = frame.f_back
     return None
+
+
+def _frame_verdict(code) -> str:
+    filename = code.co_filename
+    if filename.startswith(_NORMLINT_DIR):
+        return "stop" if code.co_name == "call_model" else "skip"
+    if filename.startswith(_TORCH_DIR) or filename.startswith("<") or code.co_name == "__call__":
+        return "skip"
+    return "user"
 
 
 @dataclass(slots=True)
@@ -237,14 +249,18 @@ class Tracer(TorchFunctionMode):
         self._paths = paths
         self._probe = probe
         self._t2n = TensorMap()
-        self._buffer_ids = {id(b) for b in model.buffers()}
-        self._param_ids = {id(p) for p in model.parameters()}
+        # One walk over the modules (``buffers()``/``parameters()``/``modules()`` each walk
+        # the whole tree again: on a small model those walks cost more than its forward).
+        self._modules = list(model.modules())
+        self._buffer_ids = {id(b) for m in self._modules for b in m._buffers.values() if b is not None}
+        self._param_ids = {id(p) for m in self._modules for p in m._parameters.values() if p is not None}
         self._input_ids = {id(t) for t in tensors_in(inputs)}
         self._stack: list[ModuleCall] = []
         self._atomic = 0
         self._busy = False
         self._broken = False
         self._names: dict = {}
+        self._families: dict = {}
         self._handles: list = []
         self._sites: dict[str, tuple[str, int] | None] = {}
         self._probed: set[str] = set()
@@ -259,7 +275,7 @@ class Tracer(TorchFunctionMode):
         self._gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            for module in self._model.modules():
+            for module in self._modules:
                 self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
                 self._handles.append(module.register_forward_hook(
                     self._post, with_kwargs=True, always_call=True))
@@ -341,14 +357,21 @@ class Tracer(TorchFunctionMode):
     def _enter(self, module, args, kwargs):
         path = self._paths.get(id(module), type(module).__name__)
         self.trace.ran_modules.add(path)
-        family = torch_norm_family(module)
-        leaf = next(iter(module.children()), None) is None
-        call = ModuleCall(id=len(self.trace.calls), path=path, type_name=type(module).__name__,
+        kind = type(module)
+        family = self._families.get(kind, False)
+        if family is False:
+            family = self._families[kind] = torch_norm_family(module)
+        leaf = not module._modules
+        call = ModuleCall(id=len(self.trace.calls), path=path, type_name=kind.__name__,
                           parent=self._stack[-1].id if self._stack else -1,
                           start=len(self.trace.nodes), family=family, leaf=leaf,
                           module_id=id(module), site=call_site() if self._atomic == 0 else None)
-        if self._atomic == 0:
-            tensors = tensors_in((args, kwargs))
+        if self._atomic == 0 and (leaf or family):
+            # What a leaf (a norm candidate) was called with, before its own ops could
+            # rebind it; a container's inputs are only needed for an opaque output (_post).
+            tensors = tensors_in(args)
+            if kwargs:
+                tensors_in(kwargs, tensors)
             call.inputs = tuple(self._node_of(t) for t in tensors)
         if family:
             self._atomic += 1
@@ -391,7 +414,11 @@ class Tracer(TorchFunctionMode):
         module's inputs so the dataflow stays connected; a leaf module named like a norm
         that maps x to the same shape is treated as an opaque norm, measured by the probe."""
         unseen = [t for t in tensors_in(out) if self._t2n.get(t) is None]
-        if not unseen or not call.inputs:
+        if not unseen:
+            return
+        if not call.inputs and not call.leaf:
+            call.inputs = tuple(self._node_of(t) for t in tensors_in((args, kwargs)))
+        if not call.inputs:
             return
         x = _first_tensor((args, kwargs))
         if (call.leaf and NORM_NAME.search(call.type_name) and x is not None
