@@ -47,7 +47,8 @@ _METADATA_OPS = frozenset({
     "get_device", "grad_fn", "grad", "names", "is_sparse", "__index__", "__int__", "__float__",
     "is_nested", "untyped_storage", "is_leaf", "nelement", "_version",
 })
-REDUCTIONS = frozenset({"mean", "var", "std", "norm", "vector_norm", "var_mean", "std_mean", "nanmean"})
+REDUCTIONS = frozenset({"mean", "var", "std", "norm", "vector_norm", "var_mean", "std_mean", "nanmean",
+                        "sum"})
 # Ops through which a statistic stays a statistic of the same source (eps, sqrt, casts).
 _STAT_THROUGH = frozenset({
     "add", "sub", "mul", "div", "rdiv", "rsqrt", "sqrt", "reciprocal", "pow", "clamp",
@@ -601,6 +602,8 @@ class Tracer(TorchFunctionMode):
         out = outs[0]
         if x.dim() == 0:
             return
+        if node.op == "sum" and not self._squared(node.inputs[0]):
+            return  # a sum is a norm statistic only of squares (an L2 norm); p / p.sum() renormalizes
         src = self.trace.nodes[node.inputs[0]].root
         low = x.dtype in LOW_PRECISION and kwargs.get("dtype") not in (torch.float32, torch.float64)
         if out.dim() == x.dim():
@@ -615,12 +618,23 @@ class Tracer(TorchFunctionMode):
             keep = tuple(1 if i in dims else size for i, size in enumerate(x.shape))
             node.info["flat_stat"] = (Stat(src=src, dims=dims, low_precision=low), keep)
 
+    def _squared(self, idx: int) -> bool:
+        """``x * x``, ``x ** 2`` or ``x.square()`` (maybe cast): what a sum must add up to be
+        the statistic of an L2 norm."""
+        node = self.trace.nodes[idx]
+        if node.op in ("pow", "square") and node.info.get("scalars", (2,))[:1] == (2,):
+            return True
+        return node.op == "mul" and len(node.inputs) == 2 and node.inputs[0] == node.inputs[1]
+
     def _propagate(self, node: Node, base: str, data: list[int], scalars: tuple) -> None:
         nodes = self.trace.nodes
         if len(data) == 1 and "flat_stat" in nodes[data[0]].info:
             stat, keep = nodes[data[0]].info["flat_stat"]
             if node.shape == keep:
                 node.info["stat"] = stat
+                return
+            if base in _STAT_THROUGH and node.shape == nodes[data[0]].shape:
+                node.info["flat_stat"] = (stat, keep)   # sqrt, + eps before the view
                 return
         stats = [nodes[i].info["stat"] for i in data if "stat" in nodes[i].info]
         if base in _STAT_THROUGH and stats and len(stats) == len(data) \
@@ -630,6 +644,9 @@ class Tracer(TorchFunctionMode):
             if base in ("add", "clamp", "clamp_min", "maximum") and scalars:
                 eps = float(scalars[0])
             node.info["stat"] = Stat(first.src, first.dims, any(s.low_precision for s in stats), eps)
+            return
+        if base == "mul" and len(data) == 2 and data[0] == data[1]:
+            node.root = nodes[data[0]].root         # x * x: a square of x, as x.pow(2)
             return
         if len(data) == 1 and base in _ROOT_THROUGH and node.shape == nodes[data[0]].shape:
             node.root = nodes[data[0]].root

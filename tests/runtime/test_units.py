@@ -418,3 +418,14 @@ def test_axes_probe_on_few_samples(fn, declared, x, axes):
     assert report.norms[0].declared_axes is None and report.norms[0].measured_axes == axes
     known = normlint.audit(nn.Sequential(declared), x, select=["NL2"])
     assert known.norms[0].declared_axes == axes and known.norms[0].measured_axes is None
+
+
+@pytest.mark.parametrize("fn, recognised", [
+    (lambda x: x / torch.sqrt((x * x).sum(-1, keepdim=True) + 1e-6), True),     # an L2 norm
+    (lambda x: x / x.pow(2).sum(dim=1).sqrt()[:, None] , True),                  # over dim 1, no keepdim
+    (lambda x: x.exp() / x.exp().sum(-1, keepdim=True), False),                   # a softmax
+    (lambda x: x.abs() / x.abs().sum(-1, keepdim=True), False),                   # renormalized weights
+])
+def test_sums_are_statistics_only_of_squares(fn, recognised):
+    t = trace(Fn(fn), torch.randn(2, 3, 4))
+    assert bool(t.events) == recognised
