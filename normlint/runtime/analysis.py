@@ -13,7 +13,7 @@ from .axes import (SEQUENCE_OPS, choose_measured_axes, feature_axis_downstream,
 from .graph import Graph
 from .locate import Locator, Place, class_place, display_path, is_user_class
 from .probes import tolerance
-from .tracer import NormEvent, Trace
+from .tracer import NormEvent, Trace, call_within
 
 # forward() parameter names that mark a model fed with token or time sequences.
 SEQUENCE_INPUT_NAMES = frozenset({
@@ -120,12 +120,7 @@ class Analysis:
 
     def within(self, call: int, outer: int) -> bool:
         """Whether module call ``call`` ran inside (or is) module call ``outer``."""
-        calls = self.trace.calls
-        while call >= 0:
-            if call == outer:
-                return True
-            call = calls[call].parent
-        return False
+        return call_within(self.trace.calls, call, outer)
 
     def event_place(self, event: NormEvent) -> Place | None:
         """The user line of this one execution of a norm."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .axes import FEATURE_PRODUCERS, upstream_path
-from .tracer import Node, Trace
+from .tracer import Node, Trace, call_within
 
 # Elementwise ops with one data operand that keep a value on "the same stream" (affine
 # scale/shift with parameters or scalars, casts, dropout).
@@ -232,12 +232,7 @@ class Graph:
         return "other"
 
     def _within(self, call: int, outer: int) -> bool:
-        calls = self.trace.calls
-        while call >= 0:
-            if call == outer:
-                return True
-            call = calls[call].parent
-        return False
+        return call_within(self.trace.calls, call, outer)
 
     def _feeds_branch(self, norm: int) -> bool:
         return bool(self._branches_fed(norm))

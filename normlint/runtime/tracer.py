@@ -171,6 +171,15 @@ class ModuleCall:
     site: tuple[str, int] | None = None   # the user line that made this call
 
 
+def call_within(calls: list[ModuleCall], call: int, outer: int) -> bool:
+    """Whether module call ``call`` ran inside (or is) module call ``outer``."""
+    while call >= 0:
+        if call == outer:
+            return True
+        call = calls[call].parent
+    return False
+
+
 @dataclass
 class NormEvent:
     """One execution of a normalization (module call or functional/inline call site)."""
