@@ -255,14 +255,19 @@ def load_triage(path: Path = TRIAGE) -> dict[tuple[str, str, str], tuple[str, st
                 for r in csv.DictReader(fh)}
 
 
+def verdict(triage, model_type: str, code: str, module: str) -> tuple[str, str]:
+    """The triage row of a finding: its module's, or the model's row for the rule with
+    module ``*`` (one cause reported at several modules: every BatchNorm of a config)."""
+    return triage.get((model_type, code, module)) or triage.get((model_type, code, "*")) or ("", "")
+
+
 def untriaged(records, triage) -> list[tuple[str, str, str]]:
     """Warnings and errors with no ``true positive`` row in the triage file."""
     missing = []
     for record in records:
         for f in record.failing:
-            key = (record.model_type, f["code"], f["module"])
-            if triage.get(key, ("", ""))[0] != "true positive":
-                missing.append(key)
+            if verdict(triage, record.model_type, f["code"], f["module"])[0] != "true positive":
+                missing.append((record.model_type, f["code"], f["module"]))
     return missing
 
 
@@ -275,7 +280,7 @@ def summary(records: dict[str, SweepRecord], triage) -> str:
     audited = by_status["audited"]
     ratios = sorted(r.ratio for r in audited if r.ratio == r.ratio)
     failing = [(r, f) for r in audited for f in r.failing]
-    tp = [(r, f) for r, f in failing if triage.get((r.model_type, f["code"], f["module"]), ("",))[0] == "true positive"]
+    tp = [(r, f) for r, f in failing if verdict(triage, r.model_type, f["code"], f["module"])[0] == "true positive"]
     open_ = [(r, f) for r, f in failing if (r, f) not in tp]
     codes: dict[str, set[str]] = {}
     for r, f in failing:
