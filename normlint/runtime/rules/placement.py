@@ -348,14 +348,32 @@ def check_consecutive_norms(ctx: RuleContext) -> None:
     for info in ctx.analysis.norms.values():
         for event, placement in zip(info.events, info.placements):
             x = graph.norm_input(event.node)
-            previous = by_node.get(graph.selected_from(x)) if x is not None else None
+            first = graph.selected_from(x) if x is not None else None
+            previous = by_node.get(first) if first is not None else None
             # A pre-norm on an already normalized stream only feeds its branch; the stream
-            # itself keeps the first norm's output (Conformer: final_layer_norm, then ffn1's).
-            if previous is not None and placement != "pre":
+            # itself keeps the first norm's output (Conformer: final_layer_norm, then ffn1's;
+            # a block-attention residual that keeps the normalized embedding among its
+            # block states while layer 0's norm feeds the attention).
+            if previous is not None and placement != "pre" and not _also_kept(graph, first, x):
                 ctx.report("NL307", f"{info.key}: {info.first.kind} is applied directly to the "
                            f"output of {previous.key}; the second norm is redundant", norm=info,
                            place=ctx.analysis.event_place(event) or info.place())
                 break
+
+
+def _also_kept(graph, first: int, path_end: int) -> bool:
+    """Whether the first norm's output is used by something besides the second norm (and
+    the slicing or casting on the way to it): then the stream keeps it, and the second norm
+    only normalizes a copy for a branch."""
+    chain, cur = {path_end}, path_end
+    while cur != first:
+        data = graph.data_inputs(cur)
+        if len(data) != 1:
+            break
+        cur = data[0]
+        chain.add(cur)
+    return any(c not in chain and graph.nodes[c].kind != "norm"
+               for a in graph.fwd_alias(first) for c in graph.consumers[a])
 
 
 def check_mixed_placement(ctx: RuleContext) -> None:
