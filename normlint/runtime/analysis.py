@@ -210,7 +210,7 @@ def analyse(model: nn.Module, trace: Trace, other: Trace | None, numeric: bool,
         placements = tuple(graph.placement(e.node) for e in events)
         producer, up_axis = upstream_path(graph, first.node)
         feature = feature_axis_downstream(graph, first.node)
-        reduced = first.declared_axes or ()
+        reduced = first.declared_axes or () if first.family in ("layer", "rms", "lp") else ()
         if feature is None or (up_axis is not None and up_axis in reduced and feature not in reduced):
             # The norm agrees with the op that produced its input and the next contraction is
             # over another axis: a token-mixing MLP (MLP-Mixer) after the norm, not a mistake.

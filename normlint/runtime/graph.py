@@ -45,6 +45,7 @@ class ResidualAdd:
     skip: int          # canonical skip operand (the earlier value of the stream)
     branch: int        # the operand computed from the skip
     scaled: bool       # the skip was multiplied by a constant first (DeepNorm alpha)
+    weighted: bool = False   # ...by any constant factor, 1 or a learned one (a deliberate mix)
 
 
 class Graph:
@@ -94,13 +95,23 @@ class Graph:
 
     def canon_scaled(self, idx: int) -> tuple[int, bool]:
         """Walk back through scale/shift/cast/dropout; report a constant rescaling on the way."""
-        scaled = False
+        idx, scaled, _ = self.canon_weighted(idx)
+        return idx, scaled
+
+    def canon_weighted(self, idx: int) -> tuple[int, bool, bool]:
+        """``canon`` and whether the value was rescaled on the way: by a constant other than
+        1 (``scaled``: DeepNorm's alpha), or by any constant factor, a Python number or a
+        parameter (``weighted``: a residual mix the design spells out, ``alpha * x + ...``
+        with alpha configured to 1, or a learned lambda)."""
+        scaled = weighted = False
         while self._through(idx):
             node = self.nodes[idx]
-            if node.op in ("mul", "div", "mul_") and any(s != 1 for s in node.info.get("scalars", ())):
-                scaled = True
+            if node.op in ("mul", "div", "mul_"):
+                factors = node.info.get("scalars", ())
+                scaled = scaled or any(f != 1 for f in factors)
+                weighted = weighted or bool(factors) or len(node.inputs) > len(self.data_inputs(idx))
             idx = self.data_inputs(idx)[0]
-        return idx, scaled
+        return idx, scaled, weighted
 
     def fwd_alias(self, idx: int) -> list[int]:
         """``idx`` and every node reached from it through scale/shift/cast/dropout ops."""
@@ -153,8 +164,8 @@ class Graph:
                 if projected is None:
                     continue
                 stream, skip, branch = projected
-            scaled = self.canon_scaled(skip)[1]
-            self.residual_adds[node.idx] = ResidualAdd(node.idx, stream, branch, scaled)
+            _, scaled, weighted = self.canon_weighted(skip)
+            self.residual_adds[node.idx] = ResidualAdd(node.idx, stream, branch, scaled, weighted)
             self.skips.setdefault(stream, []).append(node.idx)
             self.branches.setdefault(self.canon(branch), []).append(node.idx)
 

@@ -63,6 +63,7 @@ _ROOT_THROUGH = frozenset({
 })
 _ARITHMETIC = frozenset({"add", "sub", "rsub", "mul", "div", "rdiv", "pow"})
 _MUL_DIV = frozenset({"mul", "div"})
+_SPLITS = frozenset({"chunk", "split", "unbind", "split_with_sizes", "tensor_split", "unsafe_split"})
 AXIS_OPS = frozenset({
     "transpose", "permute", "movedim", "t", "T", "mT", "view", "reshape", "flatten",
     "unflatten", "unsqueeze", "squeeze", "view_as", "reshape_as",
@@ -271,6 +272,7 @@ class Tracer(TorchFunctionMode):
         self._broken = False
         self._names: dict = {}
         self._families: dict = {}
+        self._shared_constant = -1
         self._handles: list = []
         self._sites: dict[str, tuple[str, int] | None] = {}
         self._probed: set[str] = set()
@@ -324,6 +326,11 @@ class Tracer(TorchFunctionMode):
         node.root = node.idx
         nodes.append(node)
         return node
+
+    def _constant(self) -> int:
+        if self._shared_constant < 0:
+            self._shared_constant = self._new("constant", "const", (), None, const=True).idx
+        return self._shared_constant
 
     def _node_of(self, tensor: torch.Tensor) -> int:
         idx = self._t2n.get(tensor)
@@ -562,8 +569,17 @@ class Tracer(TorchFunctionMode):
                 const = False
         if const and base not in FUNCTIONAL_NORMS:
             # Computed from parameters, buffers and constants only (masks, rotary tables):
-            # no node. A later op that reads it sees an unknown tensor, a constant.
+            # no node of its own, bound to the one shared constant node (so that a module's
+            # output is not taken for one of an extension that bypasses the op stream).
+            for tensor in outs:
+                t2n.set(tensor, self._constant())
             return
+        if base in _SPLITS and len(outs) > 1:
+            # One node per piece: the pieces of one tensor are separate values downstream
+            # (two streams through one layer), not one.
+            for piece in outs[1:]:
+                t2n.set(piece, self._new(base, "op", tuple(in_ids), piece, const=const).idx)
+            outs = outs[:1]
         node = self._new(base, "op", tuple(in_ids), outs[0], const=const)
         idx = node.idx
         for tensor in outs:

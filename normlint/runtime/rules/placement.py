@@ -136,8 +136,8 @@ def check_rebound_residual(ctx: RuleContext) -> None:
     reported = set()
     for add in graph.residual_adds.values():
         norm, event = events.get(add.skip, (None, None))
-        if norm is None or norm.key in reported or add.scaled:
-            continue  # a scaled skip alpha * norm(x) is a deliberate design (MiniMax-01)
+        if norm is None or norm.key in reported or add.weighted:
+            continue  # a weighted skip alpha * norm(x) is a deliberate design (MiniMax-01)
         if graph.norm_input(add.skip) in graph.residual_adds:
             continue  # post-norm: the normalized sum legitimately carries the stream on
         call = graph.nodes[add.node].call
@@ -176,9 +176,11 @@ def _reuse(ctx: RuleContext, info: NormInfo):
     through two different parent objects, is sharing. Returns (kind, first call, second
     call) with kind "sites" or "parents"."""
     analysis = ctx.analysis
+    graph = analysis.graph
     calls = analysis.trace.calls
     roles = sum(p in _SUBLAYER_ROLES for p in info.placements)
     first = analysis.chain(info.events[0].call)
+    first_input = graph.norm_input(info.events[0].node)
     for event in info.events[1:]:
         other = analysis.chain(event.call)
         k = 0
@@ -189,7 +191,11 @@ def _reuse(ctx: RuleContext, info: NormInfo):
         a, b = calls[first[k]], calls[other[k]]
         if a.module_id != b.module_id:
             return "parents", a, b
-        if a.site != b.site and roles >= 2:
+        second_input = graph.norm_input(event.node)
+        if a.site != b.site and roles >= 2 and first_input is not None and second_input is not None \
+                and graph.is_ancestor(first_input, second_input):
+            # One stream normalized again further on. Two parallel streams through one layer
+            # (Pegasus-X's local and global tokens) share its weights, norm included, by design.
             return "sites", a, b
     return None
 
