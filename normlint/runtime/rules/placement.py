@@ -68,11 +68,13 @@ def check_post_norm_depth(ctx: RuleContext) -> None:
 
 
 def check_missing_final_norm(ctx: RuleContext) -> None:
-    """A pre-norm stream that ends un-normalized *on the model's output path*: it is the
-    audited model's own return value (after a stack of at least two blocks), or a head
-    (one projection, maybe after pooling or slicing) turns it into that return value. A
-    stream that ends in a sub-tower (a vision tower feeding a projector and a language
-    model) or a single residual block audited on its own is not reported."""
+    """A pre-norm stream that ends un-normalized on the model's output path. When a head (one
+    projection, maybe after pooling or slicing: ``lm_head``, a classifier) turns it into the
+    model's output, the head sees the growing residual sum: the bug (C5-C8). When the
+    stream itself is what the model returns (after a stack of at least two blocks), the
+    normalization may be the caller's business (a feature extractor, a vision tower
+    feeding a projector or an FPN neck): info. A stream that ends in a sub-tower inside the
+    model, and a single residual block audited on its own, are not reported."""
     if not ctx.on("NL302"):
         return
     analysis = ctx.analysis
@@ -94,10 +96,15 @@ def check_missing_final_norm(ctx: RuleContext) -> None:
         place = analysis.call_place(block) if block >= 0 else None
         if place is not None and analysis.locator is not None:
             place = analysis.locator.enclosing_loop(place)
+        if head:
+            message = ("the head sees the un-normalized, growing residual sum; apply a norm after "
+                       "the last block")
+        else:
+            message = ("the model returns the un-normalized, growing residual sum; unless its caller "
+                       "normalizes it (a feature extractor's consumer), apply a norm after the last block")
         ctx.report("NL302", f"the pre-norm residual stream leaves {where or 'the model'} (last block "
-                   f"{path or 'the model'}) without a final norm: the {'head' if head else 'output'} "
-                   "sees the un-normalized, growing residual sum; apply a norm after the last block",
-                   module=path or None, place=place)
+                   f"{path or 'the model'}) without a final norm: {message}",
+                   module=path or None, place=place, severity=None if head else Severity.INFO)
         return
 
 
