@@ -66,6 +66,7 @@ class SweepRecord:
     norms: int = 0
     findings: list[dict] = field(default_factory=list)   # severity, code, module, path, line, message
     error: str = ""
+    normlint: str = ""              # the commit of normlint that produced this row
 
     @property
     def ratio(self) -> float:
@@ -320,6 +321,17 @@ def summary(records: dict[str, SweepRecord], triage) -> str:
     return "\n".join(lines)
 
 
+def _commit() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", help="model types to run (default: all)")
@@ -327,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="keep the results already in the file")
     ap.add_argument("--timeout", type=float, default=AUDIT_TIMEOUT, help="seconds per audit")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--commit", default=_commit(), help="recorded in each row (default: git HEAD)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "evaluation"))
     import warnings
@@ -349,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.perf_counter()
         record = run_isolated(name, audit_timeout=args.timeout)
+        record.normlint = args.commit
         records[name] = record
         write_results(records, args.results)
         codes = ",".join(sorted({f["code"] for f in record.failing}))
