@@ -385,10 +385,10 @@ def markdown(results: list[ZooResult]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the zoo section, leaving the rest of the document alone."""
+def write_section(path: Path, section: str, heading: str = HEADING) -> None:
+    """Replace (or append) the section under ``heading``, leaving the rest of the document alone."""
     text = path.read_text() if path.exists() else "# Evaluation\n\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text, count=1)
     else:
