@@ -14,10 +14,11 @@ from __future__ import annotations
 import ast
 import builtins
 import copy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .index import ClassInfo, FileInfo
-from .modules import Kind
+from .modules import Kind, ModuleModel
 from .names import param_defaults
 
 if TYPE_CHECKING:
@@ -27,17 +28,25 @@ _BUILTINS = frozenset(dir(builtins))
 
 
 class _Substitute(ast.NodeTransformer):
-    def __init__(self, env: dict[str, ast.expr]):
+    def __init__(self, env: dict[str, ast.expr], attrs: dict[str, ast.expr] | None = None):
         self.env = env
+        self.attrs = attrs or {}
 
     def visit_Name(self, node: ast.Name):
         if node.id in self.env:
             return copy.deepcopy(self.env[node.id])
         return node
 
+    def visit_Attribute(self, node: ast.Attribute):
+        # self.embed_dim inside the block means what the block's __init__ assigned to it
+        if isinstance(node.value, ast.Name) and node.value.id == "self" and node.attr in self.attrs:
+            return copy.deepcopy(self.attrs[node.attr])
+        self.generic_visit(node)
+        return node
 
-def _substitute(expr: ast.expr, env: dict[str, ast.expr]) -> ast.expr:
-    return _Substitute(env).visit(copy.deepcopy(expr))
+
+def _substitute(expr: ast.expr, env: dict[str, ast.expr], attrs: dict[str, ast.expr] | None = None) -> ast.expr:
+    return _Substitute(env, attrs).visit(copy.deepcopy(expr))
 
 
 def _portable(expr: ast.expr, src: FileInfo, owner: FileInfo) -> bool:
@@ -95,45 +104,67 @@ def _simplify_partial(call: ast.Call, file: FileInfo) -> ast.Call:
     return call
 
 
+@dataclass
+class _Scope:
+    env: dict[str, ast.expr]           # names of this scope -> expressions in the owner's terms
+    attrs: dict[str, ast.expr]         # self.X of this scope's class -> same
+    src: FileInfo
+    model: ModuleModel | None          # the class whose __init__ this scope is (None: the owner's)
+    cls: ClassInfo | None
+
+
 def rewrite(a: "Analysis", owner: ClassInfo, chain: list[Kind], target: Kind,
             target_scope: ClassInfo | None) -> str | None:
     """target's constructor in the terms of owner.__init__, following chain (the kinds
-    constructed from the owner's scope down to the class whose __init__ built target)."""
+    constructed from the owner's scope down to the class whose __init__ built target).
+    A kind handed to a class as an argument was built in the scope that built that class."""
     if target.call is None:
         return None
-    env: dict[str, ast.expr] = {}
-    src: FileInfo = owner.file
-    scope_cls: ClassInfo | None = owner
+    scopes = [_Scope({}, {}, owner.file, None, owner)]
+
+    def scope_of(k: Kind) -> _Scope:
+        i = len(scopes) - 1
+        while i > 0 and scopes[i].model is not None and scopes[i].model.is_bound(k):
+            i -= 1
+        return scopes[i]
+
     for k in chain:
+        sc = scope_of(k)
+        env, src = sc.env, sc.src
         if k.made_by is not None:
             fn, call, ffile = k.made_by
-            bound = _bind(fn, call, env, ffile, owner.file, skip_self=False)
-            if bound is None:
-                return None
-            env, src = bound, ffile
+            env = _bind(fn, _substitute_call(call, sc), env, ffile, owner.file, skip_self=False)
+            src = ffile
         if k.cls is not None and k.call is not None and k.category in ("project", "norm"):
             found = a.index.find_method(k.cls, "__init__")
             if found is None:
                 return None
             model = a.builder.model_of(k)
-            bound = _bind(found[0], k.call, env, src, owner.file, skip_self=True,
-                          local_exprs=model.locals if model is not None else None)
-            if bound is None:
-                return None
-            env, src, scope_cls = bound, k.cls.file, k.cls
-    if target_scope is not None and target_scope is not scope_cls:
+            bound = _bind(found[0], _substitute_call(k.call, sc) if k.made_by is None else k.call, env, src,
+                          owner.file, skip_self=True, local_exprs=model.locals if model is not None else None)
+            attrs = {name: _substitute(expr, bound) for name, expr in (model.attr_exprs if model else {}).items()
+                     if isinstance(expr, (ast.Name, ast.Attribute, ast.Constant, ast.BinOp))}
+            scopes.append(_Scope(bound, attrs, k.cls.file, model, k.cls))
+    sc = scope_of(target)
+    if target_scope is not None and target_scope is not sc.cls:
         return None
     # names the target's constructor takes from its own module must mean the same in the owner's
     for n in ast.walk(target.call):
-        if isinstance(n, ast.Name) and n.id not in env and not _portable(n, src, owner.file):
+        if isinstance(n, ast.Name) and n.id not in sc.env and n.id != "self" and not _portable(n, sc.src, owner.file):
             return None
-    call = _simplify_partial(_substitute(target.call, env), owner.file)
+    call = _simplify_partial(_substitute(target.call, sc.env, sc.attrs), owner.file)
     if not _valid_in_owner(a, call, owner):
         return None
     try:
         return ast.unparse(call)
     except Exception:  # pragma: no cover - unparse handles every expression ast produces
         return None
+
+
+def _substitute_call(call: ast.Call, scope: _Scope) -> ast.Call:
+    """A constructor call written in scope, with self.X of that scope resolved (its names are
+    substituted when its parameters are bound)."""
+    return _substitute(call, {}, scope.attrs) if scope.attrs else call
 
 
 def _valid_in_owner(a: "Analysis", call: ast.Call, owner: ClassInfo) -> bool:
@@ -156,6 +187,6 @@ def _valid_in_owner(a: "Analysis", call: ast.Call, owner: ClassInfo) -> bool:
     module_names = set(file.imports.aliases) | set(file.classes) | set(file.functions) | set(file.constants)
     for n in ast.walk(call):
         if isinstance(n, ast.Name) and n.id not in _BUILTINS and n.id not in init_names \
-                and n.id not in module_names and n.id != "self":
-            return False
+                and n.id not in module_names:
+            return False            # `self` included: a block's self is not the owner's
     return True

@@ -44,6 +44,7 @@ class Value:
     anc: int = 0                     # bitset of ancestor ids
     closure: int = 0                 # anc plus this value's own bit
     model: ModuleModel | None = None     # whose forward (or helper) holds node
+    call_site: ast.AST | None = None     # nn.Sequential elements: the container's call in forward
     route: tuple = ()                # kinds of the modules inlined on the way to this value
 
     def has_ancestor(self, other: "Value") -> bool:
@@ -843,8 +844,11 @@ class Walker:
             return self.new("norm", data, node, frame, kind=kind, attr=attr)
         if kind.category == "sequential":
             v = args[0] if args else self.new("const", (), None, frame)
+            first = len(self.flow.values)
             for i, el in enumerate(kind.elements):
                 v = self.apply(el, f"{attr}[{i}]", [v], {}, el.call or node, frame)
+            for u in self.flow.values[first:]:
+                u.call_site = u.call_site or node      # the element values' call in forward
             return v
         if kind.category in ("stack", "transformer_stack"):
             v = self.new("block", data, node, frame, kind=kind.block, attr=attr, stack=kind)

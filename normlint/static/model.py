@@ -145,6 +145,12 @@ class Analysis:
             value = model.num_attrs.get(term.name)
             if isinstance(value, float) and expr is not None:
                 return [(expr, value, model.file.path)]
+            if expr is None:
+                # a class constant (EPS = 1e-10 in the class body), here or in a base
+                for c in self.index.mro(model.cls):
+                    const = c.constants.get(term.name)
+                    if isinstance(const, ast.Constant) and isinstance(const.value, float):
+                        return [(const, const.value, c.file.path)]
         return []
 
     def _has_heavy_submodule(self, cls: ClassInfo, init: ast.FunctionDef) -> bool:

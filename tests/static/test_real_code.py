@@ -56,6 +56,9 @@ TRIAGE_REMOVED = {
 }
 TRIAGE_ADDED = {
     ("vitdet/modeling_vitdet.py", 280, "NL402"),    # (x - u).pow(2).mean(1) in the input dtype
+    # TP: TensorFlow's BatchNorm decay copied as PyTorch momentum (new rule NL503)
+    ("mobilenet_v1/modeling_mobilenet_v1.py", 95, "NL503"),
+    ("mobilenet_v2/modeling_mobilenet_v2.py", 127, "NL503"),
 }
 
 

@@ -112,6 +112,7 @@ class StackRun:
     ends_with_norm: bool
     first_pre: Value | None         # the first sublayer's pre-norm (a norm or a module starting with one)
     block_kind: Kind | None         # the repeated element (None for unpacked loop bodies)
+    below: list[Kind]               # kinds from the element down to the module holding first_pre
 
 
 def _stack_runs(a: Analysis, cls: ClassInfo, flow: Flow) -> list[StackRun]:
@@ -145,8 +146,8 @@ def _stack_runs(a: Analysis, cls: ClassInfo, flow: Flow) -> list[StackRun]:
         out, stream = (v, v.var)
         if loop is not None:
             out, stream = _loop_stream(loop, v)
-        first_pre = _first_pre_in_kind(a, stack.block)
-        runs.append(StackRun(attr, stack, node, out, stream, placed[0], placed[1], first_pre, stack.block))
+        first_pre, below = _first_pre_in_kind(a, stack.block)
+        runs.append(StackRun(attr, stack, node, out, stream, placed[0], placed[1], first_pre, stack.block, below))
     for loop in flow.loops:
         if loop.ref is None or id(loop) in done_loops or loop.ref.owner != cls.name or loop.ref.stack is None:
             continue
@@ -164,7 +165,7 @@ def _stack_runs(a: Analysis, cls: ClassInfo, flow: Flow) -> list[StackRun]:
         ends = root(out).op == "norm"
         first = next((r.pre for r in body if r.pre is not None), None)
         attr = (loop.ref.attr or "").split("[")[0]
-        runs.append(StackRun(attr, loop.ref.stack, loop.node, out, stream, placement, ends, first, None))
+        runs.append(StackRun(attr, loop.ref.stack, loop.node, out, stream, placement, ends, first, None, []))
     return runs
 
 
@@ -187,11 +188,18 @@ def _loop_stream(loop: Loop, inner: Value) -> tuple[Value, str | None]:
     return inner, inner.var
 
 
-def _first_pre_in_kind(a: Analysis, kind: Kind | None) -> Value | None:
+def _first_pre_in_kind(a: Analysis, kind: Kind | None) -> tuple[Value | None, list[Kind]]:
+    """The first sublayer's pre-norm in a stacked layer, and the kinds below the layer that
+    lead to the module whose forward holds it."""
+    if kind is not None and kind.category == "sequential":
+        # Sequential(Residual(PreNorm(dim, attn)), ...) as one layer: its first sublayer's
+        first = next((el for el in kind.elements if el.category not in ("dropout", "identity", "act")), None)
+        v, below = _first_pre_in_kind(a, first)
+        return v, ([first] + below if first is not None else below)
     s = a.kind_summary(kind) if kind is not None else None
     if s is None or s.flow is None:
-        return None
-    return next((r.pre for r in sorted(s.flow.residuals, key=lambda r: r.add.id) if r.pre is not None), None)
+        return None, []
+    return next((r.pre for r in sorted(s.flow.residuals, key=lambda r: r.add.id) if r.pre is not None), None), []
 
 
 def _normalized_downstream(a: Analysis, flow: Flow, v: Value) -> bool:
@@ -264,8 +272,9 @@ def _reaches_output(flow: Flow, u: Value, stream: Value | None) -> bool:
             if w.id in seen:
                 continue
             if w.op in ("add", "binop") and stream is not None and any(
-                    i is not cur and (i is stream or i.has_ancestor(stream)) for i in w.inputs):
-                continue            # mixed back into the stream: a residual branch
+                    i is not cur and i.op not in ("const", "meta", "global", "selfattr")
+                    and (i is stream or i.has_ancestor(stream) or stream.has_ancestor(i)) for i in w.inputs):
+                continue            # mixed back into the stream (or what it came from): a residual branch
             if w.op == "method" and w.name in _RELAYOUT or w.op == "func" and \
                     (w.name or "").rsplit(".", 1)[-1] in _RELAYOUT:
                 continue
@@ -455,6 +464,7 @@ def _norm_ctor(a: Analysis, cls: ClassInfo, run: StackRun) -> str | None:
     chain: list[Kind] = [stack]
     if run.block_kind is not None:
         chain.append(run.block_kind)
+    chain += run.below
     pre = run.first_pre
     for _ in range(4):
         if pre is None:
@@ -596,6 +606,11 @@ def _site_norms(a: Analysis, model: ModuleModel, v: Value) -> set[tuple]:
     return set()
 
 
+def _holder(v: Value) -> str:
+    """How a message names the module called at a site (a Sequential, not its element)."""
+    return f"self.{v.attr.split('[')[0]}" if v.call_site is not None and v.attr else ref(v)
+
+
 def _chained(flow: Flow, first: Value, other: Value) -> bool:
     """The second call normalizes data computed from the first one's output through a
     sublayer or a residual add: one stream's consecutive sublayers share the norm (OLMo
@@ -606,8 +621,10 @@ def _chained(flow: Flow, first: Value, other: Value) -> bool:
         return False
     if any(_data_reaches(data, r.add) and _data_reaches(r.add, first) for r in flow.residuals):
         return True
-    return any(_sublayer(c) and c.inputs and data.has_ancestor(c) and _data_reaches(data, c)
-               and _data_reaches(c.inputs[0], first) for c in flow.values[first.id + 1:other.id])
+    if first.op != "norm" and _sublayer(first):
+        return True         # the first site's module is itself the sublayer in between
+    return any(_sublayer(c) and c.inputs and _data_reaches(data, c) and _data_reaches(c.inputs[0], first)
+               for c in flow.values[first.id + 1:other.id])
 
 
 def _data_reaches(v: Value, target: Value, limit: int = 400) -> bool:
@@ -673,9 +690,10 @@ def _nl304(a: Analysis, cls: ClassInfo, model: ModuleModel, flow: Flow, report: 
             continue  # stack elements and nn.TransformerEncoder(norm=...) are one module per call
         # one site per source location: a helper applied to two streams (XLNet's two-stream
         # attention) is one design decision, not a copy-paste slip
-        if id(v.node) in seen:
+        site = (id(v.call_site or v.node), v.attr)
+        if site in seen:
             continue
-        seen.add(id(v.node))
+        seen.add(site)
         held = _site_norms(a, model, v)
         if held:
             sites.append((v, held))
@@ -684,32 +702,36 @@ def _nl304(a: Analysis, cls: ClassInfo, model: ModuleModel, flow: Flow, report: 
     direct_reuse: set[str] = set()
     for i, (first, held1) in enumerate(sites):
         for other, held2 in sites[i + 1:]:
-            if id(other.node) in reported or not held1 & held2:
+            where = other.call_site or other.node
+            if id(where) in reported or not held1 & held2 or (first.call_site or first.node) is where:
                 continue
             if exclusive(first.conds, other.conds) or not _chained(flow, first, other):
                 continue
             if first.op != "norm" and _merges_streams(other, first):
                 continue    # one module applied to the stream and to its concatenation (RegionViT's R2L)
-            reported.add(id(other.node))
+            reported.add(id(where))
             kind_name = first.kind.name if first.kind is not None and first.kind.name else "norm"
-            direct = first.op == "norm" and other.op == "norm" and first.attr == other.attr
+            direct = first.op == "norm" and other.op == "norm" and first.attr == other.attr \
+                and first.call_site is None and other.call_site is None
+            line1 = (first.call_site or first.node).lineno
+            line2 = where.lineno
             if direct:
                 meant = [s.attr for s in unused if s.kind.name == (first.kind.name if first.kind else None)]
                 hint = (f"`self.{meant[0]}` is registered and never used: probably meant here" if meant else
                         "give each sublayer its own norm (`norm1`, `norm2`)")
                 message = (f"`{cls.name}.forward` calls {ref(other)} ({kind_name}) at two sites (line "
-                           f"{first.node.lineno} and line {other.node.lineno}): the sublayers share one scale "
-                           f"and shift; {hint}")
+                           f"{line1} and line {line2}): the sublayers share one scale and shift; {hint}")
                 facts: tuple = ()
                 if meant:
                     direct_reuse.add(kind_name)
             else:
-                message = (f"`{cls.name}.forward` runs the same norm at two sites (line {first.node.lineno} "
-                           f"through {ref(first)} and line {other.node.lineno} through {ref(other)}): "
-                           "one module object holding the norm is reused, so the sublayers share one scale "
-                           "and shift; build a separate module for each site")
-                facts = (("via", ref(other)),)
-            report("NL304", other.path, other.node, message, fix_facts=facts)
+                via1, via2 = _holder(first), _holder(other)
+                message = (f"`{cls.name}.forward` runs the same norm at two sites (line {line1} through "
+                           f"{via1} and line {line2} through {via2}): one module object holding the norm is "
+                           "reused, so the sublayers share one scale and shift; build a separate module "
+                           "for each site")
+                facts = (("via", via2),)
+            report("NL304", other.path, where, message, fix_facts=facts)
     return direct_reuse
 
 
@@ -887,7 +909,9 @@ def _nl309(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
     groups.append([r for r in flow.residuals if id(r) not in in_loops])
     for group in groups:
         pre = [r for r in group if r.pre is not None]
-        if not pre or placement_of(group) != "pre" or any(r.post is not None for r in group):
+        last = max(group, key=lambda r: r.add.id) if group else None
+        # pre-norm, a block-final norm allowed (Conformer)
+        if not pre or placement_of(group) != "pre" or any(r.post is not None and r is not last for r in group):
             continue
         shared = set.intersection(*(set(p.add.conds) for p in pre))
         for r in group:
@@ -903,8 +927,9 @@ def _nl309(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
             if not _branch_norm_free(a, flow, r):
                 continue
             other = pre[0].pre
-            report("NL309", sub.path, sub.node,
-                   f"`{cls.name}.forward` adds {ref(sub)}'s output to the residual stream with no norm in "
+            name = f"self.{sub.attr.split('[')[0]}" if sub.attr else ref(sub)
+            report("NL309", sub.path, sub.call_site or sub.node,
+                   f"`{cls.name}.forward` adds {name}'s output to the residual stream with no norm in "
                    f"front of it, while the block's other sublayers are pre-norm ({ref(other)}): this "
                    f"branch reads the raw, growing stream; normalize its input: "
-                   f"`x = x + {ref(sub)}(self.norm(x))`")
+                   f"`x = x + {name}(self.norm(x))`")
