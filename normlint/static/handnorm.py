@@ -240,7 +240,7 @@ def analyse(cls_name: str, flow: Flow, running_stats: bool, channels_first: bool
                 den = r.inputs[0] if r.inputs else r
                 divisions.append(_division(r, den, r.node, stat_values, values))
                 break
-    if not divisions:
+    if not divisions or _adds_input_back(flow, params):
         return None
     centered = any(v.op == "binop" and v.name == "Sub" and len(v.inputs) == 2
                    and any(_derives(v.inputs[0], p) for p in params)
@@ -252,6 +252,25 @@ def analyse(cls_name: str, flow: Flow, running_stats: bool, channels_first: bool
             eps_values.extend(eps_resolver(term))
     upcast = all(s.upcast is not False for s in stats)
     return HandNorm(cls_name, stats, divisions, centered, channels_first, running_stats, upcast, eps_values)
+
+
+def _adds_input_back(flow: Flow, params: list[Value]) -> bool:
+    """The forward returns its input plus a rescaled term (ConvNeXt-V2's GRN:
+    `gamma * (x * Nx) + beta + x`): a residual recalibration, not a normalization."""
+    if not flow.returns:
+        return False
+    for r in flow.returns:
+        todo, found = [r], False
+        while todo:
+            cur = todo.pop()
+            if cur.op == "add":
+                if any(i in params for i in cur.inputs):
+                    found = True
+                    break
+                todo.extend(cur.inputs)
+        if not found:
+            return False
+    return True
 
 
 def _reciprocal_root_of(v: Value) -> Value | None:

@@ -698,7 +698,7 @@ def _nl304(a: Analysis, cls: ClassInfo, model: ModuleModel, flow: Flow, report: 
         if held:
             sites.append((v, held))
     reported: set[int] = set()
-    unused = _unused_norms(a, cls, model)
+    unused: list | None = None
     direct_reuse: set[str] = set()
     for i, (first, held1) in enumerate(sites):
         for other, held2 in sites[i + 1:]:
@@ -716,6 +716,8 @@ def _nl304(a: Analysis, cls: ClassInfo, model: ModuleModel, flow: Flow, report: 
             line1 = (first.call_site or first.node).lineno
             line2 = where.lineno
             if direct:
+                if unused is None:
+                    unused = _unused_norms(a, cls, model)
                 meant = [s.attr for s in unused if s.kind.name == (first.kind.name if first.kind else None)]
                 hint = (f"`self.{meant[0]}` is registered and never used: probably meant here" if meant else
                         "give each sublayer its own norm (`norm1`, `norm2`)")
@@ -769,9 +771,10 @@ def _unused_norms(a: Analysis, cls: ClassInfo, model) -> list:
     def unused(sub) -> bool:
         return not (sub.attr in used or sub.attr.startswith(prefixes) or a.read_from_outside(sub.attr, cls))
 
-    if any(s.kind.category in _PARAMETRIZED and not s.kind.is_norm and unused(s) for s in own):
+    found = [s for s in norms if unused(s)]
+    if found and any(s.kind.category in _PARAMETRIZED and not s.kind.is_norm and unused(s) for s in own):
         return []
-    return [s for s in norms if unused(s)]
+    return found
 
 
 def _nl306(a: Analysis, cls: ClassInfo, model, report: Reporter, reused: set[str]) -> None:
