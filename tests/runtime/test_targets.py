@@ -328,3 +328,17 @@ def test_meta_directory_stays_far_below_the_model_size(tmp_path):
     peak_bytes = int(proc.stdout.strip().splitlines()[-1]) * 1024
     assert peak_bytes < params * 4 / 5, (peak_bytes, params)
     assert peak_bytes < 1.5 * 2**30
+
+
+def test_docs_directory_example_is_real(tmp_path, monkeypatch):
+    import re
+    import shlex
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "audit.md").read_text(encoding="utf-8")
+    match = re.search(r"^\$ normlint audit tiny-gpt2 (.*?)\n(.*?)^```", docs, re.S | re.M)
+    assert match, "docs/audit.md has no tiny-gpt2 example"
+    hf_dirs.save_gpt2(tmp_path / "tiny-gpt2", tokenizer=True)
+    monkeypatch.chdir(tmp_path)
+    result = run("tiny-gpt2", *shlex.split(match[1]))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == match[2]
