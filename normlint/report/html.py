@@ -32,11 +32,11 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px soli
 table{border-collapse:collapse;font-size:12.5px}td,th{border:1px solid #ddd;padding:3px 6px;
 text-align:left;vertical-align:top}th{background:#f4f4f4}tr.flagged td{background:#fff4e5}
 .error{color:#b00020;font-weight:600}.warning{color:#a15c00;font-weight:600}.info{color:#555}
-.num{text-align:right;font-variant-numeric:tabular-nums}dl.meta{display:grid;
+.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}dl.meta{display:grid;
 grid-template-columns:max-content auto;gap:2px 1em}dl.meta dt{font-weight:600}
 dl.meta dd{margin:0}code,pre{font:12px ui-monospace,Menlo,Consolas,monospace}
 pre{background:#f6f8fa;padding:.6em;overflow:auto}section.rule{border:1px solid #ddd;
-padding:0 1em;margin:1em 0;border-radius:4px}figure{margin:1em 0}figure svg{max-width:100%;
+padding:0 1em;margin:1em 0;border-radius:4px}figure{margin:1em 0}figure svg{width:100%;max-width:1000px;
 height:auto}.summary{font-size:1.1em}
 """
 

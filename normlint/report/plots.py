@@ -64,7 +64,12 @@ def depth_profile_svg(profile: "DepthProfile") -> str:
         if 0 < profile.layers <= 64:
             for i in range(profile.layers + 1):
                 ax.axvline(i, color="#dddddd", linewidth=0.6, zorder=0)
-        ax.set_yscale("log")
+        values = [y for line in ax.get_lines() for y in line.get_ydata()] + \
+            [y for c in ax.collections for _, y in c.get_offsets()]
+        if values and max(values) > 10 * min(values):  # log only where it spans decades
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
         ax.set_xlabel(f"depth: block i of {profile.stack or 'the stack'} spans [i, i+1)"
                       if profile.stack is not None else "norms in the order they ran")
         ax.set_ylabel("RMS")
