@@ -106,8 +106,14 @@ def audit_command(ctx, target, input_specs, texts, tokenizer, init, weights, tru
                                 (*config.ignore, *(cli_ignore or ())))
     request = AuditRequest(target, input_specs, texts, tokenizer, init, weights, trust_pickle, args,
                            dtype, device, train, verbose, profile=output_format == "html")
-    run = _one_line_errors(lambda: run_audit(request, enabled, config.rule_options), verbose)
-    write_output(format_run(run, output_format), output_file)
+    from .progress import Progress
+
+    with Progress() as progress:
+        run = _one_line_errors(lambda: run_audit(request, enabled, config.rule_options, progress),
+                               verbose)
+        progress.stage("writing the report")
+        text = format_run(run, output_format)
+    write_output(text, output_file)
     sys.exit(0 if exit_zero else exit_code(run.report.findings))
 
 
@@ -177,7 +183,7 @@ def _choose_inputs(request: AuditRequest, loaded, meta: bool):
                         "give --input SPEC (e.g. --input float32[2,16,64])")
 
 
-def run_audit(request: AuditRequest, enabled, options) -> AuditRun:
+def run_audit(request: AuditRequest, enabled, options, progress=None) -> AuditRun:
     """Load the target, build its inputs and audit it; every failure is a NormlintError."""
     import torch
 
@@ -193,7 +199,8 @@ def run_audit(request: AuditRequest, enabled, options) -> AuditRun:
     target_options = TargetOptions(init=request.init, trust_pickle=request.trust_pickle,
                                    weights=request.weights, args=dict(map(parse_arg, request.args)),
                                    device=device, dtype=dtype, verbose=request.verbose)
-    with Progress() as progress, user_session() as session:
+    progress = progress or Progress(enabled=False)
+    with user_session() as session:
         try:
             progress.stage("loading the model")
             loaded = load_target(request.target, target_options, session)
