@@ -74,7 +74,8 @@ def depth_profile_svg(profile: "DepthProfile") -> str:
                       if profile.stack is not None else "norms in the order they ran")
         ax.set_ylabel("RMS")
         ax.set_title("Depth profile")
-        ax.legend(loc="best", frameon=False)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", frameon=False)
         return _svg(figure)
 
 
