@@ -150,11 +150,18 @@ def _plots(profile: "DepthProfile | None", numeric: bool) -> str:
                 "nothing to plot (structural checks only).</p>")
     from .plots import depth_profile_svg, variance_eps_svg
 
+    if profile.stack is not None:
+        depth = ("<h3>Depth profile</h3><p>The residual stream's RMS after each block of "
+                 f"<code>{_e(profile.stack)}</code> ({profile.layers} blocks; the point at 0 is "
+                 "the stream entering the first block), and each norm's input and output RMS "
+                 "at its place in the stack. A pre-norm stream grows with depth; post-norm "
+                 "keeps it flat.</p>")
+    else:
+        depth = ("<h3>Depth profile</h3><p>No stack of blocks holds these norms, so there is "
+                 "no residual stream to follow: each norm's input and output RMS, in the "
+                 "order the norms ran.</p>")
     parts = [
-        "<h3>Depth profile</h3><p>The residual stream's RMS after each block of "
-        f"<code>{_e(profile.stack or '?')}</code> ({profile.layers} blocks; the point at 0 is "
-        "the stream entering the first block), and each norm's input and output RMS at its "
-        "place in the stack. A pre-norm stream grows with depth; post-norm keeps it flat.</p>",
+        depth,
         f"<figure>{depth_profile_svg(profile)}</figure>",
         "<h3>Variance vs eps</h3><p>Per norm, the spread over rows of the statistic it divides "
         "by (variance; mean square for RMS norms) and its eps. Where the box sits at or below "

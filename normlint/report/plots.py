@@ -68,8 +68,13 @@ def depth_profile_svg(profile: "DepthProfile") -> str:
             [y for c in ax.collections for _, y in c.get_offsets()]
         if values and max(values) > 10 * min(values):  # log only where it spans decades
             ax.set_yscale("log")
-        else:
-            ax.set_ylim(bottom=0)
+        elif values:
+            ax.set_ylim(0, max(values) * 1.15)
+        if profile.stack is None and profile.norms:  # x is each norm's index: name them
+            step = max(1, math.ceil(len(profile.norms) / 40))
+            ax.set_xlim(-0.5, len(profile.norms) - 0.5)
+            ax.set_xticks(range(0, len(profile.norms), step))
+            ax.set_xticklabels([n.module for n in profile.norms[::step]], rotation=90, fontsize=7)
         ax.set_xlabel(f"depth: block i of {profile.stack or 'the stack'} spans [i, i+1)"
                       if profile.stack is not None else "norms in the order they ran")
         ax.set_ylabel("RMS")

@@ -63,7 +63,10 @@ def _main_stack(model: nn.Module, records: list[NormRecord]) -> tuple[str | None
 
 def _positions(records: list[NormRecord], blocks: list[str]) -> dict[str, float]:
     """x of each norm: inside block i at i + k/(n+1), before the stack in (-1, 0), after it
-    in (L, L+1), in the order the norms first ran."""
+    in (L, L+1), in the order the norms first ran; without a stack, 0, 1, 2, ..."""
+    if not blocks:  # no stack of blocks: the norms in the order they ran
+        return {record.module: float(k) for k, record in enumerate(records)}
+
     def block_of(record):
         return next((i for i, b in enumerate(blocks)
                      if record.module == b or record.module.startswith(b + ".")), None)

@@ -163,3 +163,10 @@ def test_profile_measures_the_stream_and_the_norms():
     for norm in profile.norms:
         assert norm.statistic == "variance" and norm.eps == 1e-5
         assert list(norm.quantiles) == sorted(norm.quantiles) and norm.quantiles[0] > 0
+
+
+def test_a_model_without_a_stack_is_profiled_norm_by_norm(tmp_path):
+    result, text = render(f"{FIXTURES}/nl201_batchnorm_over_sequence_axis.py:bad", tmp_path=tmp_path)
+    assert result.exit_code == 1
+    assert "No stack of blocks holds these norms" in text and text.count("<svg") == 2
+    assert_self_contained(Page(text), text)
