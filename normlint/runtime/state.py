@@ -15,14 +15,17 @@ cloned up front. Parameters are most of a model's memory and almost never writte
 forward, so they are copied on write: ``ParameterGuard`` sees every torch call and saves
 a parameter just before the first in-place write to its storage (``p.mul_``, ``p[i] =``,
 ``p.data.copy_``, ``p.data = ...``, ``out=p``, ``torch.nn.init``), so the common audit
-copies nothing. A write it cannot see (a C++ extension writing through a raw pointer)
-still shows in the parameter's version counter; that parameter is named in a note.
+copies nothing. It is paused while the probes re-run single norms (``paused``). A write
+it cannot see (a C++ extension writing through a raw pointer, a write made only in a
+probe's re-run) still shows in the parameter's version counter; that parameter is named
+in a note.
 """
 
 from __future__ import annotations
 
 import random
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +38,7 @@ from torch.utils._pytree import tree_map
 # Python's in-place operators; every other in-place torch function ends in "_" (mul_,
 # copy_, normal_, _foreach_add_, aten's "mul_.Tensor"), or writes to ``out=``.
 _INPLACE_DUNDERS = frozenset({
-    "__setitem__", "__set__", "__iadd__", "__isub__", "__imul__", "__itruediv__",
+    "__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__",
     "__ifloordiv__", "__imod__", "__ipow__", "__iand__", "__ior__", "__ixor__",
     "__ilshift__", "__irshift__", "__imatmul__",
 })
@@ -43,8 +46,16 @@ _INPLACE_DUNDERS = frozenset({
 _TARGET_KWARGS = ("tensor", "input", "self")
 
 
+# In-place by name, but they only change metadata (restored separately) or nothing at all.
+_METADATA_ONLY = frozenset({"requires_grad_", "share_memory_", "detach_", "rename_"})
+
+
 def _writes_in_place(func) -> bool:
     name = (getattr(func, "__name__", "") or "").split(".")[0]
+    if name == "__set__":   # a property setter: only `t.data = ...` replaces values
+        return getattr(getattr(func, "__self__", None), "__name__", "") == "data"
+    if name in _METADATA_ONLY:
+        return False
     return name in _INPLACE_DUNDERS or (name.endswith("_") and not name.endswith("__"))
 
 
@@ -84,6 +95,19 @@ class ParameterGuard(TorchFunctionMode):
             if "out" in kwargs:
                 self._save_targets(kwargs["out"])
         return func(*args, **kwargs)
+
+    @contextmanager
+    def paused(self):
+        """Run code that writes no parameter without paying a Python call per torch call:
+        the probes, which re-run single norms hundreds of times. A norm whose forward
+        writes its parameters did so in the forward itself, where they were saved; a write
+        made only in a re-run still shows in the version counter (see the module docstring).
+        Only possible while this guard is the innermost mode; otherwise nothing changes."""
+        if torch.overrides._get_current_function_mode() is not self:
+            yield
+            return
+        with torch.overrides._pop_mode_temporarily():
+            yield
 
     def _save_targets(self, target) -> None:
         if isinstance(target, torch.Tensor):

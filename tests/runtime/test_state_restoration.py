@@ -257,3 +257,23 @@ def test_cuda_rng_is_restored():
     normlint.audit(model, x)
     assert torch.equal(torch.cuda.get_rng_state(), before)
     _assert_restored(model, snap)
+
+
+def test_parameters_are_copied_only_when_written():
+    """Copy on write: an ordinary forward copies no parameter, a writing one copies exactly
+    what it writes (metadata-only changes such as requires_grad copy nothing)."""
+    from normlint.runtime.state import ParameterGuard
+
+    model = InPlaceParameterUpdate()
+    x = torch.randn(2, 6, D)
+    with torch.no_grad():
+        guard = ParameterGuard(list(model.parameters()))
+        with guard:
+            nn.Sequential(model.norm, model.fc)(x)
+            model.scale.requires_grad = False
+            model.fc.weight.requires_grad_(True)
+        assert guard.saved == {}
+        with guard:
+            model(x)
+    written = {model.scale, model.fc.weight, model.fc.bias, model.norm.weight}
+    assert {id(p) for p in written} == set(guard.saved)
