@@ -205,6 +205,7 @@ def _scripted_submodule():
      "the model is a RecursiveScriptModule"),
     (_scripted_submodule, "submodule '1' is a RecursiveScriptModule"),
 ], ids=["trace", "script", "scripted-submodule"])
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_torchscript_is_refused_plainly(build, where):
     model = build()
     with pytest.raises(NormlintError) as info:
