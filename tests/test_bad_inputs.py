@@ -402,3 +402,14 @@ def test_exit_codes_do_not_depend_on_permissions_of_the_cache(runner, tree):
     blocker.write_text("a file where the cache directory should be")
     blocker.chmod(stat.S_IRUSR)
     assert _check(runner, "ok.py").exit_code == 1
+
+
+def test_compiler_warnings_about_checked_code_do_not_reach_stderr():
+    # Python 3.12+ warns on `"\d"` while parsing (3.11: DeprecationWarning): the checked
+    # code's business, not a line of normlint's output.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parsed = reading.parse_source('import re\nx = re.compile("\\d")\ny = 1()\n', "w.py")
+    assert parsed.tree is not None
