@@ -3,7 +3,8 @@ input/output RMS and the spread of the statistic it divides by, against its eps.
 
 Measured in one extra forward (after the audit, in the mode the audit ran in) with hooks on
 the blocks of the model's main stack and on each norm module; the model's state is kept
-as the audit keeps it (``api._preserved``) and the forward runs on copies of the inputs.
+as the audit keeps it (``state.PreservedState``) and the forward runs on clones of the
+inputs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .api import AuditReport, NormRecord, _preserved, call_model
+from .api import AuditReport, NormRecord, call_model
+from .state import PreservedState, clone_inputs
 
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 _MAX_ROWS = 1 << 20
@@ -162,10 +164,11 @@ def measure_profile(model: nn.Module, inputs: Any, report: AuditReport) -> Depth
         if skipped:
             profile.notes.append(f"no per-row statistics for {len(skipped)} norm(s) without a "
                                  f"module or known axes: {', '.join(skipped[:5])}")
-        with _preserved(model, inputs), torch.no_grad():
+        with PreservedState(model) as state, torch.no_grad():
             if report.mode in ("eval", "train"):
                 model.train(report.mode == "train")
-            call_model(model, _copies(inputs))
+            with state.guard:
+                call_model(model, clone_inputs(inputs))
     finally:
         for handle in handles:
             handle.remove()
@@ -179,12 +182,3 @@ def measure_profile(model: nn.Module, inputs: Any, report: AuditReport) -> Depth
             quantiles=tuple(float(q) for q in quantiles.cpu()) if quantiles is not None else None))
     return profile
 
-
-def _copies(inputs: Any) -> Any:
-    if isinstance(inputs, torch.Tensor):
-        return inputs.clone()
-    if isinstance(inputs, dict):
-        return {k: _copies(v) for k, v in inputs.items()}
-    if isinstance(inputs, (tuple, list)):
-        return type(inputs)(_copies(v) for v in inputs)
-    return inputs
