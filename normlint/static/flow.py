@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import kinds
 from .modules import Kind, ModuleModel
-from .names import dotted
+from .names import dotted, param_defaults
 
 if TYPE_CHECKING:
     from .model import Analysis
@@ -390,15 +390,22 @@ class Walker:
             params = params[1:]
         args = list(args or [])
         kwargs = dict(kwargs or {})
+        defaults = {p.arg: d for p, d in param_defaults(fn)} if not top else {}
         for i, name in enumerate(params):
             if i < len(args):
                 frame.env[name] = args[i]
             elif name in kwargs:
                 frame.env[name] = kwargs.pop(name)
+            elif isinstance(defaults.get(name), ast.Constant):
+                # an inlined helper's flag left at its default (maybe_layer_norm(..., before=True))
+                frame.env[name] = self.new("const", (), defaults[name], frame, payload=defaults[name].value)
             else:
                 frame.env[name] = self.new("param", (), None, frame, var=name)
         for p in a.kwonlyargs:
-            frame.env[p.arg] = kwargs.pop(p.arg, None) or self.new("param", (), None, frame, var=p.arg)
+            d = defaults.get(p.arg)
+            frame.env[p.arg] = kwargs.pop(p.arg, None) or (
+                self.new("const", (), d, frame, payload=d.value) if isinstance(d, ast.Constant)
+                else self.new("param", (), None, frame, var=p.arg))
         for p in (a.vararg, a.kwarg):
             if p is not None:
                 frame.env[p.arg] = self.new("param", (), None, frame, var=p.arg)
@@ -492,7 +499,46 @@ class Walker:
                 return (left, kind, rkey), polarity
         return id(test), polarity
 
-    def _branch_conds(self, test: ast.expr) -> tuple[tuple, tuple]:
+    def _known(self, test: ast.expr, frame: Frame):
+        """The truth of a test that constants decide (a helper's flag bound to a literal), or
+        None."""
+        if isinstance(test, ast.Constant):
+            return bool(test.value)
+        if isinstance(test, ast.Name):
+            v = frame.env.get(test.id)
+            if v is not None and v.op == "const" and isinstance(v.payload, (bool, int, type(None))):
+                return bool(v.payload)
+            return None
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            inner = self._known(test.operand, frame)
+            return None if inner is None else not inner
+        if isinstance(test, ast.BoolOp):
+            vals = [self._known(v, frame) for v in test.values]
+            if isinstance(test.op, ast.And):
+                return False if False in vals else (True if all(v is True for v in vals) else None)
+            return True if True in vals else (False if all(v is False for v in vals) else None)
+        if isinstance(test, ast.BinOp) and isinstance(test.op, ast.BitXor):
+            a, b = self._known(test.left, frame), self._known(test.right, frame)
+            return None if a is None or b is None else a != b
+        return None
+
+    def _fold(self, test: ast.expr, frame: Frame) -> tuple[ast.expr, bool]:
+        """`after ^ self.normalize_before` with after=False is `self.normalize_before`:
+        (the test left, whether its polarity flips)."""
+        if isinstance(test, ast.BinOp) and isinstance(test.op, ast.BitXor):
+            for known, other in ((test.left, test.right), (test.right, test.left)):
+                k = self._known(known, frame)
+                if k is not None:
+                    inner, flip = self._fold(other, frame)
+                    return inner, flip != k
+        return test, False
+
+    def _branch_conds(self, test: ast.expr, frame: Frame | None = None) -> tuple[tuple, tuple]:
+        if frame is not None:
+            test, flip = self._fold(test, frame)
+            if flip:
+                body, orelse = self._branch_conds(test)
+                return orelse, body
         """(conditions that hold in the `if` arm, those that hold in the `else` arm).
         `if a and not b:` gives both facts to its arm; its `else` only knows the whole test
         failed."""
@@ -504,7 +550,11 @@ class Walker:
 
     def _if(self, s: ast.If, frame: Frame) -> bool:
         self.expr(s.test, frame)
-        body_conds, else_conds = self._branch_conds(s.test)
+        known = self._known(s.test, frame)
+        if known is not None:
+            # decided by constants: only one arm runs
+            return self.block(s.body if known else s.orelse, frame)
+        body_conds, else_conds = self._branch_conds(s.test, frame)
         outer_conds = frame.conds
         before = dict(frame.env)
         frame.conds = outer_conds + body_conds
