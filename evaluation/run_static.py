@@ -36,11 +36,13 @@ TRIAGE = HERE / "triage.csv"
 
 
 def engine_info(python: str) -> dict[str, str]:
-    """Where the measured normlint lives and its git commit (``dirty`` when edited)."""
+    """Where the measured normlint lives and the last git commit that changed it (``-dirty``
+    when its files are edited), so results say which engine they measure."""
     where = subprocess.run([python, "-c", "import normlint, os; print(os.path.dirname(normlint.__file__))"],
                            capture_output=True, text=True, check=True).stdout.strip()
     git = ["git", "-C", where]
-    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run([*git, "log", "-1", "--format=%h", "--", "."], capture_output=True,
+                            text=True).stdout.strip()
     dirty = subprocess.run([*git, "status", "--porcelain", "--", "."], capture_output=True, text=True).stdout.strip()
     return {"path": where, "commit": (commit or "unknown") + ("-dirty" if dirty else "")}
 
