@@ -21,15 +21,18 @@ _RENDERERS: Mapping[str, Callable[..., str]] = {
 
 
 def render(findings: Sequence[Finding], output_format: str = "concise", *,
-           sources: Mapping[str, str] | None = None) -> str:
-    """Render ``findings`` (already sorted). ``sources`` maps a path to its text for snippets."""
+           sources: Mapping[str, str] | None = None, fixable: Callable[[Finding], bool] | None = None) -> str:
+    """Render ``findings`` (already sorted). ``sources`` maps a path to its text for snippets;
+    ``fixable`` says which findings ``--fix`` would fix (marked ``[*]`` in text output)."""
     try:
         renderer = _RENDERERS[output_format]
     except KeyError:
         raise NormlintError(f"unknown output format {output_format!r}; "
                             f"choose one of {', '.join(FORMATS)}") from None
     if output_format == "full":
-        return renderer(findings, sources=sources or {})
+        return renderer(findings, sources=sources or {}, fixable=fixable)
+    if output_format == "concise":
+        return renderer(findings, fixable=fixable)
     return renderer(findings)
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable
 
-from ..findings import Engine, Finding, Severity
+from ..findings import Edit, Engine, Finding, Fix, Severity
 from .facts import FileFacts
 
 CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -59,8 +59,16 @@ def _finding_from_dict(d: dict) -> Finding:
     return Finding(code=d["code"], name=d["name"], severity=Severity(d["severity"]),
                    engine=Engine(d["engine"]), path=d["path"], line=d["line"], column=d["column"],
                    message=d["message"], end_line=d.get("end_line"), end_column=d.get("end_column"),
-                   module=d.get("module"),
+                   module=d.get("module"), fix=_fix_from_dict(d.get("fix")),
                    fix_facts=tuple((str(k), str(v)) for k, v in d.get("fix_facts", ())))
+
+
+def _fix_from_dict(d: dict | None) -> Fix | None:
+    # fixes are cached with their findings: a warm run never needs libcst
+    if d is None:
+        return None
+    return Fix(message=d["message"], applicability=d["applicability"],
+               edits=tuple(Edit(**e) for e in d["edits"]))
 
 
 class Cache:
@@ -137,7 +145,6 @@ class Cache:
         rows = []
         for f in findings:
             d = asdict(f)
-            d.pop("fix", None)
             d["severity"], d["engine"] = f.severity.value, f.engine.value
             rows.append(d)
         self._write(self._entry(key), json.dumps(rows))
