@@ -24,8 +24,7 @@ def suggestion(finding: Finding, note: str = "") -> Fix:
         hint = get_rule(finding.code).fix_hint
     except KeyError:
         hint = ""
-    message = hint[:1].upper() + hint[1:] if hint else "No automatic fix"
-    return Fix(message + note, (), DISPLAY_ONLY)
+    return Fix((hint or "no automatic fix") + note, (), DISPLAY_ONLY)
 
 
 def _run_fixer(info: FixerInfo, finding: Finding, text: str, tree_of) -> Fix | None:

@@ -22,7 +22,7 @@ N = TypeVar("N", bound=cst.CSTNode)
 Replacement = Union[cst.CSTNode, cst.FlattenSentinel, cst.RemovalSentinel]
 
 
-class _Replace(cst.CSTTransformer):
+class Replace(cst.CSTTransformer):
     """Swap nodes by identity (the originals, as positioned in the parsed tree)."""
 
     def __init__(self, mapping: Mapping[int, Replacement]):
@@ -121,7 +121,7 @@ class SourceTree:
 
     def render(self, replacements: Mapping[cst.CSTNode, Replacement]) -> str:
         mapping = {id(old): new for old, new in replacements.items()}
-        return self.module.visit(_Replace(mapping)).code
+        return self.module.visit(Replace(mapping)).code
 
     def fix(self, message: str, replacements: Mapping[cst.CSTNode, Replacement],
             applicability: str) -> Fix | None:

@@ -91,7 +91,9 @@ def check_fixes(before: Sequence[Finding], after: Sequence[Finding], edits: Mapp
             gone_unfixed[a.code] -= 1
             continue
         m = maps.get(a.path)
-        if a.code in fixed_codes and (m is None or not m.edited(a.line)):
-            continue   # revealed: the rule's next occurrence, in text no fix touched
+        if a.code in fixed_codes:
+            if m is None or not m.edited(a.line):
+                continue   # revealed: the rule's next occurrence, in text no fix touched
+            return f"{a.code} is still reported at {a.path}:{a.line} after its fix: {a.message}"
         return f"the fix would add {a.code} at {a.path}:{a.line}: {a.message}"
     return None

@@ -6,7 +6,7 @@ import libcst as cst
 
 from ...findings import Finding, Fix
 from ..catalog import SAFE, UNSAFE
-from ..tree import (SourceTree, append_arg, call_name, dotted, expression, find, keyword_arg, method_call,
+from ..tree import (SourceTree, Replace, append_arg, call_name, dotted, expression, find, keyword_arg, method_call,
                     parenthesize, self_attr, walk)
 
 MIN_EPS = 1e-6
@@ -85,9 +85,7 @@ def upcast_statistic(tree: SourceTree, finding: Finding, node: cst.CSTNode) -> F
         operands = _squared_operands(reduced)
         if operands is None:
             return None
-    new_call = call
-    for operand in operands:
-        new_call = new_call.deep_replace(operand, method_call(operand, "float"))
+    new_call = call.visit(Replace({id(o): method_call(o, "float") for o in operands}))
     base = operands[0]
     name = dotted(base)
     if name is not None and all(o.deep_equals(base) for o in operands):
@@ -208,9 +206,9 @@ def _denominator(tree: SourceTree, node: cst.CSTNode) -> cst.BaseExpression | No
         return node
     if isinstance(parent, cst.Arg) and call_name(tree.parent(parent)) == "rsqrt":
         return tree.parent(parent)
-    div = find(node, _is_div)
-    if div is not None:
-        return div.right
+    inner = find(node, lambda n: _is_div(n) or call_name(n) == "rsqrt")
+    if inner is not None:
+        return inner.right if _is_div(inner) else inner
     return node if isinstance(node, cst.BaseExpression) else None
 
 
