@@ -144,17 +144,23 @@ def rule(code: str) -> None:
 @cli.command("rules")
 @click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def list_rules(output_format: str) -> None:
-    """List every rule: code, name, engines, severity, default, fixable."""
+    """List every rule: code, name, engines, severity, default, fix (safe / unsafe / no)."""
+    from .fix.catalog import fixer_info
+
+    def fix(r) -> str | None:
+        info = fixer_info(r.code) if r.fixable else None
+        return info.applicability if info else None
+
     if output_format == "json":
         click.echo(json.dumps([{
             "code": r.code, "name": r.name, "engines": list(r.engines), "severity": r.severity.value,
-            "default": r.default_on, "fixable": r.fixable, "summary": r.summary,
+            "default": r.default_on, "fixable": r.fixable, "fix": fix(r), "summary": r.summary,
         } for r in RULES], indent=2))
         return
-    click.echo(f"{'code':<7} {'name':<42} {'engines':<15} {'severity':<8} {'default':<7} fixable")
+    click.echo(f"{'code':<7} {'name':<42} {'engines':<15} {'severity':<8} {'default':<7} fix")
     for r in RULES:
         click.echo(f"{r.code:<7} {r.name:<42} {','.join(r.engines):<15} {r.severity.value:<8} "
-                   f"{'on' if r.default_on else 'off':<7} {'yes' if r.fixable else 'no'}")
+                   f"{'on' if r.default_on else 'off':<7} {fix(r) or 'no'}")
 
 
 from .runtime.cli import audit_command  # noqa: E402  (cheap: torch loads inside the command)
