@@ -29,7 +29,8 @@ RMSNORM = textwrap.dedent("""\
         def forward(self, x):
             return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
     """)
-SAFE_FIXED = RMSNORM.replace("x.pow(2).mean(-1, keepdim=True)", "x.float().pow(2).mean(-1, keepdim=True).to(x.dtype)")
+SAFE_FIXED = RMSNORM.replace("x.pow(2).mean(-1, keepdim=True) + self.eps)",
+                             "x.float().pow(2).mean(-1, keepdim=True) + self.eps).to(x.dtype)")
 ALL_FIXED = SAFE_FIXED.replace("eps=1e-12", "eps=1e-6")
 
 
@@ -135,7 +136,7 @@ def test_fix_writes_remaining_findings_in_json(runner, project):
 
 def test_full_output_shows_the_fix(runner, project):
     result = _check(runner, "m.py", "--output-format", "full")
-    assert "  = help: Compute `x.pow(2).mean(-1, keepdim=True)` in float32 and cast it back to `x.dtype`\n" \
+    assert "  = help: Compute `x.pow(2).mean(-1, keepdim=True)` and its root in float32, then cast back to `x.dtype`\n" \
            "  = safe fix:\n" in result.stdout
     assert "  12 -         return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)" \
         in result.stdout

@@ -47,7 +47,8 @@ RMSNORM = textwrap.dedent("""\
             return self.gain_é * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)  # note
     """)
 FIXED_RMSNORM = (RMSNORM.replace("eps=1e-12", "eps=1e-6")
-                 .replace("x.pow(2).mean(-1, keepdim=True)", "x.float().pow(2).mean(-1, keepdim=True).to(x.dtype)"))
+                 .replace("x.pow(2).mean(-1, keepdim=True) + self.eps)",
+                          "x.float().pow(2).mean(-1, keepdim=True) + self.eps).to(x.dtype)"))
 
 
 def _rel(p: Path) -> str:

@@ -202,6 +202,14 @@ def test_nl402_upcasts_before_the_square(stat, expected, applicability):
     assert apply_edits(text, fix.edits) == f"def f(x, m):\n    v = {expected} + 1e-6\n"
 
 
+def test_nl402_casts_back_after_the_root_when_there_is_one():
+    text = "def f(self, x):\n    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)\n"
+    fix = _fix("NL402", text, "x.pow(2).mean(-1, keepdim=True)")
+    assert fix.applicability == SAFE
+    assert apply_edits(text, fix.edits).endswith(
+        "x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps).to(x.dtype)\n")
+
+
 def test_nl402_does_not_silence_a_square_computed_elsewhere():
     text = "def f(x):\n    s = x * x\n    return s.mean(-1)\n"
     assert _fix("NL402", text, "s.mean(-1)").applicability == DISPLAY_ONLY
@@ -304,6 +312,7 @@ def test_fix_source_api_safe_by_default():
                 return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
         """)
     safe = fix_source(text)
+    assert "torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps).to(x.dtype)" in safe.text
     assert [f.code for f in safe.applied] == ["NL402"]
     assert "x.float().pow(2)" in safe.text and "eps=1e-12" in safe.text
     assert [f.code for f in safe.remaining] == ["NL401"]

@@ -81,7 +81,7 @@ def test_hook_with_fix_fixes_fails_then_passes(tmp_path):
     assert first.returncode == 1, first.stdout + first.stderr
     assert "files were modified by this hook" in first.stdout
     assert "Found 1 finding (1 fixed, 0 remaining)." in first.stdout
-    assert "x.float().pow(2).mean(-1, keepdim=True).to(x.dtype)" in target.read_text()
+    assert "x.float().pow(2).mean(-1, keepdim=True) + self.eps).to(x.dtype)" in target.read_text()
     _git(project, "add", "-A")
     second = run()
     assert second.returncode == 0, second.stdout + second.stderr

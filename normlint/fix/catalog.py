@@ -42,8 +42,8 @@ FIXERS: dict[str, FixerInfo] = {f.code: f for f in (
               "`[m] * n` -> `[Ctor(...) for _ in range(n)]` (or `copy.deepcopy(m)` when `m` is a name)"),
     FixerInfo("NL401", "numerics", "raise_eps", UNSAFE, "raise the eps literal to 1e-6"),
     FixerInfo("NL402", "numerics", "upcast_statistic", SAFE,
-              "upcast the reduced value (`x.float()`) and cast the statistic back to `x.dtype`; "
-              "unsafe (no cast back) when the reduced value is not a plain name"),
+              "upcast the squared value (`x.float()`) and cast back to `x.dtype` after the root "
+              "(or the statistic); unsafe (no cast back) when the value is not a plain name"),
     FixerInfo("NL403", "numerics", "standard_formula", UNSAFE,
               "unbiased std/var -> `correction=0`; eps added to the std -> `(var + eps).sqrt()`"),
     FixerInfo("NL404", "numerics", "add_eps", UNSAFE,

@@ -89,12 +89,29 @@ def upcast_statistic(tree: SourceTree, finding: Finding, node: cst.CSTNode) -> F
     base = operands[0]
     name = dotted(base)
     if name is not None and all(o.deep_equals(base) for o in operands):
-        # the statistic returns to the input dtype: everything downstream is unchanged
-        fixed = method_call(new_call, "to", cst.Arg(expression(f"{name}.dtype")))
+        # back to the input dtype, so everything downstream is unchanged: after the root when
+        # it is in the same expression (rsqrt(mean(x**2)) has x's scale and fits; the mean of
+        # squares itself overflows fp16 once the RMS passes 256), else the statistic itself
+        dtype = cst.Arg(expression(f"{name}.dtype"))
+        root = _enclosing_root(tree, call)
+        if root is not None:
+            fixed_root = method_call(root.visit(Replace({id(call): new_call})), "to", dtype)
+            return tree.fix(f"Compute `{tree.code(call)}` and its root in float32, then cast back to "
+                            f"`{name}.dtype`", {root: fixed_root}, SAFE)
         return tree.fix(f"Compute `{tree.code(call)}` in float32 and cast it back to `{name}.dtype`",
-                        {call: fixed}, SAFE)
+                        {call: method_call(new_call, "to", dtype)}, SAFE)
     return tree.fix(f"Compute `{tree.code(call)}` in float32 (the norm's output becomes float32)",
                     {call: new_call}, UNSAFE)
+
+
+def _enclosing_root(tree: SourceTree, node: cst.CSTNode) -> cst.Call | None:
+    """The sqrt/rsqrt call around node within its expression, if any."""
+    for a in tree.ancestors(node):
+        if isinstance(a, (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.Lambda)):
+            return None
+        if call_name(a) in ("sqrt", "rsqrt"):
+            return a
+    return None
 
 
 # -- NL403 ------------------------------------------------------------------------------
