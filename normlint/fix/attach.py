@@ -27,12 +27,12 @@ def suggestion(finding: Finding, note: str = "") -> Fix:
     return Fix((hint or "no automatic fix") + note, (), DISPLAY_ONLY)
 
 
-def _run_fixer(info: FixerInfo, finding: Finding, text: str, tree_of) -> Fix | None:
+def _run_fixer(info: FixerInfo, finding: Finding, text: str, tree_for) -> Fix | None:
     fixers = importlib.import_module(f"normlint.fix.fixers.{info.module}")
     function = getattr(fixers, info.function)
     if not info.needs_tree:
         return function(text, finding)
-    tree = tree_of()
+    tree = tree_for(finding.line)
     if tree is None:
         return None
     node = tree.node_at(finding)
@@ -41,13 +41,20 @@ def _run_fixer(info: FixerInfo, finding: Finding, text: str, tree_of) -> Fix | N
 
 def fixes_for_file(findings: Sequence[Finding], text: str, *, strict: bool = False) -> list[Finding]:
     """``findings`` of one file (whose text is ``text``) with ``fix`` filled."""
-    trees: list = []
+    outline: list = []
+    trees: dict = {}
 
-    def tree_of():
-        if not trees:
-            from .tree import SourceTree     # libcst loads here, and only here
-            trees.append(SourceTree.parse(text))
-        return trees[0]
+    def tree_for(line: int):
+        from .tree import Outline, SourceTree     # libcst loads here, and only here
+
+        if not outline:
+            outline.append(Outline.of(text))
+        if outline[0] is None:
+            return None
+        span = outline[0].statement_span(line)
+        if span not in trees:                     # one parse per top-level statement
+            trees[span] = SourceTree.around(outline[0], line) if span else None
+        return trees[span]
 
     noqa_lines: set[int] | None = None
     out = []
@@ -56,7 +63,7 @@ def fixes_for_file(findings: Sequence[Finding], text: str, *, strict: bool = Fal
         fix = None
         if info is not None:
             try:
-                fix = _run_fixer(info, f, text, tree_of)
+                fix = _run_fixer(info, f, text, tree_for)
             except Exception:    # a fixer bug must not cost the user the report
                 if strict:
                     raise

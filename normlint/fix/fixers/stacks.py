@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ...findings import Finding, Fix
+from ...findings import Edit, Finding, Fix
 from ..catalog import UNSAFE
 from ..tree import (SourceTree, append_arg, assignment_to_self, dotted, expression, find, fresh_name,
                     identifiers, keyword_arg, method, names_in, self_assignment)
@@ -30,6 +30,9 @@ def final_norm(tree: SourceTree, finding: Finding, node: cst.CSTNode) -> Fix | N
         if any(a.keyword is not None and a.keyword.value == "norm" for a in call.args):
             return None
         new = append_arg(call, keyword_arg("norm", ctor))
+        if not any(a.keyword is not None and a.keyword.value == "enable_nested_tensor" for a in call.args):
+            # norm_first layers never use nested tensors; saying so silences PyTorch's warning
+            new = append_arg(new, keyword_arg("enable_nested_tensor", cst.Name("False")))
         return tree.fix(f"Pass `norm={ctor_text}` to the stack's constructor", {call: new}, UNSAFE)
     stream = facts.get("stream")
     if not stack_attr or (call is None and not stream):
@@ -66,45 +69,19 @@ def _repeated(n: cst.CSTNode) -> tuple[cst.List, cst.BaseExpression] | None:
     return None
 
 
-def _deepcopy_name(tree: SourceTree) -> tuple[str, cst.BaseStatement | None] | None:
-    """How to spell deepcopy here, and the import statement to add (None: already imported).
-    None when the name ``copy`` means something else in this file."""
-    for stmt in tree.module.body:
-        if not isinstance(stmt, cst.SimpleStatementLine):
-            continue
-        for small in stmt.body:
-            if isinstance(small, cst.Import) and any(
-                    isinstance(a.name, cst.Name) and a.name.value == "copy" and a.asname is None
-                    for a in small.names):
-                return "copy.deepcopy", None
-            if isinstance(small, cst.ImportFrom) and dotted(small.module or cst.Name("")) == "copy" and \
-                    not isinstance(small.names, cst.ImportStar) and any(
-                        a.name.value == "deepcopy" and a.asname is None for a in small.names):
-                return "deepcopy", None
-    if "copy" in identifiers(tree.module):
+def _deepcopy_name(tree: SourceTree) -> tuple[str, Edit | None] | None:
+    """How to spell deepcopy here, and the import to add (None: already imported). None when
+    the name ``copy`` means something else in this file."""
+    outline = tree.outline
+    if outline is None:
         return None
-    return "copy.deepcopy", cst.parse_statement("import copy\n")
-
-
-def _with_import(tree: SourceTree, statement: cst.BaseStatement) -> dict:
-    """Insert an import before the module's first import (after the docstring and
-    ``__future__``), taking over that import's leading comments."""
-    body = tree.module.body
-    for stmt in body:
-        if isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], (cst.Import, cst.ImportFrom)):
-            small = stmt.body[0]
-            if isinstance(small, cst.ImportFrom) and dotted(small.module or cst.Name("")) == "__future__":
-                continue
-            moved = statement.with_changes(leading_lines=stmt.leading_lines)
-            return {stmt: cst.FlattenSentinel([moved, stmt.with_changes(leading_lines=())])}
-    if body:
-        first = body[0]
-        if isinstance(first, cst.SimpleStatementLine) and isinstance(first.body[0], cst.Expr) and \
-                isinstance(first.body[0].value, (cst.SimpleString, cst.ConcatenatedString)):
-            return {first: cst.FlattenSentinel([first, statement])}
-        return {first: cst.FlattenSentinel([statement.with_changes(leading_lines=first.leading_lines),
-                                            first.with_changes(leading_lines=())])}
-    return {}
+    if outline.imported("copy"):
+        return "copy.deepcopy", None
+    if outline.imported("copy", "deepcopy"):
+        return "deepcopy", None
+    if "copy" in outline.identifiers:
+        return None
+    return "copy.deepcopy", outline.add_import("import copy")
 
 
 def fresh_instances(tree: SourceTree, finding: Finding, node: cst.CSTNode) -> Fix | None:
@@ -116,7 +93,7 @@ def fresh_instances(tree: SourceTree, finding: Finding, node: cst.CSTNode) -> Fi
         return None
     element = lst.elements[0].value
     loop_var = fresh_name(identifiers(element) | identifiers(count), "_", "_i")
-    replacements: dict = {}
+    extra: tuple = ()
     if isinstance(element, cst.Call):
         item = element       # the constructor runs once per repetition
         how = f"call `{tree.code(element)}` once per layer"
@@ -124,16 +101,14 @@ def fresh_instances(tree: SourceTree, finding: Finding, node: cst.CSTNode) -> Fi
         spelled = _deepcopy_name(tree)
         if spelled is None:
             return None
-        name, import_stmt = spelled
+        name, import_edit = spelled
         item = cst.Call(func=expression(name), args=[cst.Arg(element)])
         how = f"copy `{tree.code(element)}` once per layer (`{name}`)"
-        if import_stmt is not None:
-            replacements.update(_with_import(tree, import_stmt))
+        extra = (import_edit,) if import_edit is not None else ()
     comp = cst.ListComp(
         elt=item,
         for_in=cst.CompFor(target=cst.Name(loop_var),
                            iter=cst.Call(func=cst.Name("range"), args=[cst.Arg(count.with_changes(lpar=(), rpar=()))
                                                                        if hasattr(count, "lpar") else cst.Arg(count)])),
         lpar=binop.lpar, rpar=binop.rpar)
-    replacements[binop] = comp
-    return tree.fix(f"Build a fresh module per layer: {how}", replacements, UNSAFE)
+    return tree.fix(f"Build a fresh module per layer: {how}", {binop: comp}, UNSAFE, extra)
