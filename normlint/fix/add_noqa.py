@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..findings import Finding
-from ..suppress import _CODE, _LINE_NOQA
+from .fixers.noqa import parse_directive
 from .text import split_lines
 
 NOT_SUPPRESSIBLE = frozenset({"NL900", "NL901"})   # a syntax error; an unused noqa itself
@@ -62,16 +62,19 @@ def add_noqa(text: str, findings: Sequence[Finding]) -> NoqaEdit:
         body = raw.rstrip("\r\n")
         ending = raw[len(body):]
         comment = comments.get(line_no)
-        m = _LINE_NOQA.search(comment[1]) if comment else None
-        if m is not None:
-            if m.group("codes") is None:
+        directive = parse_directive(comment[1]) if comment else None
+        if directive is not None:
+            if directive.bare:
                 continue               # a bare noqa covers every code already
-            present = {c.upper() for c in _CODE.findall(m.group("codes"))}
-            new = sorted(codes - present)
+            new = sorted(codes - {c for c, _, _ in directive.codes})
             if not new:
                 continue
-            at = comment[0] + m.end("codes")
-            body = body[:at] + ", " + ", ".join(new) + body[at:]
+            if directive.codes:
+                at = comment[0] + directive.codes[-1][2]
+                body = body[:at] + ", " + ", ".join(new) + body[at:]
+            else:                      # `# noqa:` with no code yet
+                at = comment[0] + directive.list_at
+                body = body[:at] + " " + ", ".join(new) + body[at:]
         else:
             body = body.rstrip() + "  # noqa: " + ", ".join(sorted(codes))
         lines[line_no - 1] = body + ending

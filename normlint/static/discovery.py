@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 
 import pathspec
 
+from ..patterns import compile_gitignore, compile_patterns
 PYTHON_SUFFIXES = (".py", ".pyi")
 
 
@@ -39,7 +40,7 @@ class _GitIgnores:
                         lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
                     except OSError:
                         continue
-                    more = pathspec.GitIgnoreSpec.from_lines(lines)
+                    more = compile_gitignore(lines)
                     spec = more if spec is None else spec + more
             self._specs[directory] = spec
         return self._specs[directory]
@@ -72,8 +73,17 @@ class _GitIgnores:
         return bool(verdict)
 
 
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or the absolute path when it cannot be resolved (a symlink loop
+    raises RuntimeError before Python 3.13): reading it then gives the NL900 that says why."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def _exclude_spec(patterns: Iterable[str]) -> pathspec.GitIgnoreSpec:
-    return pathspec.GitIgnoreSpec.from_lines(list(patterns))
+    return compile_patterns(patterns, where="exclude")
 
 
 def _excluded(spec: pathspec.GitIgnoreSpec, path: Path, root: Path, is_dir: bool) -> bool:
@@ -93,7 +103,7 @@ def discover(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str], root
     root = root.resolve()
 
     def add(p: Path) -> None:
-        key = p.resolve()
+        key = resolved(p)
         if key not in seen:
             seen.add(key)
             found.files.append(p)
@@ -117,7 +127,7 @@ def discover(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str], root
                                                     onerror=lambda e: found.errors.append(
                                                         f"cannot list {e.filename}: {e.strerror}")):
             base = Path(dirpath)
-            base_abs = base.resolve()
+            base_abs = resolved(base)
             keep = []
             for d in sorted(dirnames):
                 d_abs = base_abs / d

@@ -22,12 +22,13 @@ import pathspec
 
 from ..config import Config
 from ..findings import Finding, sort_findings
+from ..patterns import compile_patterns
 from ..selection import resolve_selection
 from ..suppress import Suppressions
 from .analyzer import analyze
 from .cache import Cache, component_key, content_hash, engine_fingerprint
 from .context import RuleContext
-from .discovery import discover
+from .discovery import discover, resolved
 from .facts import components, scan
 from .reading import parse_source, read_source
 from .source import ParsedFile
@@ -89,7 +90,7 @@ class Policy:
     @classmethod
     def from_config(cls, config: Config) -> "Policy":
         return cls(enabled=enabled_codes(config), options=config.rule_options,
-                   per_file=[(pathspec.GitIgnoreSpec.from_lines([glob]), resolve_selection(selectors))
+                   per_file=[(compile_patterns([glob], where="per-file-ignores"), resolve_selection(selectors))
                              for glob, selectors in config.per_file_ignores],
                    root=config.root.resolve())
 
@@ -97,7 +98,7 @@ class Policy:
         if not self.per_file:
             return frozenset()
         if path not in self._ignored:
-            abs_path = Path(path).resolve()
+            abs_path = resolved(Path(path))
             try:
                 rel = abs_path.relative_to(self.root).as_posix()
             except ValueError:
@@ -212,8 +213,18 @@ def check_paths(paths: Sequence[str | os.PathLike], config: Config,
     return report
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and `taskset`
+    narrow), not every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):   # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def _run_pending(pending, policy: Policy, jobs: int | None):
-    jobs = jobs or os.cpu_count() or 1
+    # More workers than cores only adds forks and memory: --jobs is capped at the cores.
+    jobs = min(jobs or available_cores(), available_cores())
     total = sum(len(s.text) for _, members, _ in pending for s in members)
     if jobs <= 1 or len(pending) <= 1 or total < PARALLEL_MIN_BYTES:
         for key, members, relevant in pending:
