@@ -322,3 +322,25 @@ def test_fix_source_api_safe_by_default():
     assert fix_source(text, unsafe_fixes=True, fixable=["NL401"]).applied[0].code == "NL401"
     broken = "def f(:\n"
     assert fix_source(broken).text == broken
+
+
+def test_nl901_reads_directives_as_suppress_does():
+    def fixed(comment, code="NL306"):
+        text = f"x = 1  {comment}\n"
+        f = Finding(code="NL901", name="unused-suppression", severity=Severity.WARNING, engine=Engine.STATIC,
+                    path="m.py", line=1, column=8, message=f"unused `noqa` directive: no {code} (x) on this line")
+        [f] = attach_fixes([f], {"m.py": text}, strict=True)
+        return f.fix if not f.fix.edits else apply_edits(text, f.fix.edits)
+
+    assert fixed("# noqa NL306 NL101") == "x = 1  # noqa NL101\n"          # a list without its colon
+    assert fixed("# NOQA : nl306,nl101 because") == "x = 1  # NOQA : NL101 because\n"
+    malformed = fixed("# noqa: NL")
+    assert malformed.applicability == DISPLAY_ONLY
+
+
+def test_add_noqa_completes_a_malformed_directive():
+    from normlint.fix.add_noqa import add_noqa
+
+    f = Finding("NL402", "n", Severity.WARNING, Engine.STATIC, "m.py", 1, 1, "m")
+    assert add_noqa("x = 1  # noqa: - why\n", [f]).text == "x = 1  # noqa: NL402 - why\n"
+    assert add_noqa("x = 1  # noqa  (reviewed)\n", [f]).added == 0      # bare: covers it already
