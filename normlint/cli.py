@@ -106,6 +106,9 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
         for d in run.dropped:
             click.echo(f"normlint: warning: {d.finding.path}:{d.finding.line}: {d.finding.code} fix not "
                        f"applied: {d.reason}", err=True)
+        for members in run.unconverged:
+            click.echo(f"normlint: warning: {', '.join(members)}: fixes still applicable after "
+                       f"{policy.max_passes} passes; run --fix again", err=True)
         findings, sources = run.findings, {**report.sources, **run.fixed}
         if flags.show_diff:
             click.echo(unified_diff(run.originals, run.fixed), nl=False)

@@ -218,3 +218,12 @@ def test_fix_dataclass_round_trips_through_json_output(tmp_path):
     fix = Fix(fixes["NL402"]["message"], tuple(__import__("normlint").findings.Edit(**e)
                                               for e in fixes["NL402"]["edits"]), "safe")
     assert "x.float().pow(2)" in apply_edits(RMSNORM, fix.edits)
+
+
+def test_passes_are_bounded_and_running_out_is_reported():
+    text = (FIXTURES / "NL303" / "norm_first_rebinds_src.py").read_text(encoding="utf-8")
+    before = check_text(text, "m.py", ALL)
+    one = fix_report(before, {"m.py": text}, [("m.py",)], ALL, FixPolicy(unsafe=True, max_passes=1))
+    assert [f.code for f in one.applied] == ["NL303"] and one.unconverged == [("m.py",)]
+    two = fix_report(before, {"m.py": text}, [("m.py",)], ALL, FixPolicy(unsafe=True, max_passes=2))
+    assert [f.code for f in two.applied] == ["NL303", "NL303"] and two.unconverged == []

@@ -72,7 +72,7 @@ def add_noqa(text: str, findings: Sequence[Finding]) -> NoqaEdit:
             if directive.codes:
                 at = comment[0] + directive.codes[-1][2]
                 body = body[:at] + ", " + ", ".join(new) + body[at:]
-            else:                      # `# noqa:` with no code yet
+            else:                      # a directive with a colon and no code yet
                 at = comment[0] + directive.list_at
                 body = body[:at] + " " + ", ".join(new) + body[at:]
         else:

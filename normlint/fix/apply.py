@@ -57,6 +57,7 @@ class ComponentFix:
     findings: list[Finding]                                 # what the component reports now
     applied: list[Finding] = field(default_factory=list)    # as found in the pass that fixed them
     dropped: list[Dropped] = field(default_factory=list)
+    converged: bool = True                                  # False: max_passes ran out first
 
 
 def _fix_key(f: Finding) -> tuple:
@@ -125,4 +126,6 @@ def fix_component(texts: Mapping[str, str], findings: Sequence[Finding], recheck
                 break
             refused.add(_fix_key(f))
             state.dropped.append(Dropped(f, reason))
+    else:
+        state.converged = not _choose(state.findings, policy, refused)
     return state

@@ -72,7 +72,7 @@ def fixes_for_file(findings: Sequence[Finding], text: str, *, strict: bool = Fal
             if noqa_lines is None:
                 noqa_lines = set(Suppressions.parse(text).lines)
             if touched_lines(fix.edits) & noqa_lines:
-                # a line someone marked `# noqa` is never rewritten
+                # a line that carries a noqa directive is never rewritten
                 fix = replace(suggestion(f), message=fix.message + " (not applied: it would edit a line "
                                                                    "with a `# noqa` comment)")
         out.append(replace(f, fix=fix if fix is not None else suggestion(f)))
@@ -90,6 +90,6 @@ def attach_fixes(findings: Sequence[Finding], texts: Mapping[str, str], *, stric
             out[i] = replace(f, fix=suggestion(f))
     for path, indices in by_path.items():
         fixed = fixes_for_file([findings[i] for i in indices], texts[path], strict=strict)
-        for i, f in zip(indices, fixed):
+        for i, f in zip(indices, fixed, strict=True):
             out[i] = f
     return out

@@ -18,6 +18,7 @@ class FixRun:
     dropped: list[Dropped] = field(default_factory=list)
     originals: dict[str, str] = field(default_factory=dict)   # path -> text, changed files only
     fixed: dict[str, str] = field(default_factory=dict)       # path -> new text
+    unconverged: list[tuple[str, ...]] = field(default_factory=list)   # components out of passes
 
 
 def fix_policy(config: Config, *, unsafe: bool | None = None, fixable: Iterable[str] | None = None,
@@ -52,6 +53,8 @@ def fix_report(findings: list[Finding], sources: dict[str, str], components: lis
         run.findings.extend(outcome.findings)
         run.applied.extend(outcome.applied)
         run.dropped.extend(outcome.dropped)
+        if not outcome.converged:
+            run.unconverged.append(tuple(members))
         for p in members:
             if outcome.texts[p] != sources[p]:
                 run.originals[p] = sources[p]

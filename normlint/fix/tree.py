@@ -201,14 +201,6 @@ class SourceTree:
                 return a
         return None
 
-    def start(self, node: cst.CSTNode) -> tuple[int, int]:
-        rng = self.positions[node]
-        return rng.start.line, rng.start.column
-
-    def end(self, node: cst.CSTNode) -> tuple[int, int]:
-        rng = self.positions[node]
-        return rng.end.line, rng.end.column
-
     def code(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
 
@@ -263,12 +255,6 @@ def dotted(node: cst.CSTNode) -> str | None:
         base = dotted(node.value)
         return None if base is None else f"{base}.{node.attr.value}"
     return None
-
-
-def strip_parens(node: N) -> N:
-    if getattr(node, "lpar", None):
-        return node.with_changes(lpar=(), rpar=())
-    return node
 
 
 def parenthesize(node: cst.BaseExpression) -> cst.BaseExpression:

@@ -82,7 +82,7 @@ def remove_unused_code(text: str, finding: Finding) -> Fix | None:
         new_line = line[:col] + comment[:first] + ", ".join(rest) + comment[last:]
         what = f"Remove `{code}` from the `noqa` comment"
     else:
-        # what the comment says before the directive stays (`# type: ignore  # noqa: X`)
+        # what the comment says before the directive stays (a `type: ignore`)
         new_line = (line[:col] + comment[:directive.start]).rstrip()
         what = "Remove the unused `noqa` comment"
     new_lines = list(lines)
