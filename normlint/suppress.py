@@ -144,5 +144,6 @@ class Suppressions:
                     message = f"unused `noqa` directive: no {code} ({target.name}) on this line"
                 out.append(Finding(code="NL901", name=rule.name, severity=rule.severity,
                                    engine=Engine.STATIC, path=path, line=noqa.line,
-                                   column=noqa.column, message=message))
+                                   column=noqa.column, message=message,
+                                   fix_facts=(("code", code),)))   # the code its fix removes
         return out
