@@ -11,12 +11,14 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_fix import (FixFlags, add_noqa_to_files, fix_hint, fix_only_summary, fix_options, fixed_summary,
+                      show_fixes, unified_diff, write_all)
 from .cli_options import _codes, output_options, selection_options, write_output
 from .config import load_config
 from .errors import NormlintError
 from .registry import RULES, get_rule
 from .report import exit_code, render
-from .report.text import render_statistics
+from .report.text import render_statistics, summary_line
 
 
 class _Group(click.Group):
@@ -68,11 +70,14 @@ def cli() -> None:
 @click.option("--cache-dir", type=click.Path(file_okay=False), envvar="NORMLINT_CACHE_DIR",
               help="Where to keep the result cache (default: .normlint_cache next to the config, "
                    "or in the current directory; env NORMLINT_CACHE_DIR).")
+@fix_options
 def check(paths, select, extend_select, ignore, output_format, output_file, exit_zero, config_file,
-          statistics, quiet, jobs, no_cache, cache_dir) -> None:
+          statistics, quiet, jobs, no_cache, cache_dir, **fix_flags) -> None:
     """Check Python files for normalization bugs (static analysis; never imports your code)."""
     from .api import check_paths
+    from .fix.run import fix_policy, fix_report
 
+    flags = FixFlags(**fix_flags)
     config = load_config(Path(config_file) if config_file else None)
     if no_cache:
         cache_dir = None
@@ -81,9 +86,42 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
     report = check_paths(list(paths) or ["."], config=config, select=_codes(select),
                          extend_select=_codes(extend_select), ignore=_codes(ignore),
                          jobs=jobs, cache_dir=cache_dir)
+    errors = list(report.errors)
     for message in report.errors:
         click.echo(f"normlint: error: {message}", err=True)
     findings = report.findings
+    policy = fix_policy(config, unsafe=flags.unsafe_fixes)
+    if flags.add_noqa:
+        added, skipped, failed = add_noqa_to_files(findings, report.sources)
+        for message in failed:
+            click.echo(f"normlint: error: {message}", err=True)
+        if not quiet:
+            note = f" ({skipped} lines skipped: a comment cannot go there)" if skipped else ""
+            click.echo(f"Added {added} noqa directive{'' if added == 1 else 's'}.{note}")
+        sys.exit(2 if errors or failed else 0)
+    run = None
+    sources = report.sources
+    if flags.fixing:
+        run = fix_report(findings, report.sources, report.components, config, policy)
+        for d in run.dropped:
+            click.echo(f"normlint: warning: {d.finding.path}:{d.finding.line}: {d.finding.code} fix not "
+                       f"applied: {d.reason}", err=True)
+        for members in run.unconverged:
+            click.echo(f"normlint: warning: {', '.join(members)}: fixes still applicable after "
+                       f"{policy.max_passes} passes; run --fix again", err=True)
+        findings, sources = run.findings, {**report.sources, **run.fixed}
+        if flags.show_diff:
+            click.echo(unified_diff(run.originals, run.fixed), nl=False)
+        elif flags.writes:
+            for message in write_all(run.originals, run.fixed):
+                errors.append(message)
+                click.echo(f"normlint: error: {message}", err=True)
+        if flags.show_diff or flags.fix_only:
+            if not quiet:
+                lines = [*(show_fixes(run.applied) if flags.show_fixes else ()),
+                         fix_only_summary(len(run.applied), findings, policy, config, would=flags.show_diff)]
+                click.echo("\n".join(lines), err=flags.show_diff)
+            sys.exit(2 if errors else (1 if flags.show_diff and run.applied else 0))
     if statistics and output_format in ("concise", "full"):
         text = render_statistics(findings)
     elif statistics and output_format == "json":
@@ -93,11 +131,17 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
         text = json.dumps([{"code": c, "name": get_rule(c).name, "count": n}
                            for c, n in sorted(counts.items())], indent=2) + "\n"
     else:
-        text = render(findings, output_format, sources=report.sources)
-    if quiet and output_format in ("concise", "full"):
-        text = "".join(line + "\n" for line in text.splitlines()[:-1])  # drop the summary line
+        text = render(findings, output_format, sources=sources, fixable=policy.applies)
+    if output_format in ("concise", "full"):
+        lines = text.splitlines()[:-1]    # the renderer's summary line, replaced by the fix-aware one
+        if not quiet:
+            lines += show_fixes(run.applied) if run is not None and flags.show_fixes else []
+            lines.append(fixed_summary(len(run.applied) if run else 0, findings, summary_line))
+            hint = fix_hint(findings, policy, config)
+            lines += [hint] if hint else []
+        text = "".join(line + "\n" for line in lines)
     write_output(text, output_file)
-    if report.errors:
+    if errors:
         sys.exit(2)
     sys.exit(0 if exit_zero else exit_code(findings))
 
@@ -121,17 +165,23 @@ def rule(code: str) -> None:
 @cli.command("rules")
 @click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def list_rules(output_format: str) -> None:
-    """List every rule: code, name, engines, severity, default, fixable."""
+    """List every rule: code, name, engines, severity, default, fix (safe / unsafe / no)."""
+    from .fix.catalog import fixer_info
+
+    def fix(r) -> str | None:
+        info = fixer_info(r.code) if r.fixable else None
+        return info.applicability if info else None
+
     if output_format == "json":
         click.echo(json.dumps([{
             "code": r.code, "name": r.name, "engines": list(r.engines), "severity": r.severity.value,
-            "default": r.default_on, "fixable": r.fixable, "summary": r.summary,
+            "default": r.default_on, "fixable": r.fixable, "fix": fix(r), "summary": r.summary,
         } for r in RULES], indent=2))
         return
-    click.echo(f"{'code':<7} {'name':<42} {'engines':<15} {'severity':<8} {'default':<7} fixable")
+    click.echo(f"{'code':<7} {'name':<42} {'engines':<15} {'severity':<8} {'default':<7} fix")
     for r in RULES:
         click.echo(f"{r.code:<7} {r.name:<42} {','.join(r.engines):<15} {r.severity.value:<8} "
-                   f"{'on' if r.default_on else 'off':<7} {'yes' if r.fixable else 'no'}")
+                   f"{'on' if r.default_on else 'off':<7} {fix(r) or 'no'}")
 
 
 from .runtime.cli import audit_command  # noqa: E402  (cheap: torch loads inside the command)

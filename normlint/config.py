@@ -28,8 +28,8 @@ DEFAULT_EXCLUDE = (
     "build", "dist", "node_modules", "site-packages", "venv",
 )
 
-_LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude")
-_KNOWN_KEYS = set(_LIST_KEYS) | {"per-file-ignores", "rules"}
+_LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude", "fixable", "unfixable")
+_KNOWN_KEYS = set(_LIST_KEYS) | {"per-file-ignores", "rules", "unsafe-fixes"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,9 @@ class Config:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     extend_exclude: tuple[str, ...] = ()
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fixable: tuple[str, ...] | None = None         # codes --fix may fix (None: all)
+    unfixable: tuple[str, ...] = ()
+    unsafe_fixes: bool | None = None               # also apply unsafe fixes (None: no, with a hint)
     root: Path = field(default_factory=Path.cwd)   # globs in the file are relative to this
     source: Path | None = None                     # the file it came from, if any
 
@@ -128,7 +131,7 @@ def parse_table(table: dict, *, source: Path) -> Config:
     for key in ("exclude", "extend-exclude"):
         if key in table:
             compile_patterns(table[key], where=f"{source}: '{key}'")
-    for key in ("select", "extend_select", "ignore"):
+    for key in ("select", "extend_select", "ignore", "fixable", "unfixable"):
         if key in values:
             _validate(values[key], key.replace("_", "-"), source)
     if "per-file-ignores" in table:
@@ -142,6 +145,10 @@ def parse_table(table: dict, *, source: Path) -> Config:
             _validate(codes, f"per-file-ignores.{glob}", source)
             pairs.append((glob, codes))
         values["per_file_ignores"] = tuple(pairs)
+    if "unsafe-fixes" in table:
+        if not isinstance(table["unsafe-fixes"], bool):
+            raise ConfigError(f"{source}: 'unsafe-fixes' must be true or false")
+        values["unsafe_fixes"] = table["unsafe-fixes"]
     if "rules" in table:
         values["rule_options"] = _parse_rule_options(table["rules"], source)
     return Config(root=source.parent.resolve(), source=source, **values)

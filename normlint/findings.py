@@ -29,7 +29,9 @@ class Engine(str, Enum):
 
 @dataclass(frozen=True)
 class Edit:
-    """Replace the text between two positions (1-based lines, 0-based columns)."""
+    """Replace the text from (line, column) up to, not including, (end_line, end_column) with
+    ``replacement``. Lines and columns are 1-based; columns count characters (code points),
+    as editors and ruff's JSON do. An insertion has an empty span."""
 
     line: int
     column: int
@@ -40,9 +42,13 @@ class Edit:
 
 @dataclass(frozen=True)
 class Fix:
+    """How to fix a finding: ``edits`` on the finding's file (all computed on the same
+    text, never overlapping), or none for a ``display-only`` suggestion. ``safe`` fixes keep
+    what the model computes (``--fix``); ``unsafe`` ones change numerics, parameters or
+    checkpoints (``--fix --unsafe-fixes``); ``display-only`` ones are never applied."""
+
     message: str
     edits: tuple[Edit, ...] = ()
-    # "safe" fixes keep behaviour; "unsafe" ones change what the model computes.
     applicability: str = "unsafe"
 
 

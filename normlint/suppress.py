@@ -6,7 +6,8 @@ Codes that are not normlint's (``# noqa: E501``) belong to other linters and are
 A code list is read as ruff reads it: after ``noqa:`` come codes separated by commas or
 whitespace, up to the first item that is not a code (the rest is a comment). A colon
 announces a list, so a list with no code in it (``# noqa:``, ``# noqa: NL``) is malformed:
-it suppresses nothing and is reported as NL901, never taken for a bare ``# noqa``.
+it suppresses nothing, is never taken for a bare ``# noqa``, and is reported as NL901
+when it is empty or starts like a normlint code (``# noqa: 401`` is another linter's).
 Whitespace before the colon and a full-width colon are read as a colon.
 """
 
@@ -50,6 +51,14 @@ def _codes(rest: str) -> tuple[str, ...] | None:
     return tuple(codes)
 
 
+def _meant_for_normlint(rest: str) -> bool:
+    """A list with no code is ours to report only when it is empty or starts like one of our
+    codes (``# noqa: NL``): ``# noqa: 401`` is another linter's typo, and it suppresses
+    nothing of ours either way."""
+    body = _LIST_START.sub("", rest, count=1).strip()
+    return not body or body[:2].upper() == "NL"
+
+
 @dataclass
 class LineNoqa:
     line: int
@@ -84,7 +93,8 @@ class Suppressions:
             line, column = tok.start[0], tok.start[1] + 1
             codes = _codes(m.group("rest"))
             if codes == ():
-                sup.malformed.append((line, column, m.group(0)))
+                if m.group("file") or _meant_for_normlint(m.group("rest")):
+                    sup.malformed.append((line, column, m.group(0)))
             elif m.group("file"):
                 if codes is None:
                     sup.file_all = True
@@ -134,5 +144,6 @@ class Suppressions:
                     message = f"unused `noqa` directive: no {code} ({target.name}) on this line"
                 out.append(Finding(code="NL901", name=rule.name, severity=rule.severity,
                                    engine=Engine.STATIC, path=path, line=noqa.line,
-                                   column=noqa.column, message=message))
+                                   column=noqa.column, message=message,
+                                   fix_facts=(("code", code),)))   # the code its fix removes
         return out

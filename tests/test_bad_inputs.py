@@ -368,6 +368,8 @@ def test_jobs_is_capped_at_the_cores(monkeypatch):
     ("# noqa", {"NL303", "NL101"}, False),          # bare: every code, as in flake8 and ruff
     ("# noqa  because of X", {"NL303", "NL101"}, False),
     ("# noqa: E501", set(), False),                 # another linter's code
+    ("# noqa: 401", set(), False),                  # another linter's typo (torchvision)
+    ("# normlint: noqa: 401", set(), True),         # ours, and names no code
 ])
 def test_malformed_noqa_never_suppresses_every_code(comment, suppressed, malformed):
     from normlint.findings import Engine, Finding, Severity

@@ -22,8 +22,9 @@ _RENDERERS: Mapping[str, Callable[..., str]] = {
 
 
 def render(findings: Sequence[Finding], output_format: str = "concise", *,
-           sources: Mapping[str, str] | None = None) -> str:
-    """Render ``findings`` (already sorted). ``sources`` maps a path to its text for snippets."""
+           sources: Mapping[str, str] | None = None, fixable: Callable[[Finding], bool] | None = None) -> str:
+    """Render ``findings`` (already sorted). ``sources`` maps a path to its text for snippets;
+    ``fixable`` says which findings ``--fix`` would fix (marked ``[*]`` in text output)."""
     try:
         renderer = _RENDERERS[output_format]
     except KeyError:
@@ -33,7 +34,10 @@ def render(findings: Sequence[Finding], output_format: str = "concise", *,
         findings = [f if f.path == (p := printable_path(f.path)) else replace(f, path=p)
                     for f in findings]
     if output_format == "full":
-        return renderer(findings, sources={printable_path(k): v for k, v in (sources or {}).items()})
+        return renderer(findings, sources={printable_path(k): v for k, v in (sources or {}).items()},
+                        fixable=fixable)
+    if output_format == "concise":
+        return renderer(findings, fixable=fixable)
     return renderer(findings)
 
 

@@ -34,6 +34,21 @@ def _region(f: Finding) -> dict:
     return region
 
 
+def _fix(f: Finding) -> dict:
+    """A SARIF fix: the edits as replacements of regions of the finding's file."""
+    return {
+        "description": {"text": f"{f.fix.message} ({f.fix.applicability} fix)"},
+        "artifactChanges": [{
+            "artifactLocation": _uri(f.path),
+            "replacements": [{
+                "deletedRegion": {"startLine": e.line, "startColumn": e.column,
+                                  "endLine": e.end_line, "endColumn": e.end_column},
+                "insertedContent": {"text": e.replacement},
+            } for e in f.fix.edits],
+        }],
+    }
+
+
 def render(findings: Sequence[Finding]) -> str:
     from .. import __version__
 
@@ -62,6 +77,8 @@ def render(findings: Sequence[Finding]) -> str:
         if f.module:
             result["locations"][0]["logicalLocations"] = [
                 {"fullyQualifiedName": f.module, "kind": "module"}]
+        if f.fix is not None and f.fix.edits:
+            result["fixes"] = [_fix(f)]
         results.append(result)
     doc = {
         "$schema": SCHEMA,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tokenize
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from ..findings import Finding, Severity, summary_counts
 from ..registry import get_rule
@@ -29,8 +29,16 @@ def _location(f: Finding) -> str:
     return f"{where} ({f.module})" if f.module else where
 
 
-def render_concise(findings: Sequence[Finding]) -> str:
-    lines = [f"{_location(f)}: {f.code} [{f.severity.value}] {f.message}" for f in findings]
+FixableFn = Callable[[Finding], bool]
+
+
+def _mark(f: Finding, fixable: FixableFn | None) -> str:
+    # ruff's marker: `--fix` would fix this one with the current settings
+    return "[*] " if fixable is not None and fixable(f) else ""
+
+
+def render_concise(findings: Sequence[Finding], *, fixable: FixableFn | None = None) -> str:
+    lines = [f"{_location(f)}: {f.code} {_mark(f, fixable)}[{f.severity.value}] {f.message}" for f in findings]
     lines.append(summary_line(findings))
     return "\n".join(lines) + "\n"
 
@@ -51,11 +59,33 @@ def _source_line(path: str, line: int, sources: Mapping[str, str], cache: dict) 
     return lines[line - 1]
 
 
-def render_full(findings: Sequence[Finding], *, sources: Mapping[str, str]) -> str:
+def _fix_lines(f: Finding, sources: Mapping[str, str]) -> list[str]:
+    """The lines the fix changes: ``- old`` (old line numbers) and ``+ new`` (new ones)."""
+    import difflib
+
+    from ..fix.text import apply_edits, split_lines
+
+    text = sources.get(f.path)
+    if text is None or not f.fix.edits:
+        return []
+    old = split_lines(text)
+    new = split_lines(apply_edits(text, f.fix.edits))
+    width = len(str(max(len(old), len(new))))
+    out = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        out += [f"  {str(n).rjust(width)} - {line.rstrip()}" for n, line in enumerate(old[i1:i2], i1 + 1)]
+        out += [f"  {str(n).rjust(width)} + {line.rstrip()}" for n, line in enumerate(new[j1:j2], j1 + 1)]
+    return out
+
+
+def render_full(findings: Sequence[Finding], *, sources: Mapping[str, str],
+                fixable: FixableFn | None = None) -> str:
     out: list[str] = []
     cache: dict = {}
     for f in findings:
-        out.append(f"{f.code} [{f.severity.value}] {f.message}")
+        out.append(f"{f.code} {_mark(f, fixable)}[{f.severity.value}] {f.message}")
         out.append(f"  --> {_location(f)}")
         src = _source_line(f.path, f.line, sources, cache)
         if src is not None:
@@ -69,10 +99,16 @@ def render_full(findings: Sequence[Finding], *, sources: Mapping[str, str]) -> s
             out.append(f"{f.line} | {src.rstrip()}")
             out.append(f"{gutter} | {' ' * start}{'^' * width}")
             out.append(f"{gutter} |")
-        try:
-            out.append(f"  = help: {get_rule(f.code).fix_hint}")
-        except KeyError:
-            pass
+        if f.fix is not None:
+            out.append(f"  = help: {f.fix.message}")
+            if f.fix.edits:
+                out.append(f"  = {f.fix.applicability} fix:")
+                out.extend(_fix_lines(f, sources))
+        else:
+            try:
+                out.append(f"  = help: {get_rule(f.code).fix_hint}")
+            except KeyError:
+                pass
         out.append("")
     out.append(summary_line(findings))
     return "\n".join(out) + "\n"

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable
 
-from ..findings import Engine, Finding, Severity
+from ..findings import Edit, Engine, Finding, Fix, Severity
 from .facts import FileFacts
 from .reading import read_regular_file
 
@@ -79,7 +79,7 @@ def _finding_from_dict(d: dict) -> Finding:
     return Finding(code=d["code"], name=d["name"], severity=Severity(d.get("severity")),
                    engine=Engine(d.get("engine")), path=d["path"], line=d["line"], column=d["column"],
                    message=d["message"], end_line=d.get("end_line"), end_column=d.get("end_column"),
-                   module=d.get("module"),
+                   module=d.get("module"), fix=_fix_from_dict(d.get("fix")),
                    fix_facts=tuple((k, v) for k, v in d.get("fix_facts", ())))
 
 
@@ -106,6 +106,21 @@ def _read_json(path: Path):
         return json.loads(data.decode("utf-8"))
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def _fix_from_dict(d) -> Fix | None:
+    """Fixes are cached with their findings, so a warm run never needs libcst. Raises
+    ValueError for anything a Fix could not have been written as."""
+    if d is None:
+        return None
+    edit_fields = {"line": int, "column": int, "end_line": int, "end_column": int, "replacement": str}
+    if not (isinstance(d, dict) and isinstance(d.get("message"), str) and isinstance(d.get("applicability"), str)
+            and isinstance(d.get("edits"), list)
+            and all(isinstance(e, dict) and set(e) == set(edit_fields)
+                    and all(type(e[k]) is t for k, t in edit_fields.items()) for e in d["edits"])):
+        raise ValueError("not a fix")
+    return Fix(message=d["message"], applicability=d["applicability"],
+               edits=tuple(Edit(**e) for e in d["edits"]))
 
 
 class Cache:
@@ -183,7 +198,6 @@ class Cache:
         rows = []
         for f in findings:
             d = asdict(f)
-            d.pop("fix", None)
             d["severity"], d["engine"] = f.severity.value, f.engine.value
             rows.append(d)
         self._write(self._entry(key), json.dumps(rows))

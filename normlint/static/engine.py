@@ -44,6 +44,7 @@ class CheckReport:
     files_checked: int = 0
     sources: dict[str, str] = field(default_factory=dict)  # path -> text, for snippets
     components_analysed: int = 0                           # cache misses (for tests and benchmarks)
+    components: list[tuple[str, ...]] = field(default_factory=list)   # paths analysed together
     components_cached: int = 0
 
 
@@ -127,7 +128,8 @@ def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], policy:
         result.extend(f for f in sup.unused(pf.path, policy.enabled) if policy.reports(f))
     for rest in by_path.values():   # NL900 for files that never parsed
         result.extend(rest)
-    return sort_findings(result)
+    from ..fix.attach import attach_fixes   # libcst loads only for files with a fixable finding
+    return sort_findings(attach_fixes(result, {pf.path: pf.text for pf in parsed}))
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def check_paths(paths: Sequence[str | os.PathLike], config: Config,
     pending: list[tuple[str, list[_Source], bool]] = []
     for group in components(facts):
         members = [sources[i] for i in group]
+        report.components.append(tuple(m.path for m in members))
         relevant = any(facts[i].relevant for i in group)
         key = component_key(engine_fp, config_fp, [(m.path, m.digest) for m in members]) if cache else ""
         cached = cache.get(key) if cache else None
@@ -237,7 +240,15 @@ def _run_pending(pending, policy: Policy, jobs: int | None):
 
 
 def check_text(text: str, path: str, config: Config) -> list[Finding]:
-    loaded = parse_source(text, path)
-    if isinstance(loaded, Finding):
-        return run_files([], [loaded], Policy.from_config(config))
-    return run_files([loaded], [], Policy.from_config(config))
+    return check_texts({path: text}, config)
+
+
+def check_texts(texts: dict[str, str], config: Config) -> list[Finding]:
+    """Check source texts together, as one component (the autofix re-checks a fixed
+    component with this)."""
+    parsed: list[ParsedFile] = []
+    failures: list[Finding] = []
+    for path, text in texts.items():
+        loaded = parse_source(text, path)
+        (failures if isinstance(loaded, Finding) else parsed).append(loaded)
+    return run_files(parsed, failures, Policy.from_config(config))

@@ -1,0 +1,154 @@
+"""The fix side of ``normlint check``: --fix, --unsafe-fixes, --diff, --fix-only,
+--show-fixes, --add-noqa, and the summary lines that say what was or could be fixed.
+
+Conventions are ruff's: `--fix` applies safe fixes and writes; `--unsafe-fixes` adds the
+fixes that change numerics or parameters; `--diff` prints a unified diff, writes nothing
+and exits 1 when there is something to fix; `--fix-only` fixes and does not report what
+remains (exit 0). The exit status otherwise follows what remains after fixing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Sequence
+
+import click
+
+from .config import Config
+from .findings import Finding
+from .registry import get_rule
+
+
+def fix_options(f):
+    for opt in reversed([
+        click.option("--fix", is_flag=True, help="Apply safe fixes and write the files."),
+        click.option("--unsafe-fixes/--no-unsafe-fixes", "unsafe_fixes", default=None,
+                     help="Also apply fixes that change numerics or parameters (or, with --no-..., "
+                          "neither apply them nor hint at them)."),
+        click.option("--diff", "show_diff", is_flag=True,
+                     help="Print the fixes as a unified diff; write nothing (exit 1 when there is one)."),
+        click.option("--fix-only", is_flag=True, help="Apply fixes; do not report what remains."),
+        click.option("--show-fixes", is_flag=True, help="List the fixes that were applied."),
+        click.option("--add-noqa", is_flag=True,
+                     help="Add `# noqa: CODE` to every line with a finding (merging existing ones)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+@dataclass(frozen=True)
+class FixFlags:
+    fix: bool = False
+    unsafe_fixes: bool | None = None
+    show_diff: bool = False
+    fix_only: bool = False
+    show_fixes: bool = False
+    add_noqa: bool = False
+
+    @property
+    def fixing(self) -> bool:
+        return self.fix or self.show_diff or self.fix_only
+
+    @property
+    def writes(self) -> bool:
+        return (self.fix or self.fix_only) and not self.show_diff
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def fix_hint(findings: Sequence[Finding], policy, config: Config) -> str | None:
+    """"[*] 2 fixable with the `--fix` option (1 hidden fix can be enabled with ...)."."""
+    applicable = sum(1 for f in findings if policy.applies(f))
+    hidden = 0 if config.unsafe_fixes is False else sum(1 for f in findings if policy.hidden(f))
+    more = (f"{_plural(hidden, 'hidden fix', 'hidden fixes')} can be enabled with the "
+            f"`--unsafe-fixes` option")
+    if applicable:
+        return f"[*] {applicable} fixable with the `--fix` option" + (f" ({more})." if hidden else ".")
+    if hidden:
+        return f"No fixes available ({more})."
+    return None
+
+
+def fixed_summary(fixed: int, remaining: Sequence[Finding], summary_line) -> str:
+    """"Found 3 findings (2 fixed, 1 remaining): 1 warning."."""
+    if not fixed:
+        return summary_line(remaining)
+    total = fixed + len(remaining)
+    rest = summary_line(remaining)
+    breakdown = rest.split(": ", 1)[1].rstrip(".") if remaining and ": " in rest else ""
+    return (f"Found {_plural(total, 'finding')} ({fixed} fixed, {len(remaining)} remaining)"
+            + (f": {breakdown}." if breakdown else "."))
+
+
+def fix_only_summary(fixed: int, remaining: Sequence[Finding], policy, config: Config, *, would: bool) -> str:
+    hidden = 0 if config.unsafe_fixes is False else sum(1 for f in remaining if policy.hidden(f))
+    note = f" ({_plural(hidden, 'fix', 'fixes')} available with `--unsafe-fixes`)" if hidden else ""
+    if fixed:
+        verb = "Would fix" if would else "Fixed"
+        return f"{verb} {_plural(fixed, 'finding')}{note}."
+    return f"No findings {'would be ' if would else ''}fixed{note}."
+
+
+def show_fixes(applied: Sequence[Finding]) -> list[str]:
+    """ruff's --show-fixes listing: per file, how many of each code were fixed."""
+    if not applied:
+        return []
+    by_path: dict[str, dict[str, int]] = {}
+    for f in applied:
+        by_path.setdefault(f.path, {}).setdefault(f.code, 0)
+        by_path[f.path][f.code] += 1
+    out = [f"Fixed {_plural(len(applied), 'finding')}:"]
+    for path in sorted(by_path):
+        out.append(f"- {path}:")
+        for code, n in sorted(by_path[path].items()):
+            try:
+                name = get_rule(code).name
+            except KeyError:
+                name = code
+            out.append(f"    {n} × {code} ({name})")
+    return out
+
+
+def unified_diff(originals: dict[str, str], fixed: dict[str, str]) -> str:
+    out: list[str] = []
+    for path in sorted(fixed):
+        out.extend(difflib.unified_diff(originals[path].splitlines(keepends=True),
+                                        fixed[path].splitlines(keepends=True),
+                                        fromfile=f"a/{path}", tofile=f"b/{path}"))
+        if out and not out[-1].endswith(("\n", "\r")):
+            out[-1] += "\n\\ No newline at end of file\n"
+    return "".join(out)
+
+
+def write_all(originals: dict[str, str], fixed: dict[str, str]) -> list[str]:
+    """Write every fixed file; the errors, one line each."""
+    from .fix.write import write_fixed
+
+    errors = []
+    for path in sorted(fixed):
+        error = write_fixed(path, originals[path], fixed[path])
+        if error is not None:
+            errors.append(error)
+    return errors
+
+
+def add_noqa_to_files(findings: Sequence[Finding], sources: dict[str, str]) -> tuple[int, int, list[str]]:
+    """(directives added, lines skipped, errors) over every file with a finding."""
+    from .fix.add_noqa import add_noqa
+
+    by_path: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.path in sources:
+            by_path.setdefault(f.path, []).append(f)
+    originals, fixed = {}, {}
+    added = skipped = 0
+    for path, fs in sorted(by_path.items()):
+        result = add_noqa(sources[path], fs)
+        added += result.added
+        skipped += result.skipped
+        if result.text != sources[path]:
+            originals[path], fixed[path] = sources[path], result.text
+    return added, skipped, write_all(originals, fixed)

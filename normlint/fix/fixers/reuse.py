@@ -1,0 +1,41 @@
+"""NL304: one norm module called at two sites of a forward.
+
+    self.norm = nn.LayerNorm(d)             self.norm = nn.LayerNorm(d)
+                                     ->     self.norm_2 = nn.LayerNorm(d)
+    ...                                     ...
+    x = x + self.ff(self.norm(x))           x = x + self.ff(self.norm_2(x))
+
+The second norm is built by the same constructor call, registered right after the first
+(same scope, so the same names are in reach). New parameters: checkpoints saved before the
+fix do not have them, hence unsafe.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from ...findings import Finding, Fix
+from ..catalog import UNSAFE
+from ..tree import (SourceTree, assigned_value, assignment_to_self, find, fresh_name, method, names_in,
+                    self_assignment, self_attr)
+
+
+def second_norm(tree: SourceTree, finding: Finding, node: cst.CSTNode) -> Fix | None:
+    call = node if isinstance(node, cst.Call) and self_attr(node.func) else \
+        find(node, lambda n: isinstance(n, cst.Call) and self_attr(n.func) is not None)
+    if call is None:
+        return None
+    attr = self_attr(call.func)
+    cls = tree.enclosing(call, cst.ClassDef)
+    init = method(cls, "__init__") if cls is not None else None
+    registered = assignment_to_self(tree, init, attr) if init is not None else []
+    if len(registered) != 1:
+        return None     # inherited, or assigned in several places: the reader picks
+    new = fresh_name(names_in(cls), f"{attr}_2", f"{attr}_second")
+    ctor = assigned_value(registered[0])
+    replacements = {
+        registered[0]: cst.FlattenSentinel([registered[0], self_assignment(new, ctor)]),
+        call.func.attr: cst.Name(new),
+    }
+    return tree.fix(f"Register `self.{new}` (built like `self.{attr}`) and call it at this site",
+                    replacements, UNSAFE)
