@@ -723,7 +723,7 @@ def _nl304(a: Analysis, cls: ClassInfo, model: ModuleModel, flow: Flow, report: 
                         "give each sublayer its own norm (`norm1`, `norm2`)")
                 message = (f"`{cls.name}.forward` calls {ref(other)} ({kind_name}) at two sites (line "
                            f"{line1} and line {line2}): the sublayers share one scale and shift; {hint}")
-                facts: tuple = ()
+                facts: tuple = (("meant", meant[0]),) if meant else ()
                 if meant:
                     direct_reuse.add(kind_name)
             else:
@@ -733,6 +733,10 @@ def _nl304(a: Analysis, cls: ClassInfo, model: ModuleModel, flow: Flow, report: 
                            "reused, so the sublayers share one scale and shift; build a separate module "
                            "for each site")
                 facts = (("via", via2),)
+                if any(key[0] == "obj" for key in held1 & held2):
+                    # one block object held by two parents: building the holder again would
+                    # still share it, so no mechanical fix
+                    facts += (("object", "shared"),)
             report("NL304", other.path, where, message, fix_facts=facts)
     return direct_reuse
 
