@@ -54,6 +54,8 @@ class Division:
     has_eps: bool              # an added term or a clamp guards the denominator
     eps_outside_root: bool     # (std + eps) or sqrt(var) + eps: eps added to the std
     eps_terms: tuple[Value, ...]
+    upcast: bool = False       # every statistic in the denominator is upcast: eps is added in fp32
+    den_value: Value | None = None
 
 
 @dataclass
@@ -65,7 +67,8 @@ class HandNorm:
     channels_first: bool       # says so (data_format, permute, a (1, C, 1, 1) gain)
     running_stats: bool        # keeps running_mean / running_var: a BatchNorm implementation
     upcast: bool               # every statistic is computed from an upcast input (or cannot be told)
-    eps_values: list[tuple[ast.AST, float, str]] = field(default_factory=list)  # (node, value, path)
+    # (node, value, path, added in fp32: every statistic under it is upcast)
+    eps_values: list[tuple[ast.AST, float, str, bool]] = field(default_factory=list)
 
     @property
     def family(self) -> str:
@@ -246,10 +249,16 @@ def analyse(cls_name: str, flow: Flow, running_stats: bool, channels_first: bool
                    and any(_derives(v.inputs[0], p) for p in params)
                    and any(_derives(v.inputs[1], s.value) for s in stats if s.op in ("mean", "var_mean", "std_mean"))
                    for v in values)
-    eps_values: list[tuple[ast.AST, float, str]] = []
+    eps_values: list[tuple[ast.AST, float, str, bool]] = []
     for div in divisions:
+        # the eps is added to float32 values when the denominator comes from an upcast
+        # (binary ops promote: `(x.float() - mean) ** 2` is float32 whatever mean's dtype)
+        div.upcast = div.den_value is not None and any(
+            d == "up" and _derives(div.den_value, c) and not any(
+                dn == "down" and _derives(div.den_value, c2) and c2.has_ancestor(c) for c2, dn in casts)
+            for c, d in casts)
         for term in div.eps_terms:
-            eps_values.extend(eps_resolver(term))
+            eps_values.extend((node, value, path, div.upcast) for node, value, path in eps_resolver(term))
     upcast = all(s.upcast is not False for s in stats)
     return HandNorm(cls_name, stats, divisions, centered, channels_first, running_stats, upcast, eps_values)
 
@@ -353,4 +362,4 @@ def _division(v: Value, den: Value, node, stats: list[Value], values: list[Value
         outside = False            # sqrt(var + eps): the standard formula
     text = ast.unparse(den.node) if isinstance(den.node, ast.AST) else ""
     den_node = den.node if isinstance(den.node, ast.expr) else ast.Name(id=text or "denominator")
-    return Division(node, den_node, bool(eps_terms) or clamp, outside, tuple(eps_terms))
+    return Division(node, den_node, bool(eps_terms) or clamp, outside, tuple(eps_terms), den_value=den)

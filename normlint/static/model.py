@@ -206,8 +206,35 @@ class Analysis:
                     hand = self.hand_norm(cls)
                     if hand is not None:
                         result = (hand.family, hand.channels_first)
+                    else:
+                        result = self._wrapped_norm(cls)
         self._norm_family[key] = result
         return result
+
+    def _wrapped_norm(self, cls: ClassInfo) -> tuple[str, bool] | None:
+        """A toolkit's wrapper whose forward only returns its torch norm applied to the input
+        (speechbrain's LayerNorm, `forward: return self.norm(x)`) is that norm."""
+        fwd, init = cls.methods.get("forward"), cls.methods.get("__init__")
+        if fwd is None or init is None or self._has_heavy_submodule(cls, init):
+            return None
+        params = [a.arg for a in fwd.args.posonlyargs + fwd.args.args][1:]
+        returns = [n for n in ast.walk(fwd) if isinstance(n, ast.Return)]
+        if not params or len(fwd.body) > 3 or not returns:
+            return None
+        attrs = set()
+        for r in returns:
+            v = r.value
+            if not (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and isinstance(v.func.value, ast.Name)
+                    and v.func.value.id == "self" and v.args and isinstance(v.args[0], ast.Name)
+                    and v.args[0].id == params[0]):
+                return None
+            attrs.add(v.func.attr)
+        if len(attrs) != 1:
+            return None
+        kind = self.model(cls).kind_of(attrs.pop())
+        if kind is None or not kind.is_native_norm:
+            return None
+        return kind.family, kind.channels_first
 
     # -- dataflow -----------------------------------------------------------------------
 

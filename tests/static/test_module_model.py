@@ -543,7 +543,7 @@ class UpcastRMS(RMS):
     assert a.hand_norm(cls(a, "Loss")) is None
     rms = a.hand_norm(cls(a, "RMS"))
     assert rms is not None and rms.family == "rms" and [s.upcast for s in rms.stats] == [False]
-    assert [v for _, v, _ in rms.eps_values] == [1e-6]
+    assert [v for _, v, _, _ in rms.eps_values] == [1e-6]
 
 
 def test_a_shared_block_object_is_one_norm_for_every_holder():

@@ -10,7 +10,8 @@ The second norm is built by the same constructor call, registered right after th
 fix do not have them, hence unsafe. When the analysis says the class registers a norm of the
 same kind that it never uses (fix fact ``meant``), that norm is called at the second site
 instead; when the reuse comes from one block object shared by two parents (``object:
-shared``), there is no mechanical fix.
+shared``) or a fix would leave a mixed pre/post block (``mechanical: no``), there is no
+mechanical fix.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from ..tree import (SourceTree, assigned_value, assignment_to_self, find, fresh_
 
 def second_norm(tree: SourceTree, finding: Finding, node: cst.CSTNode) -> Fix | None:
     facts = dict(finding.fix_facts)
-    if facts.get("object") == "shared":
-        return None     # one block object held by two parents: another holder would share it too
+    if facts.get("object") == "shared" or facts.get("mechanical") == "no":
+        # one block object held by two parents (another holder would share it too), or a
+        # reuse whose fix the analysis knows would leave a mixed pre/post block
+        return None
     call = node if isinstance(node, cst.Call) and self_attr(node.func) else \
         find(node, lambda n: isinstance(n, cst.Call) and self_attr(n.func) is not None)
     if call is None:

@@ -21,11 +21,12 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
         return
     path = cls.file.path
     if report.on("NL401"):
-        for node, value, where in hand.eps_values:
+        for node, value, where, in_fp32 in hand.eps_values:
             if 0 < value < FP16_MIN_SUBNORMAL:
-                sev = Severity.INFO if hand.upcast else None
+                upcast = hand.upcast or in_fp32
+                sev = Severity.INFO if upcast else None
                 note = (" (the statistics are upcast to float32 first, so this only bites when the "
-                        "upcast is removed)" if hand.upcast else "")
+                        "upcast is removed)" if upcast else "")
                 report("NL401", where, node,
                        f"`{cls.name}` adds eps={value:g}, below float16's smallest subnormal (5.96e-8): it "
                        f"rounds to 0 in half precision and all-zero (padding) rows give NaN{note}; use "

@@ -81,19 +81,22 @@ def _sublayer(v: Value) -> bool:
 def _nl301(a: Analysis, cls: ClassInfo, model, report: Reporter) -> None:
     limit = int(a.ctx.option("NL301", "post-norm-max-depth"))
     for sub in model.own():
-        k = sub.kind
-        if k.category not in ("stack", "transformer_stack", "transformer") or k.depth is None \
-                or k.depth <= limit:
-            continue
-        placed = a.block_placement(k.block)
-        if placed is None or placed[0] != "post" or placed[2]:
-            continue
-        block = k.block.name if k.block else "block"
-        report("NL301", cls.file.path, k.call or sub.value,
-               f"`{cls.name}.{sub.attr}` stacks {k.depth} post-norm `{block}` layers (more than "
-               f"{limit}) with no DeepNorm/Admin residual scaling: Post-LN needs warm-up and diverges at "
-               "this depth; switch to pre-norm (norm_first=True) with a final norm, or scale the residual "
-               "(`norm(alpha * x + f(x))`)")
+        for k in walk_kind(sub.kind):
+            if k.category in ("stack", "transformer_stack", "transformer") and k.depth is not None \
+                    and k.depth > limit:
+                _report_post_norm_stack(a, cls, sub, k, limit, report)
+
+
+def _report_post_norm_stack(a: Analysis, cls: ClassInfo, sub, k: Kind, limit: int, report: Reporter) -> None:
+    placed = a.block_placement(k.block)
+    if placed is None or placed[0] != "post" or placed[2]:
+        return
+    block = k.block.name if k.block else "block"
+    report("NL301", cls.file.path, k.call or sub.value,
+           f"`{cls.name}.{sub.attr}` stacks {k.depth} post-norm `{block}` layers (more than "
+           f"{limit}) with no DeepNorm/Admin residual scaling: Post-LN needs warm-up and diverges at "
+           "this depth; switch to pre-norm (norm_first=True) with a final norm, or scale the residual "
+           "(`norm(alpha * x + f(x))`)")
 
 
 # -- NL302 ------------------------------------------------------------------------------
@@ -227,15 +230,33 @@ def _carried(flow: Flow, v: Value, extra=None) -> set[int]:
     return out
 
 
-def _comes_from(v: Value, src: Value) -> bool:
-    """v is src after pooling, indexing, casts or reshapes only (no module in between)."""
+def _comes_from(a: Analysis, v: Value, src: Value) -> bool:
+    """v is src after pooling, indexing, casts, reshapes or an elementwise modulation only
+    (no layer mixing its features in between)."""
     def step(cur: Value):
         if _carries(cur):
             return cur.inputs
-        if cur.op in ("method", "func") and (cur.name or "").rsplit(".", 1)[-1] in _POOLING:
+        if cur.op in ("method", "func") and (cur.name or "").rsplit(".", 1)[-1] in _POOLING | _RELAYOUT:
+            return cur.inputs[:1]     # (a (L, B, C) stream transposed to batch-first is the same stream)
+        if cur.op == "call" and cur.kind is not None and _elementwise_module(a, cur.kind):
             return cur.inputs[:1]
+        if cur.op == "binop" and cur.name in ("Mult", "Add", "Sub") or cur.op == "add":
+            return cur.inputs      # scale and shift (adaLN's `x * (1 + scale) + shift`)
         return None
-    return walks_back_to(v, src, step, limit=24)
+    return walks_back_to(v, src, step, limit=32)
+
+
+def _elementwise_module(a: Analysis, kind: Kind) -> bool:
+    """A project module that touches its first input only elementwise (a modulation:
+    `x * (1 + scale) + shift` with scale and shift computed from a condition)."""
+    if kind.category != "project" or kind.cls is None:
+        return False
+    s = a.kind_summary(kind)
+    if s is None or s.flow is None or not s.flow.params or not s.flow.returns or s.flow.norms:
+        return False
+    first = next(iter(s.flow.params.values()))
+    return not any(_sublayer(v) and v.inputs and (v.inputs[0] is first or v.inputs[0].has_ancestor(first))
+                   for v in s.flow.values)
 
 
 def _head_module(a: Analysis, u: Value) -> bool:
@@ -252,7 +273,13 @@ def _head_module(a: Analysis, u: Value) -> bool:
     # no stream of its own and no norm anywhere: a neck that normalizes after its convs
     # (SAM) is not where the raw stream leaves the model
     if s is None or s.flow is None or s.placement != "none" or s.flow.blocks or s.flow.loops \
-            or s.flow.norms or any(r.skip.op == "param" for r in s.flow.residuals) or _holds_any_norm(a, k):
+            or s.ends_with_norm or any(r.skip.op == "param" for r in s.flow.residuals):
+        return False
+    # an LM head normalizes inside (dense -> act -> LayerNorm -> decoder) and ends with its
+    # decoder; a neck that ends with a norm (SAM: conv -> LN -> conv -> LN) is not a head
+    if s.flow.norms and not any(_sublayer(v) and any(v.has_ancestor(n) for n in s.flow.norms)
+                                and any(r is v or r.has_ancestor(v) for r in s.flow.returns)
+                                for v in s.flow.values):
         return False
     subs = a.builder.model_of(k).submodules.values()
     return not a.starts_with_norm(k) and not any(sub.kind.category in ("stack", "transformer_stack") for sub in subs) \
@@ -290,7 +317,7 @@ def _is_head(a: Analysis, cls: ClassInfo, flow: Flow, u: Value, stream: Value) -
     """u is an output layer applied to the stream (after pooling or indexing) whose output
     is the model's output: returned here, and by the callers up to the top (a projector
     whose output a caller feeds into a language model is not the model's head)."""
-    if not u.inputs or not _head_module(a, u) or not _comes_from(u.inputs[0], stream):
+    if not u.inputs or not _head_module(a, u) or not _comes_from(a, u.inputs[0], stream):
         return False
     return _reaches_output(flow, u, stream) and _output_of_model(a, cls, flow, u, 0)
 
@@ -724,6 +751,11 @@ def _nl304(a: Analysis, cls: ClassInfo, model: ModuleModel, flow: Flow, report: 
                 message = (f"`{cls.name}.forward` calls {ref(other)} ({kind_name}) at two sites (line "
                            f"{line1} and line {line2}): the sublayers share one scale and shift; {hint}")
                 facts: tuple = (("meant", meant[0]),) if meant else ()
+                if any(r.post is other for r in flow.residuals) and any(
+                        r.pre is not None and r.post is None for r in flow.residuals):
+                    # the reused norm closes a sum in an otherwise pre-norm block: giving it its
+                    # own norm would leave a mixed block (NL308), so no mechanical fix
+                    facts += (("mechanical", "no"),)
                 if meant:
                     direct_reuse.add(kind_name)
             else:
@@ -746,7 +778,7 @@ def _nl304(a: Analysis, cls: ClassInfo, model: ModuleModel, flow: Flow, report: 
 
 def _nl305(cls: ClassInfo, model, report: Reporter) -> None:
     for sub in model.own():
-        for k in walk_kind(sub.kind):
+        for k in (k for alt in sub.alternatives or [sub.kind] for k in walk_kind(alt)):
             if k.category == "stack" and k.aliased:
                 block = k.block.name if k.block else "module"
                 n = f" {k.depth} times" if k.depth else ""
@@ -766,7 +798,8 @@ def _unused_norms(a: Analysis, cls: ClassInfo, model) -> list:
     if a.index.find_method(cls, "forward") is None:
         return []
     own = model.own()
-    norms = [s for s in own if s.kind.is_norm]
+    # a BatchNorm without affine parameters is a store of running statistics (read elsewhere)
+    norms = [s for s in own if s.kind.is_norm and not (s.kind.family == "batch" and not _has_parameters(a, s.kind))]
     if not norms:
         return []
     used = a.self_attr_loads(cls)
@@ -835,6 +868,8 @@ def _nl308(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
     post = next(r for r in flow.residuals if r.post is not None and r.pre is None)
     if exclusive(pre.pre.conds, post.post.conds):
         return  # `if normalize_before:` switches the whole block between pre and post
+    if post.post.attr and any(r.pre is not None and r.pre.attr == post.post.attr for r in flow.residuals):
+        return  # the "post" norm is the pre-norm instance called again: NL304's finding
     report("NL308", post.post.path, post.post.node,
            f"`{cls.name}.forward` mixes placements: {ref(pre.pre)} normalizes a sublayer's input "
            f"(pre-norm) but {ref(post.post)} normalizes another sublayer's sum (post-norm); use one "
