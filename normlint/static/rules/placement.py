@@ -230,13 +230,15 @@ def _carried(flow: Flow, v: Value, extra=None) -> set[int]:
     return out
 
 
-def _comes_from(a: Analysis, v: Value, src: Value) -> bool:
+def _comes_from(a: Analysis, v: Value, src: Value, relayout: bool = True) -> bool:
     """v is src after pooling, indexing, casts, reshapes or an elementwise modulation only
-    (no layer mixing its features in between)."""
+    (no layer mixing its features in between); after axis moves too, unless relayout=False."""
+    passing = _POOLING | _RELAYOUT if relayout else _POOLING
+
     def step(cur: Value):
         if _carries(cur):
             return cur.inputs
-        if cur.op in ("method", "func") and (cur.name or "").rsplit(".", 1)[-1] in _POOLING | _RELAYOUT:
+        if cur.op in ("method", "func") and (cur.name or "").rsplit(".", 1)[-1] in passing:
             return cur.inputs[:1]     # (a (L, B, C) stream transposed to batch-first is the same stream)
         if cur.op == "call" and cur.kind is not None and _elementwise_module(a, cur.kind):
             return cur.inputs[:1]
@@ -286,9 +288,9 @@ def _head_module(a: Analysis, u: Value) -> bool:
         and any(kk.category in ("linear", "conv", "embedding") for sub in subs for kk in walk_kind(sub.kind))
 
 
-def _reaches_output(flow: Flow, u: Value, stream: Value | None) -> bool:
+def _reaches_output(flow: Flow, u: Value, stream: Value | None, relayout_ok: bool = False) -> bool:
     """u's output goes to the forward's return without being added back to the stream,
-    re-laid-out into a feature map (transpose/permute/movedim) or fed to another module."""
+    fed to another module, or (unless relayout_ok) re-laid-out into a feature map."""
     seen, todo = {u.id}, [u]
     returned = {r.id for r in flow.returns}
     while todo:
@@ -299,11 +301,11 @@ def _reaches_output(flow: Flow, u: Value, stream: Value | None) -> bool:
             if w.id in seen:
                 continue
             if w.op in ("add", "binop") and stream is not None and any(
-                    i is not cur and i.op not in ("const", "meta", "global", "selfattr")
+                    i is not cur and i.op not in ("const", "meta", "global", "selfattr") and not i.has_ancestor(u)
                     and (i is stream or i.has_ancestor(stream) or stream.has_ancestor(i)) for i in w.inputs):
                 continue            # mixed back into the stream (or what it came from): a residual branch
-            if w.op == "method" and w.name in _RELAYOUT or w.op == "func" and \
-                    (w.name or "").rsplit(".", 1)[-1] in _RELAYOUT:
+            if not relayout_ok and (w.op == "method" and w.name in _RELAYOUT or w.op == "func" and
+                                    (w.name or "").rsplit(".", 1)[-1] in _RELAYOUT):
                 continue
             if w.op in ("call", "block", "norm") and not is_transparent(w) and not (
                     w.kind is not None and w.kind.category == "act"):
@@ -319,7 +321,11 @@ def _is_head(a: Analysis, cls: ClassInfo, flow: Flow, u: Value, stream: Value) -
     whose output a caller feeds into a language model is not the model's head)."""
     if not u.inputs or not _head_module(a, u) or not _comes_from(a, u.inputs[0], stream):
         return False
-    return _reaches_output(flow, u, stream) and _output_of_model(a, cls, flow, u, 0)
+    # a layer applied to a feature map moved channels-last and moved back is a stage's
+    # pointwise projection; applied to the token stream itself, its output may be laid out
+    # for a post-processing conv and still be the model's output (StableAudio's proj_out)
+    relaid_in = not _comes_from(a, u.inputs[0], stream, relayout=False)
+    return _reaches_output(flow, u, stream, relayout_ok=not relaid_in) and _output_of_model(a, cls, flow, u, 0)
 
 
 def _output_of_model(a: Analysis, cls: ClassInfo, flow: Flow, v: Value, depth: int) -> bool:
