@@ -66,6 +66,7 @@ class Analysis:
         self._subclasses: dict[int, list[ClassInfo]] | None = None
         self._foreign: dict[tuple[str, str], bool] = {}
         self._attr_loads: dict[int, frozenset[str]] = {}
+        self._run_loads: dict[int, frozenset[str]] = {}
         self._callers: dict[int, list[tuple[ClassInfo, Value]]] | None = None
         self.sequence_params = SEQUENCE_PARAMS | frozenset(ctx.option("NL101", "sequence-markers") or [])
 
@@ -318,11 +319,27 @@ class Analysis:
             out |= self._own_attr_loads(c)
         return out
 
+    def self_attr_runs(self, cls: ClassInfo) -> set[str]:
+        """self_attr_loads without the reads that only touch a module's parameters
+        (`self.proj.weight.data` in a fuse/prune helper does not run `self.proj`)."""
+        out: set[str] = set()
+        for c in self.index.mro(cls) + self.subclasses(cls):
+            self._own_attr_loads(c)
+            out |= self._run_loads[id(c)]
+        return out
+
     def _own_attr_loads(self, cls: ClassInfo) -> frozenset[str]:
         key = id(cls)
         if key not in self._attr_loads:
             names: set[str] = set()
+            param_reads: set[int] = set()
+            self_loads: list[ast.Attribute] = []
             for n in ast.walk(cls.node):
+                if isinstance(n, ast.Attribute) and n.attr in ("weight", "bias") and isinstance(n.value, ast.Attribute):
+                    param_reads.add(id(n.value))
+                if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) \
+                        and isinstance(n.value, ast.Name) and n.value.id == "self":
+                    self_loads.append(n)
                 if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) \
                         and isinstance(n.value, ast.Name) and n.value.id == "self":
                     names.add(n.attr)
@@ -333,6 +350,8 @@ class Analysis:
                     # getattr(self, f"norm{i}"): every attribute with that prefix may be used
                     names.add(n.values[0].value + "*")
             self._attr_loads[key] = frozenset(names)
+            self._run_loads[key] = frozenset(names - {n.attr for n in self_loads if id(n) in param_reads}
+                                             | {n.attr for n in self_loads if id(n) not in param_reads})
         return self._attr_loads[key]
 
     def subclasses(self, cls: ClassInfo) -> list[ClassInfo]:

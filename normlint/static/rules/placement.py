@@ -815,7 +815,14 @@ def _unused_norms(a: Analysis, cls: ClassInfo, model) -> list:
         return not (sub.attr in used or sub.attr.startswith(prefixes) or a.read_from_outside(sub.attr, cls))
 
     found = [s for s in norms if unused(s)]
-    if found and any(s.kind.category in _PARAMETRIZED and not s.kind.is_norm and unused(s) for s in own):
+    if not found:
+        return []
+    runs = a.self_attr_runs(cls)
+
+    def not_run(sub) -> bool:
+        return unused(sub) or not (sub.attr in runs or sub.attr.startswith(prefixes))
+
+    if any(s.kind.category in _PARAMETRIZED and not s.kind.is_norm and not_run(s) for s in own):
         return []
     return found
 
