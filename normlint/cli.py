@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_files import file_options
 from .cli_options import _codes, output_options, selection_options, write_output
-from .config import load_config
 from .errors import NormlintError
 from .registry import RULES, get_rule
 from .report import exit_code, render
-from .report.text import render_statistics
+from .report.text import render_statistics, statistics as rule_statistics
 
 
 class _Group(click.Group):
@@ -41,42 +41,62 @@ def cli() -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @selection_options
 @output_options
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Use this config file instead of discovering one.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Use this config file for every file instead of discovering one per file.")
 @click.option("--statistics", is_flag=True, help="Show the number of findings per rule instead of each finding.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only findings: no summary line, nothing when clean.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: every core).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), envvar="NORMLINT_CACHE_DIR",
-              help="Where to keep the result cache (default: .normlint_cache next to the config, "
+              help="Where to keep the result cache (default: .normlint_cache next to each config, "
                    "or in the current directory; env NORMLINT_CACHE_DIR).")
+@file_options
 def check(paths, select, extend_select, ignore, output_format, output_file, exit_zero, config_file,
-          statistics, quiet, jobs, no_cache, cache_dir) -> None:
-    """Check Python files for normalization bugs (static analysis; never imports your code)."""
-    from .api import check_paths
+          statistics, quiet, jobs, no_cache, cache_dir, exclude, extend_exclude, stdin_filename,
+          show_files, show_settings, verbose) -> None:
+    """Check Python files and notebooks for normalization bugs (static analysis; never imports
+    your code). PATHS default to the current directory; `-` reads the source from stdin."""
+    from .cli_files import NO_FILES, show_files as list_files, show_settings as settings_text
+    from .cli_files import split_stdin, verbose_lines
+    from .settings import Overrides, Settings
+    from .static.engine import RunOptions, check_paths
 
-    config = load_config(Path(config_file) if config_file else None)
-    if no_cache:
-        cache_dir = None
-    elif cache_dir is None:
-        cache_dir = (config.source.parent if config.source else Path.cwd()) / ".normlint_cache"
-    report = check_paths(list(paths) or ["."], config=config, select=_codes(select),
-                         extend_select=_codes(extend_select), ignore=_codes(ignore),
-                         jobs=jobs, cache_dir=cache_dir)
+    overrides = Overrides(select=_codes(select), extend_select=_codes(extend_select), ignore=_codes(ignore),
+                          exclude=_codes(exclude), extend_exclude=_codes(extend_exclude) or ())
+    settings = Settings.from_file(config_file, overrides)
+    walk, documents = split_stdin(paths, stdin_filename)
+    if show_files or show_settings:
+        names, errors = list_files(walk, documents, settings)
+        for message in errors:
+            click.echo(f"normlint: error: {message}", err=True)
+        text = settings_text(walk, documents, settings) if show_settings else "".join(f"{n}\n" for n in names)
+        if not names:
+            click.echo(f"normlint: warning: {NO_FILES}", err=True)
+        write_output(text or "", output_file)
+        sys.exit(2 if errors else 0)
+    options = RunOptions(jobs=jobs, documents=documents,
+                         cache_dir=None if no_cache or cache_dir is None else Path(cache_dir),
+                         cache_per_project=not no_cache and cache_dir is None)
+    report = check_paths(walk, settings, options)
+    if verbose:
+        where = "off" if no_cache else cache_dir or ".normlint_cache next to each config"
+        for line in verbose_lines(report, settings, where):
+            click.echo(line, err=True)
     for message in report.errors:
         click.echo(f"normlint: error: {message}", err=True)
     findings = report.findings
+    if report.files_checked == 0:
+        # As ruff: a warning, not "All checks passed!", and no failure by itself.
+        click.echo(f"normlint: warning: {NO_FILES}", err=True)
     if statistics and output_format in ("concise", "full"):
         text = render_statistics(findings)
     elif statistics and output_format == "json":
-        counts: dict[str, int] = {}
-        for f in findings:
-            counts[f.code] = counts.get(f.code, 0) + 1
-        text = json.dumps([{"code": c, "name": get_rule(c).name, "count": n}
-                           for c, n in sorted(counts.items())], indent=2) + "\n"
+        text = json.dumps([{"code": code, "name": get_rule(code).name, "severity": severity.value, "count": n}
+                           for (code, severity), n in rule_statistics(findings)], indent=2) + "\n"
     else:
         text = render(findings, output_format, sources=report.sources)
-    if quiet and output_format in ("concise", "full"):
+    if output_format in ("concise", "full") and (quiet or report.files_checked == 0):
         text = "".join(line + "\n" for line in text.splitlines()[:-1])  # drop the summary line
     write_output(text, output_file)
     if report.errors:
@@ -114,6 +134,18 @@ def list_rules(output_format: str) -> None:
     for r in RULES:
         click.echo(f"{r.code:<7} {r.name:<42} {','.join(r.engines):<15} {r.severity.value:<8} "
                    f"{'on' if r.default_on else 'off':<7} {'yes' if r.fixable else 'no'}")
+
+
+@cli.command()
+def server() -> None:
+    """Run the language server over stdin/stdout, for editors (needs the `lsp` extra)."""
+    try:
+        from .lsp.server import main as serve
+    except ImportError as exc:
+        if exc.name and exc.name.split(".")[0] in ("pygls", "lsprotocol", "cattrs"):
+            raise NormlintError("the language server needs pygls: pip install 'normlint[lsp]'") from None
+        raise
+    serve()
 
 
 from .runtime.cli import audit_command  # noqa: E402  (cheap: torch loads inside the command)

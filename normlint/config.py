@@ -50,12 +50,20 @@ class Config:
 
 def find_config_file(start: Path) -> Path | None:
     for directory in (start, *start.parents):
-        candidate = directory / "normlint.toml"
-        if candidate.is_file():
-            return candidate
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file() and _read_toml(candidate).get("tool", {}).get("normlint") is not None:
-            return candidate
+        found = config_file_in(directory)
+        if found is not None:
+            return found
+    return None
+
+
+def config_file_in(directory: Path) -> Path | None:
+    """This directory's own configuration file, if it has one (no walking up)."""
+    candidate = directory / "normlint.toml"
+    if candidate.is_file():
+        return candidate
+    candidate = directory / "pyproject.toml"
+    if candidate.is_file() and _read_toml(candidate).get("tool", {}).get("normlint") is not None:
+        return candidate
     return None
 
 
@@ -65,7 +73,7 @@ def _read_toml(path: Path) -> dict:
             return tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
 
 

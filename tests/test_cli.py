@@ -87,7 +87,7 @@ def test_statistics(runner, tree):
     assert result.exit_code == 1
     assert result.output.splitlines()[0].split() == ["2", "NL900", "[error]", "syntax-error"]
     as_json = runner.invoke(cli, ["check", "pkg", "--statistics", "--output-format", "json"])
-    assert json.loads(as_json.output) == [{"code": "NL900", "name": "syntax-error", "count": 2}]
+    assert json.loads(as_json.output) == [{"code": "NL900", "name": "syntax-error", "severity": "error", "count": 2}]
 
 
 def test_full_format_shows_source_and_caret_and_help(runner, tree):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import BROKEN, CLEAN, write
+from .test_cache_and_jobs import MODEL, PRE_NORM_BLOCK
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,11 +37,15 @@ def hook_home(tmp_path_factory):
     return tmp_path_factory.mktemp("pre-commit-home")
 
 
-def _run_hook(project: Path, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PRE_COMMIT_HOME": str(home), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    # try-repo takes the checkout as it is on disk, uncommitted changes included.
-    return subprocess.run([*_pre_commit(), "try-repo", str(REPO), "normlint", "--all-files"],
+_GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def _run_hook(project: Path, home: Path, *, all_files: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PRE_COMMIT_HOME": str(home), **_GIT_ENV}
+    # try-repo takes the checkout as it is on disk, uncommitted changes to tracked files
+    # included; without --all-files the hook gets the staged files only, as on a commit.
+    return subprocess.run([*_pre_commit(), "try-repo", str(REPO), "normlint", *(["--all-files"] if all_files else [])],
                           cwd=project, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -66,3 +71,24 @@ def test_hook_passes_on_a_clean_file(tmp_path, hook_home):
     proc = _run_hook(_project(tmp_path, {"model.py": CLEAN}), hook_home)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Passed" in proc.stdout
+
+
+def test_hook_sees_the_unstaged_file_a_staged_one_imports(tmp_path, hook_home):
+    """The bug from issue 13: the commit drops the final norm from model.py; its blocks live
+    in blocks.py, which is not staged. The hook must still see that they are pre-norm."""
+    with_final_norm = MODEL.replace("self.lm_head = nn.Linear(d, vocab)",
+                                    "self.ln_f = nn.LayerNorm(d)\n        self.lm_head = nn.Linear(d, vocab)") \
+        .replace("return self.lm_head(x)", "return self.lm_head(self.ln_f(x))")
+    project = _project(tmp_path, {"pkg/__init__.py": "", "pkg/blocks.py": PRE_NORM_BLOCK, "pkg/model.py": with_final_norm})
+    subprocess.run(["git", "commit", "-q", "-m", "model"], cwd=project, check=True, env={**os.environ, **_GIT_ENV})
+    clean = _run_hook(project, hook_home, all_files=False)
+    assert clean.returncode == 0 and "no files to check" in clean.stdout.lower(), clean.stdout
+
+    write(project, "pkg/model.py", MODEL)          # drop the final norm
+    _git(project, "add", "pkg/model.py")
+    staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=project, capture_output=True, text=True)
+    assert staged.stdout.split() == ["pkg/model.py"]
+    proc = _run_hook(project, hook_home, all_files=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "pkg/model.py:15:9: NL302" in proc.stdout
+    assert "blocks.py:" not in proc.stdout

@@ -1,5 +1,8 @@
-"""One static run: discover, read, group files into components, analyse (in parallel, cached),
-filter and suppress.
+"""One static run: discover, read, group files into components, add the project files they
+import (context, see project.py), analyse (in parallel, cached), filter and suppress.
+
+Files under different configurations are checked in separate groups, each with its own
+selection, options and cache.
 
 A component is a group of files that can see each other's classes (see facts.py). It is
 the unit of analysis, of parallelism and of caching, so ``--jobs 1`` and ``--jobs N``
@@ -16,20 +19,23 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pathspec
 
 from ..config import Config
+from ..settings import Settings
 from ..findings import Finding, sort_findings
 from ..selection import resolve_selection
 from ..suppress import Suppressions
 from .analyzer import analyze
 from .cache import Cache, component_key, content_hash, engine_fingerprint
 from .context import RuleContext
-from .discovery import discover
+from .discovery import ProjectFilter, discover
 from .facts import components, scan
-from .reading import parse_source, read_source
+from .notebook import NOTEBOOK_SUFFIX, Notebook, locate_all, read_notebook
+from .project import MAX_CONTEXT_FILES, MAX_DEPTH, ImportResolver
+from .reading import decode_source, parse_source, read_source
 from .source import ParsedFile
 
 # Below this much source a process pool costs more than it saves (fork + pickling).
@@ -41,15 +47,24 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)      # paths that could not be walked
     files_checked: int = 0
-    sources: dict[str, str] = field(default_factory=dict)  # path -> text, for snippets
+    sources: dict[str, str] = field(default_factory=dict)  # path (or "nb.ipynb:cell N") -> text, for snippets
     components_analysed: int = 0                           # cache misses (for tests and benchmarks)
     components_cached: int = 0
+    files: list[str] = field(default_factory=list)         # the checked files' display paths
+    context_files: int = 0                                 # files read only to resolve imports
+    # configuration file (None: defaults) -> how many checked files it governed
+    configs: dict[Path | None, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class RunOptions:
     jobs: int | None = None          # None: every core
-    cache_dir: Path | None = None    # None: no cache
+    cache_dir: Path | None = None    # None: no cache, unless cache_per_project
+    # .normlint_cache next to each configuration file (else in the current directory),
+    # as the CLI does by default; ignored when cache_dir is given
+    cache_per_project: bool = False
+    # path -> content checked instead of the file on disk (stdin, an editor's unsaved buffer)
+    documents: Mapping[str, bytes] = field(default_factory=dict)
 
 
 def display_path(path: Path) -> str:
@@ -134,6 +149,7 @@ class _Source:
     path: str        # display path
     text: str
     digest: str
+    file: Path       # absolute
 
 
 def _analyse_component(members: Sequence[_Source], policy: Policy, relevant: bool) -> list[Finding]:
@@ -154,59 +170,172 @@ def _pool_context():
     return multiprocessing.get_context()
 
 
-def check_paths(paths: Sequence[str | os.PathLike], config: Config,
+def check_paths(paths: Sequence[str | os.PathLike], settings: Settings | Config,
                 options: RunOptions = RunOptions()) -> CheckReport:
-    exclude = (*config.exclude, *config.extend_exclude)
-    found = discover(paths, exclude=exclude, root=config.root)
-    report = CheckReport(errors=list(found.errors), files_checked=len(found.files))
-    cache = Cache(options.cache_dir) if options.cache_dir else None
-    known_facts = cache.facts() if cache else {}
-
-    sources: list[_Source] = []
-    facts = []
-    findings: list[Finding] = []
+    """Check ``paths`` (and ``options.documents``) with each file's own configuration."""
+    if isinstance(settings, Config):
+        settings = Settings(settings)
+    found = discover(paths, settings=settings)
+    report = CheckReport(errors=list(found.errors))
+    checked: dict[Path, tuple[str, Path]] = {}       # resolved path -> (display, path as given)
     for file in found.files:
-        display = display_path(file)
-        loaded = read_source(file, display)
-        if isinstance(loaded, Finding):
-            findings.append(loaded)
-            continue
-        data, text = loaded
-        digest = content_hash(data)
-        fact = known_facts.get(digest)
-        if fact is None:
-            fact = scan(display, text)
-            if cache:
-                cache.put_facts(digest, fact)
-        sources.append(_Source(display, text, digest))
-        facts.append(fact)
-        report.sources[display] = text
-    policy = Policy.from_config(config)
-    findings = run_files([], findings, policy)   # selection and per-file ignores for NL900s
-
-    engine_fp = engine_fingerprint() if cache else ""
-    config_fp = config_fingerprint(config) if cache else ""
-    pending: list[tuple[str, list[_Source], bool]] = []
-    for group in components(facts):
-        members = [sources[i] for i in group]
-        relevant = any(facts[i].relevant for i in group)
-        key = component_key(engine_fp, config_fp, [(m.path, m.digest) for m in members]) if cache else ""
-        cached = cache.get(key) if cache else None
-        if cached is not None:
-            findings.extend(cached)
-            report.components_cached += 1
-        else:
-            pending.append((key, members, relevant))
-    report.components_analysed = len(pending)
-
-    for key, result in _run_pending(pending, policy, options.jobs):
-        findings.extend(result)
-        if cache:
-            cache.put(key, result)
-    if cache:
-        cache.save_facts({s.digest for s in sources})
-    report.findings = sort_findings(findings)
+        checked.setdefault(file.resolve(), (display_path(file), file))
+    documents: dict[Path, bytes] = {}
+    for name, data in options.documents.items():
+        key = _document_key(name)
+        documents[key] = data
+        checked[key] = (name if name == "-" else display_path(Path(name)), Path(name))
+    groups: dict[int, tuple[Config, list[tuple[Path, str, Path]]]] = {}
+    for key, (display, given) in checked.items():
+        config = settings.config_for(key)
+        groups.setdefault(id(config), (config, []))[1].append((key, display, given))
+    caches: dict[Path, tuple[Cache, set[str]]] = {}
+    run = _Run(settings, options, report, ProjectFilter(settings), documents)
+    for config, files in groups.values():
+        report.configs[config.source] = report.configs.get(config.source, 0) + len(files)
+        cache_dir = options.cache_dir or (
+            (config.source.parent if config.source else Path.cwd()) / ".normlint_cache"
+            if options.cache_per_project else None)
+        if cache_dir is not None and cache_dir not in caches:
+            caches[cache_dir] = (Cache(cache_dir), set())
+        run.check_group(config, files, *(caches[cache_dir] if cache_dir is not None else (None, None)))
+    for cache, digests in caches.values():
+        cache.save_facts(digests)
+    report.files_checked = len(checked)
+    report.files = sorted(display for display, _ in checked.values())
+    report.findings = sort_findings(report.findings)
     return report
+
+
+@dataclass
+class _Run:
+    """One run's reading, context look-ups and analysis, shared by its configuration groups."""
+
+    settings: Settings
+    options: RunOptions
+    report: CheckReport
+    project: ProjectFilter
+    documents: dict[Path, bytes]     # resolved path -> content that replaces the file's
+    resolver: ImportResolver = field(default_factory=ImportResolver)
+    _context: dict[Path, _Source | None] = field(default_factory=dict)
+    _imports: dict[Path, list[Path]] = field(default_factory=dict)
+
+    def _load(self, key: Path, display: str, given: Path) -> _Source | Finding | Notebook:
+        data = self.documents.get(key)
+        notebook = display.endswith(NOTEBOOK_SUFFIX)
+        if data is None:
+            loaded = read_source(given, display)
+            if isinstance(loaded, Finding):
+                return loaded
+            data, text = loaded
+        elif not notebook:
+            text = decode_source(data, display)
+            if isinstance(text, Finding):
+                return text
+        if notebook:
+            return read_notebook(data, display)
+        return _Source(display, text, content_hash(data), key)
+
+    def _context_source(self, path: Path) -> _Source | None:
+        if path not in self._context:
+            self._context[path] = None
+            if self.project.includes(path):
+                display = display_path(path)
+                data = self.documents.get(path)    # an editor's unsaved buffer wins over the disk
+                loaded = read_source(path, display) if data is None else (data, decode_source(data, display))
+                if not isinstance(loaded, Finding) and isinstance(loaded[1], str):
+                    self._context[path] = _Source(display, loaded[1], content_hash(loaded[0]), path)
+        return self._context[path]
+
+    def _imported(self, source: _Source, root: Path) -> list[Path]:
+        if source.file not in self._imports:
+            self._imports[source.file] = self.resolver.imported_files(source.file, source.text, root)
+        return self._imports[source.file]
+
+    def context_of(self, members: Sequence[_Source], roots: Sequence[Path]) -> list[_Source]:
+        """The project files that ``members`` import, transitively and within bounds."""
+        own = {m.file for m in members}
+        out: dict[Path, _Source] = {}
+        frontier = [(m, root) for m, root in zip(members, roots)]
+        for _ in range(MAX_DEPTH):
+            nxt = []
+            for source, root in frontier:
+                for path in self._imported(source, root):
+                    if path in own or path in out or len(out) >= MAX_CONTEXT_FILES:
+                        continue
+                    ctx = self._context_source(path)
+                    if ctx is not None:
+                        out[path] = ctx
+                        nxt.append((ctx, root))
+            frontier = nxt
+        return list(out.values())
+
+    def check_group(self, config: Config, files: list[tuple[Path, str, Path]],
+                    cache: Cache | None, digests: set[str] | None) -> None:
+        report = self.report
+        policy = Policy.from_config(config)
+        known_facts = cache.facts() if cache else {}
+        sources: list[_Source] = []
+        notebooks: dict[str, Notebook] = {}
+        failures: list[Finding] = []
+        for key, display, given in sorted(files, key=lambda f: f[1]):
+            loaded = self._load(key, display, given)
+            if isinstance(loaded, Notebook):
+                notebooks[display] = loaded
+                failures.extend(loaded.problems)
+                for number, text in loaded.cell_texts().items():
+                    report.sources[f"{display}:cell {number}"] = text
+                loaded = _Source(display, loaded.text, content_hash(loaded.text.encode()), key)
+            elif isinstance(loaded, Finding):
+                failures.append(loaded)
+                continue
+            else:
+                report.sources[display] = loaded.text
+            sources.append(loaded)
+        findings = run_files([], failures, policy)   # selection and per-file ignores for NL900s
+
+        def facts_of(src: _Source):
+            fact = known_facts.get(src.digest)
+            if fact is None:
+                fact = scan(src.path, src.text)
+                if cache:
+                    cache.put_facts(src.digest, fact)
+            if digests is not None:
+                digests.add(src.digest)
+            return fact
+
+        facts = [facts_of(s) for s in sources]
+        engine_fp = engine_fingerprint() if cache else ""
+        config_fp = config_fingerprint(config) if cache else ""
+        reported = {s.path for s in sources}
+        pending: list[tuple[str, list[_Source], bool]] = []
+        for group in components(facts):
+            members = [sources[i] for i in group]
+            context = self.context_of(members, [self.settings.project_root(m.file) for m in members])
+            self.report.context_files += len(context)
+            everything = members + context
+            relevant = any(facts_of(s).relevant for s in everything)
+            key = component_key(engine_fp, config_fp, [(m.path, m.digest) for m in everything]) if cache else ""
+            cached = cache.get(key) if cache else None
+            if cached is not None:
+                findings.extend(f for f in cached if f.path in reported)
+                report.components_cached += 1
+            else:
+                pending.append((key, everything, relevant))
+        report.components_analysed += len(pending)
+        for key, result in _run_pending(pending, policy, self.options.jobs):
+            findings.extend(f for f in result if f.path in reported)
+            if cache:
+                cache.put(key, result)
+        report.findings.extend(locate_all(findings, notebooks))
+
+
+def _document_key(name: str) -> Path:
+    path = Path(os.path.abspath(name))
+    try:
+        return path.resolve()
+    except OSError:
+        return path
 
 
 def _run_pending(pending, policy: Policy, jobs: int | None):
