@@ -92,3 +92,24 @@ def test_hook_sees_the_unstaged_file_a_staged_one_imports(tmp_path, hook_home):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "pkg/model.py:15:9: NL302" in proc.stdout
     assert "blocks.py:" not in proc.stdout
+
+
+def test_readme_hook_config_pins_a_commit_with_autoupdate(tmp_path, hook_home):
+    """The README's pre-commit block works before any release is tagged: autoupdate
+    replaces its `rev` with the newest commit of the repository."""
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## pre-commit\n.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    url = "https://github.com/normlint/normlint"
+    assert f"repo: {url}" in block
+    clone = tmp_path / "normlint"
+    _git(tmp_path, "clone", "-q", str(REPO), str(clone))
+    project = _project(tmp_path, {"model.py": CLEAN})
+    write(project, ".pre-commit-config.yaml", block.replace(f"repo: {url}", f"repo: {clone}"))
+    env = {**os.environ, "PRE_COMMIT_HOME": str(hook_home), **_GIT_ENV}
+    proc = subprocess.run([*_pre_commit(), "autoupdate", "--repo", str(clone)], cwd=project,
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
+    assert f"rev: {head}" in (project / ".pre-commit-config.yaml").read_text()
