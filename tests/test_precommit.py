@@ -61,9 +61,11 @@ def _project(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_hook_fails_on_a_bad_file(tmp_path, hook_home):
-    proc = _run_hook(_project(tmp_path, {"model.py": CLEAN, "broken.py": BROKEN}), hook_home)
+    proc = _run_hook(_project(tmp_path, {"model.py": CLEAN, "broken.py": BROKEN, "nb.ipynb": "{ not json"}),
+                     hook_home)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "broken.py:1:7: NL900" in proc.stdout
+    assert "nb.ipynb:1:3: NL900" in proc.stdout, "notebooks are staged files too"
     assert "model.py:" not in proc.stdout
 
 
