@@ -132,12 +132,20 @@ def test_context_is_cached_and_an_edit_to_it_invalidates(project):
     assert edited.components_analysed == 1 and _codes(edited) == []
 
 
-def test_files_passed_together_stay_separate_components(project):
-    # two models sharing one imported block: the block is context for each, not glue
+def test_files_that_need_the_same_context_are_analysed_together(project, monkeypatch):
+    # two models sharing one imported block: one pack reads the block once, up to a size
+    from normlint.static import engine
+
     write(project, "pkg/model2.py", MODEL.replace("class GPT", "class GPT2"))
-    report = check_paths(["pkg/model.py", "pkg/model2.py"])
-    assert _codes(report) == [("pkg/model.py", "NL302"), ("pkg/model2.py", "NL302")]
-    assert report.components_analysed == 2
+    write(project, "pkg/other.py", MODEL.replace("from .blocks import Block", "from .head import Block"))
+    write(project, "pkg/head.py", PRE_NORM_BLOCK)
+    report = check_paths(["pkg/model.py", "pkg/model2.py", "pkg/other.py"])
+    expected = [("pkg/model.py", "NL302"), ("pkg/model2.py", "NL302"), ("pkg/other.py", "NL302")]
+    assert _codes(report) == expected
+    assert report.components_analysed == 2 and report.context_files == 2
+    monkeypatch.setattr(engine, "PACK_MAX_BYTES", 10)
+    small = check_paths(["pkg/model.py", "pkg/model2.py", "pkg/other.py"])
+    assert _codes(small) == expected and small.components_analysed == 3
 
 
 def test_an_unsaved_document_replaces_the_file(project):
@@ -161,27 +169,87 @@ def test_deep_import_chains_are_bounded(tmp_path, monkeypatch):
     from normlint.static import project as project_module
 
     monkeypatch.chdir(tmp_path)
-    for i in range(8):
-        write(tmp_path, f"m{i}.py", f"import m{i + 1}\n")
-    write(tmp_path, "m8.py", "x = 1\n")
+    for i in range(8):   # a chain of subclasses, one per file
+        write(tmp_path, f"m{i}.py", f"from m{i + 1} import B{i + 1}\n\n\nclass B{i}(B{i + 1}):\n    pass\n")
+    write(tmp_path, "m8.py", "class B8:\n    pass\n")
     assert check_paths(["m0.py"]).context_files == project_module.MAX_DEPTH
     monkeypatch.setattr(project_module, "MAX_DEPTH", 100)
-    from normlint.static import engine
-    monkeypatch.setattr(engine, "MAX_DEPTH", 100)
-    monkeypatch.setattr(engine, "MAX_CONTEXT_FILES", 3)
+    assert check_paths(["m0.py"]).context_files == 8
+    monkeypatch.setattr(project_module, "MAX_CONTEXT_FILES", 3)
     assert check_paths(["m0.py"]).context_files == 3
 
 
-def test_import_targets():
-    from normlint.static.project import import_targets
+def test_imports_are_followed_by_name(tmp_path, monkeypatch):
+    # model.py needs Block; blocks.py's Block needs Norm (its sublayer), not the logging
+    # helper or the unrelated Head that blocks.py also imports
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "pkg/__init__.py", "from .blocks import Block\n")
+    write(tmp_path, "pkg/blocks.py", textwrap.dedent("""\
+        import torch.nn as nn
+        from .norms import Norm
+        from .heads import Head
+        from .log import get_logger
+
+        logger = get_logger()
+
+
+        class Block(nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                self.norm = Norm(d)
+        """))
+    write(tmp_path, "pkg/norms.py", "import torch.nn as nn\nfrom .util import helper\n\n\nclass Norm(nn.LayerNorm):\n    pass\n")
+    for name in ("heads", "log", "util"):
+        write(tmp_path, f"pkg/{name}.py", "x = 1\n")
+    model = "from pkg import Block\nfrom pkg.heads import x  # imported, never used\n\nblock = Block(4)\n"
+    from normlint.static.project import ProjectContext
+
+    context = ProjectContext(lambda p: p.read_text())
+    found = context.closure([((tmp_path / "model.py").resolve(), model, tmp_path.resolve())])
+    assert [p.relative_to(tmp_path.resolve()).as_posix() for p in found] == \
+        ["pkg/__init__.py", "pkg/blocks.py", "pkg/norms.py"]
+
+
+def test_module_summary():
+    from normlint.static.project import ModuleSummary
 
     text = textwrap.dedent("""\
         from .blocks import Block, Norm as N
         from . import layers
         from ..pkg.sub import (A,
             B)
-        import torch.nn as nn, os
+        from .everything import *
+        import torch.nn as nn, os.path
+        LIMIT: int = 3
+
+
+        @decorator
+        class Model(Base):
+            def forward(self):
+                return self.run(N())
+
+            def run(self, x):
+                return Block(x)
+
+            def save(self):
+                return layers.dump(self)
+
+
+        def build():
+            return A()
         """)
-    targets = import_targets(text)
-    assert {".blocks", ".blocks.Block", ".blocks.Norm", ".", ".layers", "..pkg.sub", "..pkg.sub.A",
-            "..pkg.sub.B", "torch.nn", "os"} <= set(targets)
+    s = ModuleSummary.scan(text)
+    assert {k: (v.module, v.name) for k, v in s.imports.items()} == {
+        "Block": (".blocks", "Block"), "N": (".blocks", "Norm"), "layers": (".", "layers"),
+        "A": ("..pkg.sub", "A"), "B": ("..pkg.sub", "B"), "nn": ("torch.nn", None), "os": ("os.path", None)}
+    assert s.stars == [".everything"] and "LIMIT" in s.defined
+    excerpt = s.excerpt({"Model"})
+    assert "def forward" in excerpt and "def run" in excerpt and "def save" not in excerpt
+    assert "def build" not in excerpt and "LIMIT: int = 3" in excerpt and "@decorator" in excerpt
+    import ast
+    ast.parse(excerpt)
+    assert s.excerpt(None) == text
+    assert {(e.module, e.name) for e in s.edges({"Model"})} == {(".blocks", "Block"), (".blocks", "Norm")}
+    assert {(e.module, e.name) for e in s.edges({"build"})} == {("..pkg.sub", "A")}
+    assert {(e.module, e.name) for e in s.edges({"Other"})} == {(".everything", "Other")}
+    assert {(e.module, e.name) for e in s.edges({"LIMIT"})} == set()

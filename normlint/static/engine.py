@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -34,12 +34,14 @@ from .context import RuleContext
 from .discovery import ProjectFilter, discover
 from .facts import components, scan
 from .notebook import NOTEBOOK_SUFFIX, Notebook, locate_all, read_notebook
-from .project import MAX_CONTEXT_FILES, MAX_DEPTH, ImportResolver
+from .project import ALL, ProjectContext
 from .reading import decode_source, parse_source, read_source
 from .source import ParsedFile
 
 # Below this much source a process pool costs more than it saves (fork + pickling).
 PARALLEL_MIN_BYTES = 400_000
+# Checked source per pack of components that share context (see _Run._packs).
+PACK_MAX_BYTES = 1_000_000
 
 
 @dataclass
@@ -50,7 +52,6 @@ class CheckReport:
     sources: dict[str, str] = field(default_factory=dict)  # path (or "nb.ipynb:cell N") -> text, for snippets
     components_analysed: int = 0                           # cache misses (for tests and benchmarks)
     components_cached: int = 0
-    files: list[str] = field(default_factory=list)         # the checked files' display paths
     context_files: int = 0                                 # files read only to resolve imports
     # configuration file (None: defaults) -> how many checked files it governed
     configs: dict[Path | None, int] = field(default_factory=dict)
@@ -125,14 +126,16 @@ class Policy:
 
 
 def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], policy: Policy,
-              *, run_rules: bool = True) -> list[Finding]:
-    """Analyse ``parsed`` together, then apply selection, per-file ignores and noqa."""
+              *, run_rules: bool = True, context: Sequence[ParsedFile] = ()) -> list[Finding]:
+    """Analyse ``parsed`` together (with ``context``: files read only to resolve imports,
+    nothing is reported for them), then apply selection, per-file ignores and noqa."""
     ctx = RuleContext(enabled=policy.enabled, options=policy.options)
     if run_rules and parsed:
-        analyze(parsed, ctx)
+        analyze([*parsed, *context], ctx)
+    skip = {pf.path for pf in context}
     by_path: dict[str, list[Finding]] = {}
     for f in (*failures, *ctx.findings):
-        if policy.reports(f):
+        if f.path not in skip and policy.reports(f):
             by_path.setdefault(f.path, []).append(f)
     result: list[Finding] = []
     for pf in parsed:
@@ -150,16 +153,26 @@ class _Source:
     text: str
     digest: str
     file: Path       # absolute
+    # context only: the whole file, analysed when the excerpt in ``text`` does not parse
+    fallback: str | None = None
 
 
-def _analyse_component(members: Sequence[_Source], policy: Policy, relevant: bool) -> list[Finding]:
+def _analyse_component(members: Sequence[_Source], policy: Policy, relevant: bool,
+                       context: Sequence[_Source] = ()) -> list[Finding]:
     """Parse and analyse one component; runs in a worker process or in-process."""
     parsed: list[ParsedFile] = []
     failures: list[Finding] = []
     for src in members:
         loaded = parse_source(src.text, src.path)
         (failures if isinstance(loaded, Finding) else parsed).append(loaded)
-    return run_files(parsed, failures, policy, run_rules=relevant)
+    readable: list[ParsedFile] = []
+    for src in context if relevant else ():
+        loaded = parse_source(src.text, src.path)
+        if isinstance(loaded, Finding) and src.fallback is not None:
+            loaded = parse_source(src.fallback, src.path)
+        if not isinstance(loaded, Finding):     # unreadable context is just not known
+            readable.append(loaded)
+    return run_files(parsed, failures, policy, run_rules=relevant, context=readable)
 
 
 def _pool_context():
@@ -201,8 +214,8 @@ def check_paths(paths: Sequence[str | os.PathLike], settings: Settings | Config,
         run.check_group(config, files, *(caches[cache_dir] if cache_dir is not None else (None, None)))
     for cache, digests in caches.values():
         cache.save_facts(digests)
+    report.context_files = len(run.context_paths)
     report.files_checked = len(checked)
-    report.files = sorted(display for display, _ in checked.values())
     report.findings = sort_findings(report.findings)
     return report
 
@@ -216,9 +229,11 @@ class _Run:
     report: CheckReport
     project: ProjectFilter
     documents: dict[Path, bytes]     # resolved path -> content that replaces the file's
-    resolver: ImportResolver = field(default_factory=ImportResolver)
     _context: dict[Path, _Source | None] = field(default_factory=dict)
-    _imports: dict[Path, list[Path]] = field(default_factory=dict)
+    context_paths: set[Path] = field(default_factory=set)   # every project file read for context
+
+    def __post_init__(self) -> None:
+        self.context = ProjectContext(lambda path: getattr(self._context_source(path), "text", None))
 
     def _load(self, key: Path, display: str, given: Path) -> _Source | Finding | Notebook:
         data = self.documents.get(key)
@@ -247,28 +262,43 @@ class _Run:
                     self._context[path] = _Source(display, loaded[1], content_hash(loaded[0]), path)
         return self._context[path]
 
-    def _imported(self, source: _Source, root: Path) -> list[Path]:
-        if source.file not in self._imports:
-            self._imports[source.file] = self.resolver.imported_files(source.file, source.text, root)
-        return self._imports[source.file]
+    def _needs(self, members: Sequence[_Source]) -> dict[Path, set[str] | None]:
+        return self.context.closure((m.file, m.text, self.settings.project_root(m.file)) for m in members)
 
-    def context_of(self, members: Sequence[_Source], roots: Sequence[Path]) -> list[_Source]:
-        """The project files that ``members`` import, transitively and within bounds."""
-        own = {m.file for m in members}
-        out: dict[Path, _Source] = {}
-        frontier = [(m, root) for m, root in zip(members, roots)]
-        for _ in range(MAX_DEPTH):
-            nxt = []
-            for source, root in frontier:
-                for path in self._imported(source, root):
-                    if path in own or path in out or len(out) >= MAX_CONTEXT_FILES:
-                        continue
-                    ctx = self._context_source(path)
-                    if ctx is not None:
-                        out[path] = ctx
-                        nxt.append((ctx, root))
-            frontier = nxt
-        return list(out.values())
+    def context_of(self, members: Sequence[_Source]) -> list[_Source]:
+        """The parts of the project files that ``members`` need, within bounds (see project.py)."""
+        out = []
+        found = self._needs(members)
+        for path, names in found.items():
+            whole = self._context_source(path)   # read already, or a checked file of another component
+            if whole is None:
+                continue
+            if names is ALL:
+                out.append(whole)
+                continue
+            # The excerpt follows from the file and the names: those make the cache key.
+            wanted = ",".join(sorted(names))
+            out.append(replace(whole, text=self.context.summary(path).excerpt(names), fallback=whole.text,
+                               digest=content_hash(f"{whole.digest}\0{wanted}".encode())))
+        return out
+
+    def _packs(self, groups: list[list[_Source]]) -> list[list[_Source]]:
+        """Components that need the same project files, packed together up to
+        ``PACK_MAX_BYTES`` of checked source: forty models that all import the library's
+        base classes analyse those once per pack rather than once each, and packs still
+        run in parallel. Deterministic for a given set of files."""
+        packs: list[tuple[list[_Source], set[Path]]] = []
+        for members in groups:
+            needs = set(self._needs(members))
+            size = sum(len(m.text) for m in members)
+            home = next((p for p in packs if needs and p[1] & needs
+                         and sum(len(m.text) for m in p[0]) + size <= PACK_MAX_BYTES), None)
+            if home is None:
+                packs.append((list(members), needs))
+            else:
+                home[0].extend(members)
+                home[1].update(needs)
+        return [members for members, _ in packs]
 
     def check_group(self, config: Config, files: list[tuple[Path, str, Path]],
                     cache: Cache | None, digests: set[str] | None) -> None:
@@ -305,26 +335,26 @@ class _Run:
             return fact
 
         facts = [facts_of(s) for s in sources]
+        fact_of = {s.path: f for s, f in zip(sources, facts)}
         engine_fp = engine_fingerprint() if cache else ""
         config_fp = config_fingerprint(config) if cache else ""
-        reported = {s.path for s in sources}
-        pending: list[tuple[str, list[_Source], bool]] = []
-        for group in components(facts):
-            members = [sources[i] for i in group]
-            context = self.context_of(members, [self.settings.project_root(m.file) for m in members])
-            self.report.context_files += len(context)
-            everything = members + context
-            relevant = any(facts_of(s).relevant for s in everything)
-            key = component_key(engine_fp, config_fp, [(m.path, m.digest) for m in everything]) if cache else ""
+        pending: list[tuple[str, list[_Source], bool, list[_Source]]] = []
+        for members in self._packs([[sources[i] for i in g] for g in components(facts)]):
+            group = [(m, fact_of[m.path]) for m in members]
+            context = self.context_of(members)
+            self.context_paths.update(c.file for c in context)
+            relevant = any(fact.relevant for _, fact in group) or any(scan(c.path, c.text).relevant for c in context)
+            key = component_key(engine_fp, config_fp, [(m.path, m.digest) for m in members]
+                                + [(f"\0context {c.path}", c.digest) for c in context]) if cache else ""
             cached = cache.get(key) if cache else None
             if cached is not None:
-                findings.extend(f for f in cached if f.path in reported)
+                findings.extend(cached)
                 report.components_cached += 1
             else:
-                pending.append((key, everything, relevant))
+                pending.append((key, members, relevant, context))
         report.components_analysed += len(pending)
         for key, result in _run_pending(pending, policy, self.options.jobs):
-            findings.extend(f for f in result if f.path in reported)
+            findings.extend(result)
             if cache:
                 cache.put(key, result)
         report.findings.extend(locate_all(findings, notebooks))
@@ -340,16 +370,20 @@ def _document_key(name: str) -> Path:
 
 def _run_pending(pending, policy: Policy, jobs: int | None):
     jobs = jobs or os.cpu_count() or 1
-    total = sum(len(s.text) for _, members, _ in pending for s in members)
+
+    def size(p) -> int:
+        return sum(len(s.text) for s in (*p[1], *p[3]))
+
+    total = sum(size(p) for p in pending)
     if jobs <= 1 or len(pending) <= 1 or total < PARALLEL_MIN_BYTES:
-        for key, members, relevant in pending:
-            yield key, _analyse_component(members, policy, relevant)
+        for key, members, relevant, context in pending:
+            yield key, _analyse_component(members, policy, relevant, context)
         return
     # Largest components first, so one big one does not start last and run alone.
-    order = sorted(pending, key=lambda p: -sum(len(s.text) for s in p[1]))
+    order = sorted(pending, key=lambda p: -size(p))
     with ProcessPoolExecutor(max_workers=min(jobs, len(order)), mp_context=_pool_context()) as pool:
-        futures = [(key, pool.submit(_analyse_component, members, policy, relevant))
-                   for key, members, relevant in order]
+        futures = [(key, pool.submit(_analyse_component, members, policy, relevant, context))
+                   for key, members, relevant, context in order]
         for key, fut in futures:
             yield key, fut.result()
 
