@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from typing import TYPE_CHECKING
+
 import click
 
-from .settings import Settings, describe
-from .static.discovery import discover
-from .static.engine import CheckReport, display_path
+if TYPE_CHECKING:   # the engine loads when `check` runs, not for `normlint --help`
+    from .settings import Settings
+    from .static.engine import CheckReport
 
 NO_FILES = "No Python files found"
 
@@ -49,6 +51,9 @@ def split_stdin(paths: Sequence[str], stdin_filename: str | None) -> tuple[list[
 
 def show_files(paths: Sequence[str], documents: dict[str, bytes], settings: Settings) -> tuple[list[str], list[str]]:
     """The display paths that would be checked, sorted, and the paths that could not be walked."""
+    from .static.discovery import discover
+    from .static.engine import display_path
+
     found = discover(paths, settings=settings)
     names = {display_path(f) for f in found.files} | {n if n == "-" else display_path(Path(n)) for n in documents}
     return sorted(names), found.errors
@@ -56,6 +61,9 @@ def show_files(paths: Sequence[str], documents: dict[str, bytes], settings: Sett
 
 def show_settings(paths: Sequence[str], documents: dict[str, bytes], settings: Settings) -> str | None:
     """The resolved settings of the first file that would be checked; None when there is none."""
+    from .settings import describe
+    from .static.discovery import discover
+
     found = discover(paths, settings=settings)
     first = next(iter(documents), None)
     target = Path(first) if first is not None else (found.files[0] if found.files else None)

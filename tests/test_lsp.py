@@ -228,3 +228,18 @@ def test_server_without_pygls_is_a_one_line_error(tmp_path):
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "normlint: error: the language server needs pygls: pip install 'normlint[lsp]'"
+
+
+def test_a_notebook_opened_as_json_gets_diagnostics_on_its_source_lines(client, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook()
+    nb.cells = [new_code_cell("import torch.nn as nn"), new_code_cell(REBOUND.split("\n", 1)[1])]
+    text = nbformat.writes(nb)
+    doc = tmp_path / "nb.ipynb"
+    client.open(doc, text)
+    (diag,) = client.diagnostics(doc.as_uri())
+    line = text.splitlines()[diag["range"]["start"]["line"]]
+    assert diag["code"] == "NL303"
+    assert line[diag["range"]["start"]["character"]:].startswith("self.norm(x)")

@@ -4,20 +4,24 @@ pre-commit passes only the staged files. A commit that touches ``model.py`` alon
 still be checked against the ``Block`` it imports from ``blocks.py``, or NL302 (a pre-norm
 stack without a final norm) cannot be seen. So the imports of a checked file that name
 modules inside the project are followed to their files: those files are analysed with
-the checked ones (their classes resolve) but nothing is reported for them. A file's
-findings then do not depend on which other files were passed.
+the checked ones (their classes resolve) but nothing is reported for them, and a file
+checked alone gets the findings it gets when the whole project is checked.
 
 Imports are followed by name, not by file: ``from .blocks import Block`` reads blocks.py
-for ``Block``, and from there only the imports that ``Block``'s own body uses (its base
-class, its sublayers), or the import that re-exports it from a package ``__init__``. A
-checked file and a module imported whole (``from . import blocks``) count in full. This
-keeps a one-file check of a model in a large package (transformers) to the few dozen
-files its classes are made of, instead of everything its utilities import.
+for ``Block``, and from there only the imports that ``Block`` uses in its bases and in the
+methods that build and run its layers (``__init__``, ``forward`` and what they call), or
+the import that re-exports it from a package ``__init__``; type hints and decorators are
+not followed, and ``logging.get_logger`` needs only ``get_logger`` of ``logging``. The
+analysis then gets an excerpt of each such file: its imports, one-line constants and the
+wanted definitions. This keeps a one-file check of a model in a large package
+(transformers) to the few dozen files its classes are made of, instead of everything its
+utilities import.
 
 Reading is bounded: only files under the project root (the configuration's directory, or
 the git root), at most ``MAX_DEPTH`` imports away from a checked file and
 ``MAX_CONTEXT_FILES`` in all. Nothing is imported or executed; imports and top-level
-definitions are found with regular expressions, without parsing.
+definitions are found with regular expressions, without parsing (an excerpt that does not
+parse is replaced by the whole file).
 """
 
 from __future__ import annotations
