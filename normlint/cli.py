@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -18,17 +20,32 @@ from .report.text import render_statistics, statistics as rule_statistics
 
 
 class _Group(click.Group):
-    """Turns normlint's own errors into one line on stderr and exit 2, never a traceback."""
+    """Turns every error into one line on stderr and exit 2, never a traceback: exit 1
+    means "findings" to CI, so a crash must never look like one."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except NormlintError as exc:
             click.echo(f"normlint: error: {exc}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("normlint: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`normlint check | head`): nothing more can be said on stdout.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(2)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if os.environ.get("NORMLINT_DEBUG"):
+                traceback.print_exc()
+            message = (str(exc).strip().splitlines() or [""])[0]
+            click.echo(f"normlint: internal error: {type(exc).__name__}"
+                       f"{': ' + message if message else ''} (a bug in normlint; "
+                       f"NORMLINT_DEBUG=1 shows the traceback)", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,10 +55,11 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, type=click.Path())
+# readable=False: an unreadable file is an NL900 finding and the run goes on, not a usage error.
+@click.argument("paths", nargs=-1, type=click.Path(readable=False))
 @selection_options
 @output_options
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, readable=False),
               help="Use this config file for every file instead of discovering one per file.")
 @click.option("--statistics", is_flag=True, help="Show the number of findings per rule instead of each finding.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only findings: no summary line, nothing when clean.")

@@ -20,18 +20,27 @@ def _codes(values: tuple[str, ...]) -> tuple[str, ...] | None:
 def write_output(text: str, output_file: str | None) -> None:
     if output_file:
         try:
-            Path(output_file).write_text(text, encoding="utf-8")
+            Path(output_file).write_text(text, encoding="utf-8", errors="backslashreplace")
         except OSError as exc:
             raise NormlintError(f"cannot write {output_file}: {exc.strerror or exc}") from None
     else:
         click.echo(text, nl=False)
 
 
+def _not_empty(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--select ""`` (an unset shell variable, say) would silently turn every rule off."""
+    for value in values:
+        if not any(c.strip() for c in value.split(",")):
+            raise NormlintError(f"--{param.name.replace('_', '-')} needs at least one rule code, "
+                                f"prefix or ALL; got {value!r}")
+    return values
+
+
 def selection_options(f):
     for opt in reversed([
-        click.option("--select", multiple=True, help="Rule codes or prefixes to enable (replaces the config), e.g. NL3,NL101 or ALL."),
-        click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable in addition."),
-        click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable."),
+        click.option("--select", multiple=True, callback=_not_empty, help="Rule codes or prefixes to enable (replaces the config), e.g. NL3,NL101 or ALL."),
+        click.option("--extend-select", multiple=True, callback=_not_empty, help="Rule codes or prefixes to enable in addition."),
+        click.option("--ignore", multiple=True, callback=_not_empty, help="Rule codes or prefixes to disable."),
     ]):
         f = opt(f)
     return f

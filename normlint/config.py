@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .patterns import compile_patterns
 from .registry import get_rule
 from .selection import validate_selectors
 
@@ -62,7 +63,7 @@ def config_file_in(directory: Path) -> Path | None:
     if candidate.is_file():
         return candidate
     candidate = directory / "pyproject.toml"
-    if candidate.is_file() and _read_toml(candidate).get("tool", {}).get("normlint") is not None:
+    if candidate.is_file() and _normlint_table(_read_toml(candidate), candidate) is not None:
         return candidate
     return None
 
@@ -75,6 +76,34 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: not UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise ConfigError(f"invalid TOML in {path}: nested too deeply") from None
+
+
+def _normlint_table(data: dict, path: Path) -> dict | None:
+    """The ``[tool.normlint]`` table of a parsed pyproject.toml or normlint.toml (None: absent).
+
+    normlint.toml holds the keys at top level, or, like pyproject.toml, under
+    ``[tool.normlint]``. Anything but a table where a table belongs is a ConfigError.
+    """
+    tool = data.get("tool")
+    if path.name != "pyproject.toml" and (not isinstance(tool, dict) or "normlint" not in tool):
+        return data
+    if tool is None:
+        return None
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: 'tool' must be a table, got {_toml_type(tool)}")
+    table = tool.get("normlint")
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.normlint] must be a table, got {_toml_type(table)}")
+    return table
+
+
+def _toml_type(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array"}.get(type(value), type(value).__name__)
 
 
 def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
@@ -86,11 +115,8 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
             return Config(root=cwd)
     elif not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = _read_toml(path)
-    table = data if path.name != "pyproject.toml" else data.get("tool", {}).get("normlint", {})
-    if path.name == "normlint.toml" and "tool" in table and "normlint" in table.get("tool", {}):
-        table = table["tool"]["normlint"]
-    return parse_table(table, source=path)
+    table = _normlint_table(_read_toml(path), path)
+    return parse_table(table or {}, source=path)
 
 
 def _string_list(value: Any, key: str, where: Path) -> tuple[str, ...]:
@@ -107,6 +133,9 @@ def parse_table(table: dict, *, source: Path) -> Config:
     for key in _LIST_KEYS:
         if key in table:
             values[key.replace("-", "_")] = _string_list(table[key], key, source)
+    for key in ("exclude", "extend-exclude"):
+        if key in table:
+            compile_patterns(table[key], where=f"{source}: '{key}'")
     for key in ("select", "extend_select", "ignore"):
         if key in values:
             _validate(values[key], key.replace("_", "-"), source)
@@ -117,6 +146,7 @@ def parse_table(table: dict, *, source: Path) -> Config:
         pairs = []
         for glob, codes in pfi.items():
             codes = _string_list(codes, f"per-file-ignores.{glob}", source)
+            compile_patterns([glob], where=f"{source}: 'per-file-ignores'")
             _validate(codes, f"per-file-ignores.{glob}", source)
             pairs.append((glob, codes))
         values["per_file_ignores"] = tuple(pairs)

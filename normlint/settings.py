@@ -17,6 +17,7 @@ from typing import Iterable
 import pathspec
 
 from .config import Config, config_file_in, load_config
+from .patterns import compile_patterns
 from .selection import validate_selectors
 
 
@@ -79,7 +80,7 @@ class Settings:
         self._by_file: dict[Path | None, Config] = {}
         self._by_dir: dict[Path, Config] = {}
         self._specs: dict[int, pathspec.GitIgnoreSpec] = {}
-        self._cli_spec = pathspec.GitIgnoreSpec.from_lines(list(self.overrides.exclude_patterns))
+        self._cli_spec = compile_patterns(self.overrides.exclude_patterns, where="--exclude/--extend-exclude")
         self._git_roots: dict[Path, Path | None] = {}
 
     @classmethod
@@ -123,8 +124,8 @@ class Settings:
     def _spec(self, config: Config) -> pathspec.GitIgnoreSpec:
         spec = self._specs.get(id(config))
         if spec is None:
-            spec = self._specs[id(config)] = pathspec.GitIgnoreSpec.from_lines(
-                [*config.exclude, *config.extend_exclude])
+            spec = self._specs[id(config)] = compile_patterns(
+                [*config.exclude, *config.extend_exclude], where=f"{config.source or 'defaults'}: 'exclude'")
         return spec
 
     def excluded(self, path: Path, is_dir: bool, floor: Path | None = None) -> bool:

@@ -2,6 +2,12 @@
 
 Comments are found with the tokenizer, so ``"# noqa"`` inside a string is not a comment.
 Codes that are not normlint's (``# noqa: E501``) belong to other linters and are left alone.
+
+A code list is read as ruff reads it: after ``noqa:`` come codes separated by commas or
+whitespace, up to the first item that is not a code (the rest is a comment). A colon
+announces a list, so a list with no code in it (``# noqa:``, ``# noqa: NL``) is malformed:
+it suppresses nothing and is reported as NL901, never taken for a bare ``# noqa``.
+Whitespace before the colon and a full-width colon are read as a colon.
 """
 
 from __future__ import annotations
@@ -14,12 +20,34 @@ from dataclasses import dataclass, field
 from .findings import Engine, Finding
 from .registry import get_rule
 
-_LINE_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?",
-                        re.IGNORECASE)
-_FILE_NOQA = re.compile(r"#\s*normlint\s*:\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?",
-                        re.IGNORECASE)
+_DIRECTIVE = re.compile(r"#\s*(?P<file>normlint\s*[:\uff1a]\s*)?noqa(?![\w-])(?P<rest>.*)",
+                        re.IGNORECASE | re.DOTALL)
+_LIST_START = re.compile(r"\s*[:\uff1a]")
 _CODE = re.compile(r"[A-Za-z]+[0-9]+")
+_SEPARATORS = re.compile(r"[\s,\uff0c]+")
 _ANY_NOQA = re.compile(r"noqa", re.IGNORECASE)
+MALFORMED = ("malformed `noqa` directive: expected a comma-separated list of codes after the "
+             "colon (e.g. `# noqa: NL303`), got {got!r}; it suppresses nothing")
+
+
+def _codes(rest: str) -> tuple[str, ...] | None:
+    """The codes a directive names (None: every code), from the text after ``noqa``."""
+    start = _LIST_START.match(rest)
+    if start is None:
+        first = rest.split(None, 1)[0] if rest.strip() else ""
+        if not _CODE.fullmatch(first):   # `# noqa`, `# noqa  because ...`: every code
+            return None
+        body = rest                      # `# noqa NL303`: a list that lost its colon
+    else:
+        body = rest[start.end():]
+    codes = []
+    for item in _SEPARATORS.split(body):
+        if not item:
+            continue
+        if not _CODE.fullmatch(item):
+            break                        # the rest is a comment
+        codes.append(item.upper())
+    return tuple(codes)
 
 
 @dataclass
@@ -35,6 +63,7 @@ class Suppressions:
     lines: dict[int, LineNoqa] = field(default_factory=dict)
     file_all: bool = False
     file_codes: frozenset[str] = frozenset()
+    malformed: list[tuple[int, int, str]] = field(default_factory=list)   # line, column, text
 
     @classmethod
     def parse(cls, text: str) -> "Suppressions":
@@ -49,19 +78,20 @@ class Suppressions:
         for tok in tokens:
             if tok.type != tokenize.COMMENT:
                 continue
-            m = _FILE_NOQA.search(tok.string)
-            if m:
-                if m.group("codes"):
-                    file_codes.update(c.upper() for c in _CODE.findall(m.group("codes")))
-                else:
-                    sup.file_all = True
+            m = _DIRECTIVE.search(tok.string)
+            if m is None:
                 continue
-            m = _LINE_NOQA.search(tok.string)
-            if m:
-                codes = m.group("codes")
-                sup.lines[tok.start[0]] = LineNoqa(
-                    line=tok.start[0], column=tok.start[1] + 1,
-                    codes=None if codes is None else tuple(c.upper() for c in _CODE.findall(codes)))
+            line, column = tok.start[0], tok.start[1] + 1
+            codes = _codes(m.group("rest"))
+            if codes == ():
+                sup.malformed.append((line, column, m.group(0)))
+            elif m.group("file"):
+                if codes is None:
+                    sup.file_all = True
+                else:
+                    file_codes.update(codes)
+            else:
+                sup.lines[line] = LineNoqa(line=line, column=column, codes=codes)
         sup.file_codes = frozenset(file_codes)
         return sup
 
@@ -87,7 +117,9 @@ class Suppressions:
         if "NL901" not in enabled or self.file_all:
             return []
         rule = get_rule("NL901")
-        out = []
+        out = [Finding(code="NL901", name=rule.name, severity=rule.severity, engine=Engine.STATIC,
+                       path=path, line=line, column=column, message=MALFORMED.format(got=text))
+               for line, column, text in self.malformed]
         for noqa in self.lines.values():
             for code in noqa.codes or ():
                 if not code.startswith("NL") or code in noqa.used or code in self.file_codes:

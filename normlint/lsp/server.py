@@ -24,7 +24,7 @@ from ..findings import Finding
 from ..settings import Settings
 from ..static.discovery import PYTHON_SUFFIXES
 from ..static.engine import RunOptions, check_paths
-from .convert import SOURCE, code_actions, diagnostic
+from .convert import code_actions, diagnostic
 
 logger = logging.getLogger("normlint.lsp")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Mapping, Sequence
 
 from ..errors import NormlintError
@@ -28,9 +29,22 @@ def render(findings: Sequence[Finding], output_format: str = "concise", *,
     except KeyError:
         raise NormlintError(f"unknown output format {output_format!r}; "
                             f"choose one of {', '.join(FORMATS)}") from None
+    if output_format != "sarif":   # SARIF percent-encodes the real bytes in its URIs
+        findings = [f if f.path == (p := printable_path(f.path)) else replace(f, path=p)
+                    for f in findings]
     if output_format == "full":
-        return renderer(findings, sources=sources or {})
+        return renderer(findings, sources={printable_path(k): v for k, v in (sources or {}).items()})
     return renderer(findings)
+
+
+def printable_path(path: str) -> str:
+    """``path`` as valid Unicode: a file name that is not UTF-8 (which Python holds as
+    surrogate escapes, and no UTF-8 output can carry) shows its odd bytes as ``\\xNN``."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return path
 
 
 def exit_code(findings: Sequence[Finding]) -> int:

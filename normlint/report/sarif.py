@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 from urllib.parse import quote
@@ -20,7 +21,8 @@ def _uri(path: str) -> dict:
     if p.is_absolute():
         return {"uri": p.as_uri()}
     # Relative to the directory normlint ran in; code scanning resolves it against the checkout.
-    return {"uri": quote(PurePosixPath(*p.parts).as_posix()), "uriBaseId": "%SRCROOT%"}
+    # The file name's bytes, percent-encoded: also right for names that are not UTF-8.
+    return {"uri": quote(os.fsencode(PurePosixPath(*p.parts).as_posix())), "uriBaseId": "%SRCROOT%"}
 
 
 def _region(f: Finding) -> dict:

@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 import pathspec
 
 from ..config import Config
+from ..patterns import compile_gitignore
 from ..settings import Settings, git_root
 
 PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")
@@ -45,7 +46,7 @@ class _GitIgnores:
                         lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
                     except OSError:
                         continue
-                    more = pathspec.GitIgnoreSpec.from_lines(lines)
+                    more = compile_gitignore(lines)
                     spec = more if spec is None else spec + more
             self._specs[directory] = spec
         return self._specs[directory]
@@ -87,6 +88,15 @@ class ProjectFilter:
         return not (self.settings.excluded(path, False) or self._gitignores.ignored(path, False))
 
 
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or the absolute path when it cannot be resolved (a symlink loop
+    raises RuntimeError before Python 3.13): reading it then gives the NL900 that says why."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def discover(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str] = (), root: Path | None = None,
              settings: Settings | None = None, respect_gitignore: bool = True) -> Discovery:
     """The files to check under ``paths``. ``settings`` says which exclude patterns apply
@@ -99,7 +109,7 @@ def discover(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str] = (),
     gitignores = _GitIgnores()
 
     def add(p: Path) -> None:
-        key = p.resolve()
+        key = resolved(p)
         if key not in seen:
             seen.add(key)
             found.files.append(p)
@@ -123,13 +133,13 @@ def discover(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str] = (),
         if not is_dir:
             add(given)
             continue
-        given_abs = given.resolve()
+        given_abs = resolved(given)
         floor = given_abs if skipped(given_abs, True, None) else None
         for dirpath, dirnames, filenames in os.walk(given, followlinks=False,
                                                     onerror=lambda e: found.errors.append(
                                                         f"cannot list {e.filename}: {e.strerror}")):
             base = Path(dirpath)
-            base_abs = base.resolve()
+            base_abs = resolved(base)
             dirnames[:] = [d for d in sorted(dirnames) if not skipped(base_abs / d, True, floor)]
             for name in sorted(filenames):
                 if name.endswith(PYTHON_SUFFIXES) and not skipped(base_abs / name, False, floor):

@@ -26,12 +26,13 @@ import pathspec
 from ..config import Config
 from ..settings import Settings
 from ..findings import Finding, sort_findings
+from ..patterns import compile_patterns
 from ..selection import resolve_selection
 from ..suppress import Suppressions
 from .analyzer import analyze
 from .cache import Cache, component_key, content_hash, engine_fingerprint
 from .context import RuleContext
-from .discovery import ProjectFilter, discover
+from .discovery import ProjectFilter, discover, resolved
 from .facts import components, scan
 from .notebook import NOTEBOOK_SUFFIX, Notebook, locate_all, read_notebook
 from .project import ALL, ProjectContext
@@ -104,7 +105,7 @@ class Policy:
     @classmethod
     def from_config(cls, config: Config) -> "Policy":
         return cls(enabled=enabled_codes(config), options=config.rule_options,
-                   per_file=[(pathspec.GitIgnoreSpec.from_lines([glob]), resolve_selection(selectors))
+                   per_file=[(compile_patterns([glob], where="per-file-ignores"), resolve_selection(selectors))
                              for glob, selectors in config.per_file_ignores],
                    root=config.root.resolve())
 
@@ -112,7 +113,7 @@ class Policy:
         if not self.per_file:
             return frozenset()
         if path not in self._ignored:
-            abs_path = Path(path).resolve()
+            abs_path = resolved(Path(path))
             try:
                 rel = abs_path.relative_to(self.root).as_posix()
             except ValueError:
@@ -192,7 +193,7 @@ def check_paths(paths: Sequence[str | os.PathLike], settings: Settings | Config,
     report = CheckReport(errors=list(found.errors))
     checked: dict[Path, tuple[str, Path]] = {}       # resolved path -> (display, path as given)
     for file in found.files:
-        checked.setdefault(file.resolve(), (display_path(file), file))
+        checked.setdefault(resolved(file), (display_path(file), file))
     documents: dict[Path, bytes] = {}
     for name, data in options.documents.items():
         key = _document_key(name)
@@ -361,15 +362,21 @@ class _Run:
 
 
 def _document_key(name: str) -> Path:
-    path = Path(os.path.abspath(name))
+    return resolved(Path(os.path.abspath(name)))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and `taskset`
+    narrow), not every core of the machine."""
     try:
-        return path.resolve()
-    except OSError:
-        return path
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):   # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def _run_pending(pending, policy: Policy, jobs: int | None):
-    jobs = jobs or os.cpu_count() or 1
+    # More workers than cores only adds forks and memory: --jobs is capped at the cores.
+    jobs = min(jobs or available_cores(), available_cores())
 
     def size(p) -> int:
         return sum(len(s.text) for s in (*p[1], *p[3]))
