@@ -74,7 +74,7 @@ def _read_toml(path: Path) -> dict:
             return tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: not UTF-8 (byte {exc.start})") from None

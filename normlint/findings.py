@@ -29,7 +29,9 @@ class Engine(str, Enum):
 
 @dataclass(frozen=True)
 class Edit:
-    """Replace the text between two positions (1-based lines, 0-based columns)."""
+    """Replace the text from (line, column) up to, not including, (end_line, end_column) with
+    ``replacement``. Lines and columns are 1-based; columns count characters (code points),
+    as editors and ruff's JSON do. An insertion has an empty span."""
 
     line: int
     column: int

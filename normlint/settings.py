@@ -79,8 +79,9 @@ class Settings:
         self._fixed = None if config is None else self.overrides.apply(config)
         self._by_file: dict[Path | None, Config] = {}
         self._by_dir: dict[Path, Config] = {}
-        self._specs: dict[int, pathspec.GitIgnoreSpec] = {}
+        self._specs: dict[int, tuple[pathspec.GitIgnoreSpec, Path]] = {}
         self._cli_spec = compile_patterns(self.overrides.exclude_patterns, where="--exclude/--extend-exclude")
+        self._cli_base = self.overrides.base.resolve()
         self._git_roots: dict[Path, Path | None] = {}
 
     @classmethod
@@ -117,15 +118,13 @@ class Settings:
             self._by_dir[directory] = found
         return found
 
-    def configs(self) -> list[Config]:
-        """Every configuration resolved so far."""
-        return [self._fixed] if self._fixed is not None else list(self._by_file.values())
-
-    def _spec(self, config: Config) -> pathspec.GitIgnoreSpec:
+    def _spec(self, config: Config) -> tuple[pathspec.GitIgnoreSpec, Path]:
+        """The configuration's exclude patterns, compiled, and the directory they are relative to."""
         spec = self._specs.get(id(config))
         if spec is None:
-            spec = self._specs[id(config)] = compile_patterns(
-                [*config.exclude, *config.extend_exclude], where=f"{config.source or 'defaults'}: 'exclude'")
+            spec = self._specs[id(config)] = (compile_patterns(
+                [*config.exclude, *config.extend_exclude], where="exclude"),
+                config.root.resolve())
         return spec
 
     def excluded(self, path: Path, is_dir: bool, floor: Path | None = None) -> bool:
@@ -139,7 +138,7 @@ class Settings:
         """
         suffix = "/" if is_dir else ""
         config = self.config_for_dir(path.parent)
-        for spec, base in ((self._spec(config), config.root.resolve()), (self._cli_spec, self.overrides.base)):
+        for spec, base in (self._spec(config), (self._cli_spec, self._cli_base)):
             rel = _relative(path, floor or base)
             if rel is None:
                 rel = path.name    # outside the base: only name patterns can apply

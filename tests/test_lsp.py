@@ -49,7 +49,7 @@ WITH_FIXES = textwrap.dedent("""\
         for f in real(path, text):
             if f.code == "NL303":
                 f = dataclasses.replace(f, fix=Fix("keep the residual", (
-                    Edit(f.line, 0, f.line + 1, 27, "        x = x + self.mlp(self.norm(x))"),), "unsafe"))
+                    Edit(f.line, 1, f.line + 1, 28, "        x = x + self.mlp(self.norm(x))"),), "unsafe"))
             out.append(f)
         return out
 

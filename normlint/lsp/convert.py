@@ -1,8 +1,8 @@
 """Findings as LSP diagnostics, and their fixes as quick-fix code actions.
 
 Positions differ in units: a finding's column is 1-based and counts UTF-8 bytes (what
-CPython's ``ast`` reports), an ``Edit``'s column is 0-based and counts characters, and the
-client counts in the encoding it negotiated (UTF-16 by default). pygls' position codec
+CPython's ``ast`` reports), an ``Edit``'s is 1-based and counts characters, and the client
+counts from 0 in the encoding it negotiated (UTF-16 by default). pygls' position codec
 converts characters to the client's units; the bytes are converted here.
 """
 
@@ -62,8 +62,8 @@ def diagnostic(f: Finding, doc: TextDocument) -> lsp.Diagnostic:
 
 
 def _text_edit(edit: Edit, doc: TextDocument) -> lsp.TextEdit:
-    # Edit lines are 1-based, columns 0-based characters.
-    rng = lsp.Range(lsp.Position(edit.line - 1, edit.column), lsp.Position(edit.end_line - 1, edit.end_column))
+    # Edit lines and columns are 1-based, columns in characters; LSP's are 0-based.
+    rng = lsp.Range(lsp.Position(edit.line - 1, edit.column - 1), lsp.Position(edit.end_line - 1, edit.end_column - 1))
     return lsp.TextEdit(range=doc.position_codec.range_to_client_units(doc.lines, rng), new_text=edit.replacement)
 
 
@@ -76,7 +76,7 @@ def code_actions(findings: Sequence[Finding], doc: TextDocument, requested: lsp.
     """A quick fix for every finding with a fix whose range touches ``requested``."""
     actions = []
     for f in findings:
-        if f.fix is None or not f.fix.edits or f.cell is not None:
+        if f.fix is None or not f.fix.edits or f.fix.applicability == "display-only" or f.cell is not None:
             continue
         diag = diagnostic(f, doc)
         if not _overlaps(diag.range, requested):
