@@ -243,3 +243,16 @@ def test_a_notebook_opened_as_json_gets_diagnostics_on_its_source_lines(client, 
     line = text.splitlines()[diag["range"]["start"]["line"]]
     assert diag["code"] == "NL303"
     assert line[diag["range"]["start"]["character"]:].startswith("self.norm(x)")
+
+
+def test_a_burst_of_changes_is_checked_once_on_the_latest_text(client, tmp_path):
+    doc = tmp_path / "typing.py"
+    uri = doc.as_uri()
+    client.open(doc, FIXED)
+    assert client.diagnostics(uri) == []
+    for version, text in enumerate(["def f(:\n", "x = (\n", REBOUND], start=2):
+        client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
+                                                 "contentChanges": [{"text": text}]})
+    msg = client.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri)
+    assert msg["params"]["version"] == 4
+    assert [d["code"] for d in msg["params"]["diagnostics"]] == ["NL303"]

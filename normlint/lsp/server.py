@@ -8,6 +8,7 @@ files it imports (cross-file analysis), with the editor's unsaved text in place 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from ..static.engine import RunOptions, check_paths
 from .convert import code_actions, diagnostic
 
 logger = logging.getLogger("normlint.lsp")
+CHANGE_DELAY_S = 0.15
 
 
 def check_document(path: Path | None, text: str) -> list[Finding]:
@@ -82,7 +84,9 @@ class NormlintServer(LanguageServer):
                                               f"{type(exc).__name__}: {_one_line(exc)}")
             findings, diagnostics = [], []
         self.state.findings[uri] = findings
-        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
+        version = getattr(self.workspace.text_documents.get(uri), "version", None)
+        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics,
+                                                                            version=version))
 
     def _tell(self, kind: lsp.MessageType, message: str) -> None:
         logger.error("%s", message)
@@ -101,8 +105,16 @@ def build_server() -> NormlintServer:
         ls.check(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: NormlintServer, params: lsp.DidChangeTextDocumentParams) -> None:
-        ls.check(params.text_document.uri)
+    async def did_change(ls: NormlintServer, params: lsp.DidChangeTextDocumentParams) -> None:
+        # An editor sends a change per keystroke: check once typing pauses, on the latest text.
+        uri, version = params.text_document.uri, params.text_document.version
+        await asyncio.sleep(CHANGE_DELAY_S)
+        try:
+            latest = ls.workspace.get_text_document(uri).version
+        except Exception:   # closed meanwhile
+            return
+        if latest == version:
+            ls.check(uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: NormlintServer, params: lsp.DidSaveTextDocumentParams) -> None:
