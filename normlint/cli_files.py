@@ -64,13 +64,14 @@ def show_settings(paths: Sequence[str], documents: dict[str, bytes], settings: S
     from .settings import describe
     from .static.discovery import discover
 
-    found = discover(paths, settings=settings)
     first = next(iter(documents), None)
-    target = Path(first) if first is not None else (found.files[0] if found.files else None)
-    if target is None:
-        return None
-    if str(target) == "-":
-        target = Path("-")
+    if first is not None:
+        target = Path(first)
+    else:
+        found = discover(paths, settings=settings).files
+        if not found:
+            return None
+        target = found[0]
     config = settings.config_for(target.absolute())
     return "\n".join(describe(config, target, settings)) + "\n"
 

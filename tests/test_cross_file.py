@@ -253,3 +253,12 @@ def test_module_summary():
     assert {(e.module, e.name) for e in s.edges({"build"})} == {("..pkg.sub", "A")}
     assert {(e.module, e.name) for e in s.edges({"Other"})} == {(".everything", "Other")}
     assert {(e.module, e.name) for e in s.edges({"LIMIT"})} == set()
+
+
+def test_stdin_resolves_imports_in_its_project(project):
+    from click.testing import CliRunner
+
+    from normlint.cli import cli
+
+    result = CliRunner().invoke(cli, ["check", "-", "--stdin-filename", "pkg/model.py", "--no-cache"], input=MODEL)
+    assert result.exit_code == 1 and result.output.startswith("pkg/model.py:15:9: NL302")
