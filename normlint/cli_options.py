@@ -46,9 +46,14 @@ def selection_options(f):
     return f
 
 
-def output_options(f):
+def output_options(f=None, *, extra_formats: tuple[str, ...] = ()):
+    """``--output-format``, ``-o`` and ``--exit-zero``; ``extra_formats`` adds formats only
+    one command speaks (``audit``'s ``html``). Usable as ``@output_options`` or called."""
+    if f is None:
+        return lambda g: output_options(g, extra_formats=extra_formats)
     for opt in reversed([
-        click.option("--output-format", type=click.Choice(FORMATS), default="concise", show_default=True),
+        click.option("--output-format", type=click.Choice(FORMATS + tuple(extra_formats)),
+                     default="concise", show_default=True),
         click.option("-o", "--output-file", type=click.Path(dir_okay=False), help="Write the report here instead of stdout."),
         click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are reported."),
     ]):

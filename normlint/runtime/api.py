@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -57,6 +57,7 @@ class AuditReport:
     model: str
     numeric: bool = True            # False on the meta device: numeric checks were skipped
     notes: list[str] = field(default_factory=list)
+    mode: str = "eval"              # the mode audited in: "eval", "train" or "mixed"
 
     @property
     def failed(self) -> bool:
@@ -66,16 +67,22 @@ class AuditReport:
         return format_norms_table(self.norms)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "numeric": self.numeric, "notes": list(self.notes),
+        return {"model": self.model, "mode": self.mode, "numeric": self.numeric,
+                "notes": list(self.notes),
                 "norms": [asdict(n) for n in self.norms],
                 "findings": [f.to_dict() for f in self.findings]}
 
 
 def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
           select: Iterable[str] | None = None, ignore: Iterable[str] | None = None,
-          checks: str | Iterable[str] = "all") -> AuditReport:
+          checks: str | Iterable[str] = "all", mode: str | None = None) -> AuditReport:
     """Run ``model`` on ``example_inputs`` (a tensor, a tuple of positional arguments or a
     dict of keyword arguments) and report what its normalizations did.
+
+    ``mode``: ``None`` audits the model in the mode it is in (each module's ``training``
+    flag as set; ``report.mode`` says which: "eval", "train" or "mixed"); ``"eval"`` or
+    ``"train"`` switches the whole model for the audit (``normlint audit`` uses "eval"
+    unless ``--train``).
 
     The model comes out exactly as it went in: parameters (values and identity), buffers,
     submodules, training flags, and the Python, NumPy, torch and CUDA RNG states (see
@@ -89,14 +96,18 @@ def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
     eager module) and for arguments of the wrong kind, naming the argument.
     """
     return audit_with(model, example_inputs, optimizer=optimizer,
-                      enabled=resolve_codes(select, ignore), checks=checks)
+                      enabled=resolve_codes(select, ignore), checks=checks, mode=mode)
 
 
 def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str], optimizer=None,
                checks: str | Iterable[str] = "all",
-               options: dict[str, dict[str, Any]] | None = None) -> AuditReport:
+               options: dict[str, dict[str, Any]] | None = None, mode: str | None = None,
+               progress: Callable[[str], None] | None = None) -> AuditReport:
     """``audit`` with the enabled codes already resolved and per-rule options (the CLI's
-    ``[tool.normlint.rules]`` configuration)."""
+    ``[tool.normlint.rules]`` configuration); ``progress`` is told each stage's name."""
+    if mode not in (None, "eval", "train"):
+        raise NormlintError(f"mode must be None, 'eval' or 'train', got {mode!r}")
+    stage = progress or (lambda name: None)
     settings = probe_settings(checks)
     enabled = frozenset(enabled) & RUNTIME_CODES
     model = unwrap(model)
@@ -112,9 +123,16 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
     for path, module in model.named_modules():
         paths.setdefault(id(module), path)
     with PreservedState(model) as state, torch.no_grad():
+        if mode is not None:
+            model.train(mode == "train")
+        flags = {m.training for m in model.modules()}
+        audited_mode = "mixed" if len(flags) > 1 else "train" if flags == {True} else "eval"
+        stage("forward with probes")
         trace = _traced_forward(model, clone_inputs(inputs), paths, settings if numeric else None,
                                 state.guard)
+        stage("forward at another length")
         other = _other_length_trace(model, inputs, trace, paths, state.guard)
+    stage("analysis")
     notes.extend(trace.notes)
     notes.extend(state.notes)
     if not numeric:
@@ -124,7 +142,8 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
                        sequence_markers=tuple(options.get("NL101", {}).get("sequence-markers", ())))
     findings = run_rules(RuleContext(analysis=analysis, enabled=enabled, options=options))
     return AuditReport(findings=sort_findings(findings), norms=norm_records(analysis),
-                       model=type(model).__name__, numeric=numeric, notes=analysis.notes)
+                       model=type(model).__name__, numeric=numeric, notes=analysis.notes,
+                       mode=audited_mode)
 
 
 # ---------------------------------------------------------------------- options
