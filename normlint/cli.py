@@ -11,14 +11,14 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_files import file_options
 from .cli_fix import (FixFlags, add_noqa_to_files, fix_hint, fix_only_summary, fix_options, fixed_summary,
                       show_fixes, unified_diff, write_all)
 from .cli_options import _codes, output_options, selection_options, write_output
-from .config import load_config
 from .errors import NormlintError
 from .registry import RULES, get_rule
 from .report import exit_code, render
-from .report.text import render_statistics, summary_line
+from .report.text import render_statistics, statistics as rule_statistics, summary_line
 
 
 class _Group(click.Group):
@@ -61,35 +61,61 @@ def cli() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(readable=False))
 @selection_options
 @output_options
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, readable=False), help="Use this config file instead of discovering one.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, readable=False),
+              help="Use this config file for every file instead of discovering one per file.")
 @click.option("--statistics", is_flag=True, help="Show the number of findings per rule instead of each finding.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only findings: no summary line, nothing when clean.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: every core).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), envvar="NORMLINT_CACHE_DIR",
-              help="Where to keep the result cache (default: .normlint_cache next to the config, "
+              help="Where to keep the result cache (default: .normlint_cache next to each config, "
                    "or in the current directory; env NORMLINT_CACHE_DIR).")
+@file_options
 @fix_options
 def check(paths, select, extend_select, ignore, output_format, output_file, exit_zero, config_file,
-          statistics, quiet, jobs, no_cache, cache_dir, **fix_flags) -> None:
-    """Check Python files for normalization bugs (static analysis; never imports your code)."""
-    from .api import check_paths
+          statistics, quiet, jobs, no_cache, cache_dir, exclude, extend_exclude, stdin_filename,
+          show_files, show_settings, verbose, **fix_flags) -> None:
+    """Check Python files and notebooks for normalization bugs (static analysis; never imports
+    your code). PATHS default to the current directory; `-` reads the source from stdin."""
+    from .cli_files import NO_FILES, show_files as list_files, show_settings as settings_text
+    from .cli_files import split_stdin, verbose_lines
     from .fix.run import fix_policy, fix_report
+    from .settings import Overrides, Settings
+    from .static.engine import RunOptions, check_paths
 
     flags = FixFlags(**fix_flags)
-    config = load_config(Path(config_file) if config_file else None)
-    if no_cache:
-        cache_dir = None
-    elif cache_dir is None:
-        cache_dir = (config.source.parent if config.source else Path.cwd()) / ".normlint_cache"
-    report = check_paths(list(paths) or ["."], config=config, select=_codes(select),
-                         extend_select=_codes(extend_select), ignore=_codes(ignore),
-                         jobs=jobs, cache_dir=cache_dir)
+    overrides = Overrides(select=_codes(select), extend_select=_codes(extend_select), ignore=_codes(ignore),
+                          exclude=_codes(exclude), extend_exclude=_codes(extend_exclude) or ())
+    settings = Settings.from_file(config_file, overrides)
+    walk, documents = split_stdin(paths, stdin_filename)
+    if show_files or show_settings:
+        names, errors = list_files(walk, documents, settings)
+        for message in errors:
+            click.echo(f"normlint: error: {message}", err=True)
+        text = settings_text(walk, documents, settings) if show_settings else "".join(f"{n}\n" for n in names)
+        if not names:
+            click.echo(f"normlint: warning: {NO_FILES}", err=True)
+        write_output(text or "", output_file)
+        sys.exit(2 if errors else 0)
+    options = RunOptions(jobs=jobs, documents=documents,
+                         cache_dir=None if no_cache or cache_dir is None else Path(cache_dir),
+                         cache_per_project=not no_cache and cache_dir is None)
+    report = check_paths(walk, settings, options)
+    if verbose:
+        where = "off" if no_cache else cache_dir or ".normlint_cache next to each config"
+        for line in verbose_lines(report, settings, where):
+            click.echo(line, err=True)
     errors = list(report.errors)
     for message in report.errors:
         click.echo(f"normlint: error: {message}", err=True)
     findings = report.findings
+    if report.files_checked == 0:
+        # As ruff: a warning, not "All checks passed!", and no failure by itself.
+        click.echo(f"normlint: warning: {NO_FILES}", err=True)
+    # Each file's own configuration decides which of its fixes apply; the summary and the
+    # hint about hidden unsafe fixes speak for the configuration of the current directory.
+    config = settings.config_for_dir(Path.cwd())
     policy = fix_policy(config, unsafe=flags.unsafe_fixes)
     if flags.add_noqa:
         added, skipped, failed = add_noqa_to_files(findings, report.sources)
@@ -102,7 +128,8 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
     run = None
     sources = report.sources
     if flags.fixing:
-        run = fix_report(findings, report.sources, report.components, config, policy)
+        run = fix_report(findings, report.sources, report.components,
+                         lambda cfg: fix_policy(cfg, unsafe=flags.unsafe_fixes))
         for d in run.dropped:
             click.echo(f"normlint: warning: {d.finding.path}:{d.finding.line}: {d.finding.code} fix not "
                        f"applied: {d.reason}", err=True)
@@ -125,21 +152,23 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
     if statistics and output_format in ("concise", "full"):
         text = render_statistics(findings)
     elif statistics and output_format == "json":
-        counts: dict[str, int] = {}
-        for f in findings:
-            counts[f.code] = counts.get(f.code, 0) + 1
-        text = json.dumps([{"code": c, "name": get_rule(c).name, "count": n}
-                           for c, n in sorted(counts.items())], indent=2) + "\n"
+        text = json.dumps([{"code": code, "name": get_rule(code).name, "severity": severity.value, "count": n}
+                           for (code, severity), n in rule_statistics(findings)], indent=2) + "\n"
     else:
         text = render(findings, output_format, sources=sources, fixable=policy.applies)
     if output_format in ("concise", "full"):
         lines = text.splitlines()[:-1]    # the renderer's summary line, replaced by the fix-aware one
-        if not quiet:
+        if not quiet and report.files_checked:
             lines += show_fixes(run.applied) if run is not None and flags.show_fixes else []
             lines.append(fixed_summary(len(run.applied) if run else 0, findings, summary_line))
             hint = fix_hint(findings, policy, config)
             lines += [hint] if hint else []
         text = "".join(line + "\n" for line in lines)
+    write_output(text, output_file)
+    if errors:
+        sys.exit(2)
+    sys.exit(0 if exit_zero else exit_code(findings))
+
     write_output(text, output_file)
     if errors:
         sys.exit(2)
@@ -182,6 +211,18 @@ def list_rules(output_format: str) -> None:
     for r in RULES:
         click.echo(f"{r.code:<7} {r.name:<42} {','.join(r.engines):<15} {r.severity.value:<8} "
                    f"{'on' if r.default_on else 'off':<7} {fix(r) or 'no'}")
+
+
+@cli.command()
+def server() -> None:
+    """Run the language server over stdin/stdout, for editors (needs the `lsp` extra)."""
+    try:
+        from .lsp.server import main as serve
+    except ImportError as exc:
+        if exc.name and exc.name.split(".")[0] in ("pygls", "lsprotocol", "cattrs"):
+            raise NormlintError("the language server needs pygls: pip install 'normlint[lsp]'") from None
+        raise
+    serve()
 
 
 from .runtime.cli import audit_command  # noqa: E402  (cheap: torch loads inside the command)

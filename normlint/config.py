@@ -54,12 +54,20 @@ class Config:
 
 def find_config_file(start: Path) -> Path | None:
     for directory in (start, *start.parents):
-        candidate = directory / "normlint.toml"
-        if candidate.is_file():
-            return candidate
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file() and _normlint_table(_read_toml(candidate), candidate) is not None:
-            return candidate
+        found = config_file_in(directory)
+        if found is not None:
+            return found
+    return None
+
+
+def config_file_in(directory: Path) -> Path | None:
+    """This directory's own configuration file, if it has one (no walking up)."""
+    candidate = directory / "normlint.toml"
+    if candidate.is_file():
+        return candidate
+    candidate = directory / "pyproject.toml"
+    if candidate.is_file() and _normlint_table(_read_toml(candidate), candidate) is not None:
+        return candidate
     return None
 
 

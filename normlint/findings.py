@@ -69,14 +69,33 @@ class Finding:
     # What a fixer needs that only the analysis knows, as (name, value) pairs: NL302's
     # ("norm_ctor", "nn.LayerNorm(d_model)") and ("stream", "x"). Never shown to users.
     fix_facts: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    # In a notebook: the 1-based index of the cell (markdown cells count), and line/column
+    # are then within that cell. ``file_position`` is where the same spot sits in the
+    # notebook's JSON text, for consumers that show the file itself (GitHub, SARIF).
+    cell: int | None = None
+    file_position: tuple[int, int] | None = field(default=None, compare=False)
+
+    @property
+    def location(self) -> str:
+        """``path:line:col``, or ``path:cell N:line:col`` in a notebook."""
+        cell = f"cell {self.cell}:" if self.cell is not None else ""
+        return f"{self.path}:{cell}{self.line}:{self.column}"
+
+    def __str__(self) -> str:
+        where = f"{self.location} ({self.module})" if self.module else self.location
+        return f"{where}: {self.code} [{self.severity.value}] {self.message}"
+
+    def __repr__(self) -> str:
+        # Readable where it is printed most: in a failed `assert not report.findings, report.findings`.
+        return f"<Finding {self}>"
 
     @property
     def sort_key(self) -> tuple:
-        return (self.path, self.line, self.column, self.code, self.message)
+        return (self.path, self.cell or 0, self.line, self.column, self.code, self.message)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        del data["fix_facts"]
+        del data["fix_facts"], data["file_position"]
         data["severity"] = self.severity.value
         data["engine"] = self.engine.value
         return data

@@ -13,12 +13,13 @@ from dataclasses import replace
 
 import pytest
 
-from normlint.api import _config
+from normlint.settings import Overrides
 from normlint.config import Config
 from normlint.fix.apply import FixPolicy
 from normlint.fix.attach import attach_fixes
 from normlint.fix.catalog import FIXERS
 from normlint.fix.run import fix_report
+from normlint.static.engine import Component
 from normlint.registry import RULES
 from normlint.static.engine import check_text
 
@@ -49,13 +50,13 @@ def rel(path) -> str:
 
 def fix_everything(text: str, path: str, facts=()):
     """What `check --select ALL --fix --unsafe-fixes` does to one file, facts handed in."""
-    config = _config(Config(), None, ["ALL"], None, None)
+    config = Overrides(select=("ALL",)).apply(Config())
     findings = check_text(text, path, config)
     if facts:
         findings = attach_fixes([replace(f, fix=None, fix_facts=facts)
                                  if f.code == "NL302" and not f.fix_facts else f for f in findings],
                                 {path: text}, strict=True)
-    return fix_report(findings, {path: text}, [(path,)], config, FixPolicy(unsafe=True))
+    return fix_report(findings, {path: text}, [Component((path,), config)], FixPolicy(unsafe=True))
 
 
 def test_every_fixable_rule_has_a_fixture_pair():
@@ -87,7 +88,7 @@ def test_fixture_pair(pair, regen_fixtures):
     again = fix_everything(fixed, rel(pair))
     assert again.fixed == {} and again.applied == []
     # the re-check: what the fixed file reports is a subset of what the input reported
-    before = [f.code for f in check_text(text, rel(source), _config(Config(), None, ["ALL"], None, None))]
+    before = [f.code for f in check_text(text, rel(source), Overrides(select=("ALL",)).apply(Config()))]
     after = [f.code for f in again.findings]
     assert all(after.count(c) <= before.count(c) for c in set(after)), (before, after)
     assert after.count(code) < before.count(code)

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from normlint.api import _config
+from normlint.settings import Overrides
 from normlint.config import Config
 from normlint.findings import Edit, Fix
 from normlint.fix import write as fix_write
 from normlint.fix.apply import FixPolicy
 from normlint.fix.run import fix_report
+from normlint.static.engine import Component
 from normlint.fix.text import apply_edits
 from normlint.fix.verify import check_fixes
 from normlint.static.engine import check_text
@@ -27,7 +28,7 @@ from normlint.static.engine import check_text
 from .conftest import FIXTURES, REPO
 from .helpers import BROKEN, run_normlint, write
 
-ALL = _config(Config(), None, ["ALL"], None, None)
+ALL = Overrides(select=("ALL",)).apply(Config())
 PROJECT_SOURCES = sorted(p for p in [*FIXTURES.rglob("*.py"), *(REPO / "examples").rglob("*.py")]
                          if not p.name.endswith(".fixed.py"))
 
@@ -68,7 +69,7 @@ def test_every_unsafe_fix_on_every_fixture_keeps_it_valid(source):
         ast.parse(fixed)
         after = check_text(fixed, path, ALL)
         assert check_fixes(before, after, {path: f.fix.edits}, [f]) is None, f"{f.code} at {f.line}"
-    run = fix_report(before, {path: text}, [(path,)], ALL, FixPolicy(unsafe=True))
+    run = fix_report(before, {path: text}, [Component((path,), ALL)], FixPolicy(unsafe=True))
     assert not run.dropped, [(d.finding.code, d.reason) for d in run.dropped]
     if any(f.code == "NL900" for f in before):
         assert run.fixed == {}           # a file that does not parse is never touched
@@ -172,7 +173,7 @@ def test_a_fix_the_recheck_does_not_confirm_is_dropped(monkeypatch, bad):
     monkeypatch.setattr(numerics, "raise_eps", broken_fixer)
     text = RMSNORM
     before = check_text(text, "m.py", ALL)
-    run = fix_report(before, {"m.py": text}, [("m.py",)], ALL, FixPolicy(unsafe=True))
+    run = fix_report(before, {"m.py": text}, [Component(("m.py",), ALL)], FixPolicy(unsafe=True))
     assert [d.finding.code for d in run.dropped] == ["NL401"]
     assert ("does not parse" if bad == "breaks the syntax" else "still reported") in run.dropped[0].reason
     assert "eps=1e-12" in run.fixed["m.py"]                  # the NL401 fix was not applied
@@ -223,7 +224,7 @@ def test_fix_dataclass_round_trips_through_json_output(tmp_path):
 def test_passes_are_bounded_and_running_out_is_reported():
     text = (FIXTURES / "NL303" / "norm_first_rebinds_src.py").read_text(encoding="utf-8")
     before = check_text(text, "m.py", ALL)
-    one = fix_report(before, {"m.py": text}, [("m.py",)], ALL, FixPolicy(unsafe=True, max_passes=1))
+    one = fix_report(before, {"m.py": text}, [Component(("m.py",), ALL)], FixPolicy(unsafe=True, max_passes=1))
     assert [f.code for f in one.applied] == ["NL303"] and one.unconverged == [("m.py",)]
-    two = fix_report(before, {"m.py": text}, [("m.py",)], ALL, FixPolicy(unsafe=True, max_passes=2))
+    two = fix_report(before, {"m.py": text}, [Component(("m.py",), ALL)], FixPolicy(unsafe=True, max_passes=2))
     assert [f.code for f in two.applied] == ["NL303", "NL303"] and two.unconverged == []

@@ -62,8 +62,8 @@ def test_hook_with_fix_fixes_fails_then_passes(tmp_path):
     assert "args: [--fix]" in block
     pre_commit = _pre_commit()
     sha = _shadow_of_this_checkout(tmp_path / "shadow")
-    config = block.replace("https://github.com/normlint/normlint", str(tmp_path / "shadow")).replace(
-        "rev: v0.1.0", f"rev: {sha}")
+    config = re.sub(r"rev: \S+.*", f"rev: {sha}",
+                    block.replace("https://github.com/normlint/normlint", str(tmp_path / "shadow")))
 
     project = tmp_path / "project"
     project.mkdir()

@@ -26,7 +26,7 @@ def test_json_has_every_finding_field():
     data = json.loads(render(FINDINGS, "json"))
     assert isinstance(data, list) and len(data) == 3
     expected = {"code", "name", "severity", "engine", "path", "line", "column", "end_line",
-                "end_column", "message", "module", "fix"}
+                "end_column", "message", "module", "fix", "cell"}
     assert set(data[0]) == expected
     assert data[1]["engine"] == "runtime" and data[1]["module"] == "h.5"
     assert data[0]["severity"] == "error"

@@ -36,15 +36,17 @@ def fix_source(text: str, *, path: str = "<string>", unsafe_fixes: bool = False,
     prefix. No file is read or written. A text with a syntax error comes back unchanged
     (with its NL900 in ``remaining``).
     """
-    from ..api import _config
+    from ..api import _tuple
     from ..selection import validate_selectors
-    from ..static.engine import check_text
+    from ..settings import Overrides
+    from ..static.engine import Component, check_text
 
     for selectors in (fixable, unfixable):
         if selectors is not None:
             validate_selectors(selectors)
-    cfg = _config(config or Config(), None, select, extend_select, ignore)
+    cfg = Overrides(select=_tuple(select), extend_select=_tuple(extend_select),
+                    ignore=_tuple(ignore)).apply(config or Config())
     findings = check_text(text, path, cfg)
     policy = fix_policy(cfg, unsafe=unsafe_fixes, fixable=fixable, unfixable=unfixable)
-    run = fix_report(findings, {path: text}, [(path,)], cfg, policy)
+    run = fix_report(findings, {path: text}, [Component((path,), cfg)], policy)
     return SourceFix(run.fixed.get(path, text), run.applied, run.findings, run.dropped)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from ..config import Config
 from ..findings import Finding, sort_findings
 from ..selection import resolve_selection
 from .apply import Dropped, FixPolicy, fix_component
+
+if TYPE_CHECKING:
+    from ..static.engine import Component
 
 
 @dataclass
@@ -31,25 +34,32 @@ def fix_policy(config: Config, *, unsafe: bool | None = None, fixable: Iterable[
     return FixPolicy(unsafe=bool(config.unsafe_fixes if unsafe is None else unsafe), fixable=codes)
 
 
-def fix_report(findings: list[Finding], sources: dict[str, str], components: list[tuple[str, ...]],
-               config: Config, policy: FixPolicy) -> FixRun:
+def fix_report(findings: list[Finding], sources: dict[str, str], components: Sequence["Component"],
+               policy: FixPolicy | Callable[[Config], FixPolicy]) -> FixRun:
+    """Fix every component that has an applicable fix. ``policy`` is one policy for every
+    file, or a function giving each component's policy from its own configuration
+    (``fixable``/``unfixable``/``unsafe-fixes`` are per project, like every other key)."""
     from ..static.engine import check_texts
-
-    def recheck(texts):
-        return check_texts(dict(texts), config)
 
     by_path: dict[str, list[Finding]] = {}
     for f in findings:
         by_path.setdefault(f.path, []).append(f)
     run = FixRun(findings=[])
     in_components: set[str] = set()
-    for members in components:
+    for component in components:
+        members = component.paths
         in_components.update(members)
         mine = [f for p in members for f in by_path.get(p, ())]
-        if not any(policy.applies(f) for f in mine):
+        policy_here = policy(component.config) if callable(policy) else policy
+        if not any(policy_here.applies(f) for f in mine):
             run.findings.extend(mine)
             continue
-        outcome = fix_component({p: sources[p] for p in members}, mine, recheck, policy)
+
+        def recheck(texts, component=component):
+            # the same configuration and cross-file context the run used
+            return check_texts(dict(texts), component.config, component.context)
+
+        outcome = fix_component({p: sources[p] for p in members}, mine, recheck, policy_here)
         run.findings.extend(outcome.findings)
         run.applied.extend(outcome.applied)
         run.dropped.extend(outcome.dropped)

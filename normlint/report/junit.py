@@ -17,10 +17,9 @@ def render(findings: Sequence[Finding]) -> str:
         ET.SubElement(suite, "testcase", name="No findings", classname="normlint")
     for f in findings:
         case = ET.SubElement(suite, "testcase", classname=f.path,
-                             name=f"{f.code} {f.path}:{f.line}:{f.column}",
+                             name=f"{f.code} {f.location}",
                              file=f.path, line=str(f.line))
         failure = ET.SubElement(case, "failure", type=f.code, message=f.message)
-        failure.text = (f"{f.path}:{f.line}:{f.column}: {f.code} [{f.severity.value}] {f.message}"
-                        + (f" (module {f.module})" if f.module else ""))
+        failure.text = str(f)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

@@ -26,6 +26,11 @@ def _uri(path: str) -> dict:
 
 
 def _region(f: Finding) -> dict:
+    if f.cell is not None:
+        # A notebook: the region is in the file as stored (its JSON text); the cell and the
+        # position inside it are in the result's properties.
+        line, column = f.file_position or (1, 1)
+        return {"startLine": line, "startColumn": column}
     region = {"startLine": max(f.line, 1), "startColumn": max(f.column, 1)}
     if f.end_line:
         region["endLine"] = f.end_line
@@ -72,6 +77,8 @@ def render(findings: Sequence[Finding]) -> str:
                                                 "region": _region(f)}}],
             "properties": {"engine": f.engine.value},
         }
+        if f.cell is not None:
+            result["properties"].update(cell=f.cell, cellLine=f.line, cellColumn=f.column)
         if f.code in index:
             result["ruleIndex"] = index[f.code]
         if f.module:

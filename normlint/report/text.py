@@ -25,8 +25,7 @@ def summary_line(findings: Sequence[Finding]) -> str:
 
 
 def _location(f: Finding) -> str:
-    where = f"{f.path}:{f.line}:{f.column}"
-    return f"{where} ({f.module})" if f.module else where
+    return f"{f.location} ({f.module})" if f.module else f.location
 
 
 FixableFn = Callable[[Finding], bool]
@@ -46,7 +45,7 @@ def render_concise(findings: Sequence[Finding], *, fixable: FixableFn | None = N
 def _source_line(path: str, line: int, sources: Mapping[str, str], cache: dict) -> str | None:
     if path not in cache:
         text = sources.get(path)
-        if text is None:
+        if text is None and not path.endswith(".ipynb"):   # a notebook's cells come from `sources` only
             try:
                 with tokenize.open(path) as fh:   # honours PEP 263 coding cookies
                     text = fh.read()
@@ -87,7 +86,7 @@ def render_full(findings: Sequence[Finding], *, sources: Mapping[str, str],
     for f in findings:
         out.append(f"{f.code} {_mark(f, fixable)}[{f.severity.value}] {f.message}")
         out.append(f"  --> {_location(f)}")
-        src = _source_line(f.path, f.line, sources, cache)
+        src = _source_line(f.path if f.cell is None else f"{f.path}:cell {f.cell}", f.line, sources, cache)
         if src is not None:
             gutter = " " * len(str(f.line))
             start = max(f.column - 1, 0)
@@ -115,12 +114,15 @@ def render_full(findings: Sequence[Finding], *, sources: Mapping[str, str],
 
 
 def render_statistics(findings: Sequence[Finding]) -> str:
-    counts: dict[str, int] = {}
-    for f in findings:
-        counts[f.code] = counts.get(f.code, 0) + 1
-    lines = []
-    for code in sorted(counts):
-        rule = get_rule(code)
-        lines.append(f"{counts[code]:>6}  {code}  [{rule.severity.value}] {rule.name}")
+    """One line per rule and reported severity (a rule can report below its default)."""
+    lines = [f"{n:>6}  {code}  [{severity.value}] {get_rule(code).name}"
+             for (code, severity), n in statistics(findings)]
     lines.append(summary_line(findings))
     return "\n".join(lines) + "\n"
+
+
+def statistics(findings: Sequence[Finding]) -> list[tuple[tuple[str, Severity], int]]:
+    counts: dict[tuple[str, Severity], int] = {}
+    for f in findings:
+        counts[f.code, f.severity] = counts.get((f.code, f.severity), 0) + 1
+    return sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1].rank))
