@@ -31,6 +31,7 @@ from ..selection import resolve_selection
 from ..suppress import Suppressions
 from .analyzer import analyze
 from .cache import Cache, component_key, content_hash, engine_fingerprint
+from .columns import character_columns
 from .context import RuleContext
 from .discovery import ProjectFilter, discover, resolved
 from .facts import components, scan
@@ -130,13 +131,15 @@ class Policy:
 def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], policy: Policy,
               *, run_rules: bool = True, context: Sequence[ParsedFile] = ()) -> list[Finding]:
     """Analyse ``parsed`` together (with ``context``: files read only to resolve imports,
-    nothing is reported for them), then apply selection, per-file ignores and noqa."""
+    nothing is reported for them), then apply selection, per-file ignores and noqa. Columns
+    leave here counting characters (see columns.py)."""
     ctx = RuleContext(enabled=policy.enabled, options=policy.options)
     if run_rules and parsed:
         analyze([*parsed, *context], ctx)
     skip = {pf.path for pf in context}
+    texts = {pf.path: pf.text for pf in parsed}
     by_path: dict[str, list[Finding]] = {}
-    for f in (*failures, *ctx.findings):
+    for f in (*failures, *character_columns(ctx.findings, texts)):
         if f.path not in skip and policy.reports(f):
             by_path.setdefault(f.path, []).append(f)
     result: list[Finding] = []
@@ -147,7 +150,7 @@ def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], policy:
     for rest in by_path.values():   # NL900 for files that never parsed
         result.extend(rest)
     from ..fix.attach import attach_fixes   # libcst loads only for files with a fixable finding
-    return sort_findings(attach_fixes(result, {pf.path: pf.text for pf in parsed}))
+    return sort_findings(attach_fixes(result, texts))
 
 
 @dataclass(frozen=True)
