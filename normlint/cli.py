@@ -12,7 +12,7 @@ import click
 
 from . import __version__
 from .cli_files import file_options
-from .cli_fix import (FixFlags, add_noqa_to_files, fix_hint, fix_only_summary, fix_options, fixed_summary,
+from .cli_fix import (FixFlags, add_noqa_summary, add_noqa_to_files, fix_hint, fix_only_summary, fix_options, fixed_summary,
                       show_fixes, unified_diff, write_all)
 from .cli_options import _codes, output_options, selection_options, write_output
 from .errors import NormlintError
@@ -79,12 +79,13 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
     """Check Python files and notebooks for normalization bugs (static analysis; never imports
     your code). PATHS default to the current directory; `-` reads the source from stdin."""
     from .cli_files import NO_FILES, show_files as list_files, show_settings as settings_text
-    from .cli_files import split_stdin, verbose_lines
+    from .cli_files import split_stdin, stdin_documents, verbose_lines
     from .fix.run import fix_policy, fix_report
     from .settings import Overrides, Settings
     from .static.engine import RunOptions, check_paths
 
     flags = FixFlags(**fix_flags)
+    flags.validate()
     overrides = Overrides(select=_codes(select), extend_select=_codes(extend_select), ignore=_codes(ignore),
                           exclude=_codes(exclude), extend_exclude=_codes(extend_exclude) or ())
     settings = Settings.from_file(config_file, overrides)
@@ -117,13 +118,14 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
     # hint about hidden unsafe fixes speak for the configuration of the current directory.
     config = settings.config_for_dir(Path.cwd())
     policy = fix_policy(config, unsafe=flags.unsafe_fixes)
+    # A document read from stdin is written back to stdout: the report goes to stderr.
+    stdin = stdin_documents(documents) if flags.writes or flags.add_noqa else {}
     if flags.add_noqa:
-        added, skipped, failed = add_noqa_to_files(findings, report.sources)
+        added, skipped, failed = add_noqa_to_files(findings, report.sources, stdin)
         for message in failed:
             click.echo(f"normlint: error: {message}", err=True)
         if not quiet:
-            note = f" ({skipped} lines skipped: a comment cannot go there)" if skipped else ""
-            click.echo(f"Added {added} noqa directive{'' if added == 1 else 's'}.{note}")
+            click.echo(add_noqa_summary(added, skipped), err=bool(stdin))
         sys.exit(2 if errors or failed else 0)
     run = None
     sources = report.sources
@@ -140,14 +142,14 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
         if flags.show_diff:
             click.echo(unified_diff(run.originals, run.fixed), nl=False)
         elif flags.writes:
-            for message in write_all(run.originals, run.fixed):
+            for message in write_all(run.originals, run.fixed, stdin):
                 errors.append(message)
                 click.echo(f"normlint: error: {message}", err=True)
         if flags.show_diff or flags.fix_only:
             if not quiet:
                 lines = [*(show_fixes(run.applied) if flags.show_fixes else ()),
                          fix_only_summary(len(run.applied), findings, policy, config, would=flags.show_diff)]
-                click.echo("\n".join(lines), err=flags.show_diff)
+                click.echo("\n".join(lines), err=flags.show_diff or bool(stdin))
             sys.exit(2 if errors else (1 if flags.show_diff and run.applied else 0))
     if statistics and output_format in ("concise", "full"):
         text = render_statistics(findings)
@@ -164,12 +166,10 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
             hint = fix_hint(findings, policy, config)
             lines += [hint] if hint else []
         text = "".join(line + "\n" for line in lines)
-    write_output(text, output_file)
-    if errors:
-        sys.exit(2)
-    sys.exit(0 if exit_zero else exit_code(findings))
-
-    write_output(text, output_file)
+    if stdin and not output_file:
+        click.echo(text, nl=False, err=True)
+    else:
+        write_output(text, output_file)
     if errors:
         sys.exit(2)
     sys.exit(0 if exit_zero else exit_code(findings))

@@ -10,12 +10,14 @@ remains (exit 0). The exit status otherwise follows what remains after fixing.
 from __future__ import annotations
 
 import difflib
+import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import click
 
 from .config import Config
+from .errors import NormlintError
 from .findings import Finding
 from .registry import get_rule
 
@@ -53,6 +55,13 @@ class FixFlags:
     @property
     def writes(self) -> bool:
         return (self.fix or self.fix_only) and not self.show_diff
+
+    def validate(self) -> None:
+        """--add-noqa silences what a fix would change: asking for both is a mistake."""
+        if self.add_noqa and self.fixing:
+            flag = "--fix" if self.fix else "--fix-only" if self.fix_only else "--diff"
+            raise NormlintError(f"--add-noqa cannot be combined with {flag}: fix first, then add "
+                                f"`noqa` comments for what remains")
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -123,25 +132,44 @@ def unified_diff(originals: dict[str, str], fixed: dict[str, str]) -> str:
     return "".join(out)
 
 
-def write_all(originals: dict[str, str], fixed: dict[str, str]) -> list[str]:
-    """Write every fixed file; the errors, one line each."""
-    from .fix.write import write_fixed
+def write_all(originals: dict[str, str], fixed: dict[str, str], stdin: Mapping[str, bytes] | None = None) -> list[str]:
+    """Write every fixed file; the errors, one line each. ``stdin`` maps the path a
+    document read from stdin is reported as to its bytes: that document goes to stdout,
+    fixed or as it was (ruff's convention: an editor replaces its buffer with the output)."""
+    from .fix.write import encode_like, write_fixed
 
+    stdin = stdin or {}
     errors = []
     for path in sorted(fixed):
+        if path in stdin:
+            continue
         error = write_fixed(path, originals[path], fixed[path])
         if error is not None:
             errors.append(error)
+    for path, data in stdin.items():
+        out = sys.stdout.buffer
+        try:
+            out.write(encode_like(data, fixed[path]) if path in fixed else data)
+        except UnicodeEncodeError as exc:
+            out.write(data)
+            errors.append(f"cannot encode the fixed {path} in its declared encoding: {exc.reason}")
+        out.flush()
     return errors
 
 
-def add_noqa_to_files(findings: Sequence[Finding], sources: dict[str, str]) -> tuple[int, int, list[str]]:
-    """(directives added, lines skipped, errors) over every file with a finding."""
-    from .fix.add_noqa import add_noqa
+def add_noqa_to_files(findings: Sequence[Finding], sources: dict[str, str],
+                      stdin: Mapping[str, bytes] | None = None) -> tuple[int, dict[str, int], list[str]]:
+    """(directives added, lines skipped by reason, errors) over every file with a finding;
+    ``stdin`` as for ``write_all``."""
+    from .fix.add_noqa import NOT_SUPPRESSIBLE, add_noqa
 
     by_path: dict[str, list[Finding]] = {}
+    in_notebooks = set()
     for f in findings:
-        if f.path in sources:
+        if f.cell is not None:
+            if f.code not in NOT_SUPPRESSIBLE:
+                in_notebooks.add((f.path, f.cell, f.line))
+        elif f.path in sources:
             by_path.setdefault(f.path, []).append(f)
     originals, fixed = {}, {}
     added = skipped = 0
@@ -151,4 +179,11 @@ def add_noqa_to_files(findings: Sequence[Finding], sources: dict[str, str]) -> t
         skipped += result.skipped
         if result.text != sources[path]:
             originals[path], fixed[path] = sources[path], result.text
-    return added, skipped, write_all(originals, fixed)
+    skipped_by = {"a comment cannot go there": skipped, "notebooks are not rewritten": len(in_notebooks)}
+    return added, {why: n for why, n in skipped_by.items() if n}, write_all(originals, fixed, stdin)
+
+
+def add_noqa_summary(added: int, skipped: dict[str, int]) -> str:
+    """E.g. "Added 2 noqa directives (1 line skipped: a comment cannot go there)."""
+    notes = "; ".join(f"{_plural(n, 'line')} skipped: {why}" for why, n in skipped.items())
+    return f"Added {_plural(added, 'noqa directive')}{f' ({notes})' if notes else ''}."

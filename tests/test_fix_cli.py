@@ -191,3 +191,48 @@ def test_fixture_tree_fix_diff_is_stable(runner, monkeypatch):
     result = _check(runner, "fixtures", "--select", "ALL", "--diff", "--unsafe-fixes")
     assert result.exit_code == 1 and "+++ b/fixtures/NL303/gpt_block_rebinds_x.py" in result.stdout
     assert {p: p.read_bytes() for p in FIXTURES.rglob("*.py")} == before
+
+
+def _stdin(project, *args, text: str | bytes = RMSNORM):
+    from .helpers import run_normlint_input
+
+    return run_normlint_input("check", "--no-cache", *args, input=text, cwd=project)
+
+
+def test_fix_on_stdin_prints_the_fixed_source_and_reports_on_stderr(project):
+    """ruff's convention for editors and pipes: with `-`, the fixed source goes to stdout
+    (the source as it was when nothing applies) and the report to stderr; no file is
+    written, not even the one --stdin-filename names."""
+    (project / "m.py").write_text(RMSNORM)
+    proc = _stdin(project, "-", "--stdin-filename", "m.py", "--fix")
+    assert proc.stdout == SAFE_FIXED.encode()
+    assert b"Found 2 findings (1 fixed, 1 remaining): 1 info." in proc.stderr
+    assert proc.returncode == 0
+    assert (project / "m.py").read_text() == RMSNORM
+    proc = _stdin(project, "-", "--fix-only", "--unsafe-fixes")
+    assert proc.stdout == ALL_FIXED.encode() and b"Fixed 2 findings." in proc.stderr and proc.returncode == 0
+    clean = _stdin(project, "-", "--fix", "--unsafe-fixes", text=ALL_FIXED)
+    assert clean.stdout == ALL_FIXED.encode() and clean.returncode == 0
+    broken = _stdin(project, "-", "--fix", text="def f(:\n")
+    assert broken.stdout == b"def f(:\n" and b"NL900" in broken.stderr and broken.returncode == 1
+
+
+def test_fix_on_stdin_keeps_crlf_and_bom(project):
+    data = b"\xef\xbb\xbf" + RMSNORM.replace("\n", "\r\n").encode()
+    proc = _stdin(project, "-", "--fix", text=data)
+    assert proc.stdout == b"\xef\xbb\xbf" + SAFE_FIXED.replace("\n", "\r\n").encode()
+
+
+def test_add_noqa_on_stdin_prints_the_source(project):
+    proc = _stdin(project, "-", "--add-noqa")
+    assert proc.returncode == 0, proc.stderr
+    assert b"eps=1e-12):  # noqa: NL401\n" in proc.stdout and b"self.eps)  # noqa: NL402\n" in proc.stdout
+    assert b"Added 2 noqa directives." in proc.stderr
+
+
+@pytest.mark.parametrize("flags", [["--add-noqa", "--fix"], ["--add-noqa", "--fix-only"], ["--add-noqa", "--diff"]])
+def test_add_noqa_with_a_fix_flag_is_a_usage_error(runner, project, flags):
+    result = _check(runner, "m.py", *flags)
+    assert result.exit_code == 2
+    assert "--add-noqa cannot be combined with" in result.stderr
+    assert (project / "m.py").read_text() == RMSNORM

@@ -179,3 +179,15 @@ def test_notebook_from_stdin(tmp_path, nb):
     proc = subprocess.run([sys.executable, "-m", "normlint", "check", "-", "--stdin-filename", "x.ipynb",
                            "--no-cache"], input=nb.read_bytes(), cwd=tmp_path, capture_output=True, timeout=60)
     assert proc.stdout.decode().startswith("x.ipynb:cell 3:10:13: NL303")
+
+
+def test_add_noqa_and_fix_say_that_notebooks_are_not_rewritten(nb, tmp_path):
+    """Edits would have to rewrite the notebook's JSON: they are not offered, and
+    --add-noqa says what it skipped instead of claiming there was nothing to do."""
+    before = nb.read_bytes()
+    proc = run_normlint("check", "model.ipynb", "--no-cache", "--add-noqa", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Added 0 noqa directives (1 line skipped: notebooks are not rewritten).\n"
+    fix = run_normlint("check", "model.ipynb", "--no-cache", "--fix", "--unsafe-fixes", cwd=tmp_path)
+    assert fix.returncode == 1 and "NL303" in fix.stdout
+    assert nb.read_bytes() == before
