@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import click
@@ -68,10 +68,41 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
-def fix_hint(findings: Sequence[Finding], policy, config: Config) -> str | None:
+@dataclass
+class FilePolicies:
+    """Which fixes apply to each finding: ``fixable``, ``unfixable`` and ``unsafe-fixes``
+    come from the finding's own file's configuration, as every other key does, so the
+    `[*]` marks and the summary say what `--fix` does wherever normlint runs from."""
+
+    configs: Mapping[str, Config]     # path -> the configuration its file was checked with
+    default: Config                   # for the rest (files that did not parse)
+    unsafe: bool | None = None        # --unsafe-fixes / --no-unsafe-fixes
+    _policies: dict = field(default_factory=dict)
+
+    def of(self, config: Config):
+        from .fix.run import fix_policy
+
+        if id(config) not in self._policies:
+            self._policies[id(config)] = (config, fix_policy(config, unsafe=self.unsafe))
+        return self._policies[id(config)][1]
+
+    def _config(self, f: Finding) -> Config:
+        return self.configs.get(f.path, self.default)
+
+    def applies(self, f: Finding) -> bool:
+        return self.of(self._config(f)).applies(f)
+
+    def hidden(self, f: Finding) -> bool:
+        """An unsafe fix that --unsafe-fixes would apply, unless its configuration says
+        `unsafe-fixes = false` (then it is not even mentioned)."""
+        config = self._config(f)
+        return config.unsafe_fixes is not False and self.of(config).hidden(f)
+
+
+def fix_hint(findings: Sequence[Finding], policies: FilePolicies) -> str | None:
     """"[*] 2 fixable with the `--fix` option (1 hidden fix can be enabled with ...)."."""
-    applicable = sum(1 for f in findings if policy.applies(f))
-    hidden = 0 if config.unsafe_fixes is False else sum(1 for f in findings if policy.hidden(f))
+    applicable = sum(1 for f in findings if policies.applies(f))
+    hidden = sum(1 for f in findings if policies.hidden(f))
     more = (f"{_plural(hidden, 'hidden fix', 'hidden fixes')} can be enabled with the "
             f"`--unsafe-fixes` option")
     if applicable:
@@ -92,8 +123,8 @@ def fixed_summary(fixed: int, remaining: Sequence[Finding], summary_line) -> str
             + (f": {breakdown}." if breakdown else "."))
 
 
-def fix_only_summary(fixed: int, remaining: Sequence[Finding], policy, config: Config, *, would: bool) -> str:
-    hidden = 0 if config.unsafe_fixes is False else sum(1 for f in remaining if policy.hidden(f))
+def fix_only_summary(fixed: int, remaining: Sequence[Finding], policies: FilePolicies, *, would: bool) -> str:
+    hidden = sum(1 for f in remaining if policies.hidden(f))
     note = f" ({_plural(hidden, 'fix', 'fixes')} available with `--unsafe-fixes`)" if hidden else ""
     if fixed:
         verb = "Would fix" if would else "Fixed"

@@ -236,3 +236,26 @@ def test_add_noqa_with_a_fix_flag_is_a_usage_error(runner, project, flags):
     assert result.exit_code == 2
     assert "--add-noqa cannot be combined with" in result.stderr
     assert (project / "m.py").read_text() == RMSNORM
+
+
+def test_marks_and_hints_follow_each_files_own_configuration(runner, tmp_path, monkeypatch):
+    """A sub-project that sets `unsafe-fixes = true` gets its unsafe fixes applied by --fix
+    wherever normlint runs from: `[*]` and the summary must say so, and must not promise
+    an unsafe fix to a file whose own configuration does not allow it."""
+    write(tmp_path, "pyproject.toml", "[tool.normlint]\nselect = ['ALL']\n")
+    write(tmp_path, "root.py", RMSNORM)
+    write(tmp_path, "sub/normlint.toml", "unsafe-fixes = true\n")
+    write(tmp_path, "sub/m.py", RMSNORM)
+    monkeypatch.chdir(tmp_path)
+    lines = _check(runner, ".").stdout.splitlines()
+    assert [l.split(":")[0] for l in lines if "NL401 [*]" in l] == ["sub/m.py"]
+    assert lines[-1] == ("[*] 3 fixable with the `--fix` option (1 hidden fix can be enabled with the "
+                         "`--unsafe-fixes` option).")
+    monkeypatch.chdir(tmp_path / "sub")
+    lines = _check(runner, ".", "../root.py").stdout.splitlines()
+    assert [l.split(":")[0] for l in lines if "NL401 [*]" in l] == ["m.py"]
+    assert lines[-1] == ("[*] 3 fixable with the `--fix` option (1 hidden fix can be enabled with the "
+                         "`--unsafe-fixes` option).")
+    fixed = _check(runner, ".", "../root.py", "--fix-only")
+    assert fixed.stdout.splitlines()[-1] == "Fixed 3 findings (1 fix available with `--unsafe-fixes`)."
+    assert (tmp_path / "root.py").read_text() == SAFE_FIXED and (tmp_path / "sub/m.py").read_text() == ALL_FIXED
