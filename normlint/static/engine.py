@@ -115,17 +115,24 @@ class Policy:
         if not self.per_file:
             return frozenset()
         if path not in self._ignored:
-            abs_path = resolved(Path(path))
-            try:
-                rel = abs_path.relative_to(self.root).as_posix()
-            except ValueError:
-                rel = abs_path.name
+            rel = _relative(Path(os.path.abspath(path)), self.root)
             self._ignored[path] = frozenset().union(*(codes for spec, codes in self.per_file
                                                       if spec.match_file(rel)))
         return self._ignored[path]
 
     def reports(self, f: Finding) -> bool:
         return f.code in self.enabled and f.code not in self.ignored_codes(f.path)
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to the (resolved) project ``root``: by its directory, so that a file
+    symlinked into the project counts as the project's, else by its target; else its name."""
+    for candidate in (resolved(path.parent) / path.name, resolved(path)):
+        try:
+            return candidate.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return path.name
 
 
 def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], policy: Policy,
@@ -216,7 +223,7 @@ def check_paths(paths: Sequence[str | os.PathLike], settings: Settings | Config,
         checked[key] = (name if name == "-" else display_path(Path(name)), Path(name))
     groups: dict[int, tuple[Config, list[tuple[Path, str, Path]]]] = {}
     for key, (display, given) in checked.items():
-        config = settings.config_for(key)
+        config = settings.config_for(given)   # where the file was found: a symlink's own directory
         groups.setdefault(id(config), (config, []))[1].append((key, display, given))
     caches: dict[Path, tuple[Cache, set[str]]] = {}
     run = _Run(settings, options, report, ProjectFilter(settings), documents)
