@@ -415,3 +415,41 @@ def test_compiler_warnings_about_checked_code_do_not_reach_stderr():
         warnings.simplefilter("error")
         parsed = reading.parse_source('import re\nx = re.compile("\\d")\ny = 1()\n', "w.py")
     assert parsed.tree is not None
+
+
+def test_a_string_where_codes_are_expected_is_one_selector_not_its_letters(tree):
+    """`select="NL3"` would otherwise be iterated letter by letter ("unknown rule code 'N'"),
+    and `exclude="*.py"` would exclude everything by its '*'."""
+    import normlint
+
+    text = ONE_FINDING
+    assert [f.code for f in normlint.check_source(text, select="NL3")] == ["NL303"]
+    assert normlint.check_source(text, ignore="NL303,NL9") == []
+    assert [f.code for f in normlint.check_source(text, select="NL1", extend_select="NL303")] == ["NL303"]
+    assert normlint.fix_source(text, unsafe_fixes=True, fixable="NL4").applied == []
+    assert normlint.check_paths(".", exclude="other.py").files_checked == normlint.check_paths(".").files_checked
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda n: n.check_source(b"import torch\n"), "text must be a str"),
+    (lambda n: n.check_source(None), "text must be a str"),
+    (lambda n: n.fix_source(b"import torch\n"), "text must be a str"),
+    (lambda n: n.check_source("x = 1\n", config={"select": ["NL3"]}), "config must be a normlint.config.Config"),
+    (lambda n: n.check_paths(["."], config={"select": ["NL3"]}), "config must be a normlint.config.Config"),
+    (lambda n: n.check_paths([b"."]), "paths must be str or os.PathLike"),
+    (lambda n: n.check_paths(["."], jobs="2"), "jobs must be a positive int"),
+    (lambda n: n.check_paths(["."], jobs=0), "jobs must be a positive int"),
+    (lambda n: n.check_paths([], documents={"x.py": 5}), "documents must map a path to str or bytes"),
+    (lambda n: n.check_source("x = 1\n", select=[5]), "select must be codes"),
+])
+def test_api_misuse_is_a_normlint_error_naming_the_argument(tree, call, needle):
+    import normlint
+
+    with pytest.raises(normlint.NormlintError, match=needle):
+        call(normlint)
+
+
+def test_check_paths_defaults_to_the_current_directory(tree):
+    import normlint
+
+    assert normlint.check_paths().files_checked == normlint.check_paths(["."]).files_checked > 0
