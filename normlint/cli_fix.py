@@ -153,13 +153,17 @@ def show_fixes(applied: Sequence[Finding]) -> list[str]:
 
 
 def unified_diff(originals: dict[str, str], fixed: dict[str, str]) -> str:
+    """A patch `git apply` and `patch` accept: lines break where Python's do (not at form
+    feeds), and a last line with no newline is followed by git's marker on each side."""
+    from .fix.text import split_lines
+
     out: list[str] = []
     for path in sorted(fixed):
-        out.extend(difflib.unified_diff(originals[path].splitlines(keepends=True),
-                                        fixed[path].splitlines(keepends=True),
-                                        fromfile=f"a/{path}", tofile=f"b/{path}"))
-        if out and not out[-1].endswith(("\n", "\r")):
-            out[-1] += "\n\\ No newline at end of file\n"
+        for line in difflib.unified_diff(split_lines(originals[path]), split_lines(fixed[path]),
+                                         fromfile=f"a/{path}", tofile=f"b/{path}"):
+            out.append(line)
+            if not line.endswith(("\n", "\r")):
+                out.append("\n\\ No newline at end of file\n")
     return "".join(out)
 
 

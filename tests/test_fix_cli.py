@@ -259,3 +259,19 @@ def test_marks_and_hints_follow_each_files_own_configuration(runner, tmp_path, m
     fixed = _check(runner, ".", "../root.py", "--fix-only")
     assert fixed.stdout.splitlines()[-1] == "Fixed 3 findings (1 fix available with `--unsafe-fixes`)."
     assert (tmp_path / "root.py").read_text() == SAFE_FIXED and (tmp_path / "sub/m.py").read_text() == ALL_FIXED
+
+
+def test_diff_of_a_file_without_a_final_newline_or_with_form_feeds_is_a_valid_patch(runner, project):
+    """Each diff line is one line of the patch: a last line with no newline gets git's
+    marker right after it (on the `-` and on the `+` side), and a form feed inside a line
+    (old GNU-style page breaks) is not a line break."""
+    old = "        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)"
+    new = ("        return self.weight * x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + "
+           "self.eps).to(x.dtype)")
+    write(project, "m.py", RMSNORM.rstrip("\n"))
+    out = _check(runner, "m.py", "--diff").stdout
+    assert out.endswith(f"-{old}\n\\ No newline at end of file\n+{new}\n\\ No newline at end of file\n"), out
+    write(project, "m.py", RMSNORM + "\x0c\nDEPTH = 2")
+    out = _check(runner, "m.py", "--diff").stdout
+    assert out.endswith(f"-{old}\n+{new}\n \x0c\n DEPTH = 2\n\\ No newline at end of file\n"), out
+    assert all(line[:1] in " -+@\\" for line in out.split("\n")[:-1]), out
