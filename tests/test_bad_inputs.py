@@ -8,6 +8,7 @@ The audit-side reproducers of the same issue (#14) are in tests/runtime/test_sta
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 import os
 import shutil
 import stat
@@ -110,6 +111,33 @@ def test_file_name_that_is_not_utf8(runner, tree, cache, fmt):
         assert "\\xff.py" in text and "ok.py" in text
     # and on stdout
     assert "\\xff.py:5:15: NL303" in _check(runner, ".", *([] if cache else ["--no-cache"])).stdout
+
+
+@pytest.mark.parametrize("fmt", ["concise", "full", "json", "sarif", "github", "junit"])
+def test_file_name_with_control_characters(runner, tree, fmt):
+    """`a\\x01b.py` and a name with a newline: junit stays well-formed XML (XML 1.0 has no
+    \\x01) and text output keeps one finding per line; the characters show as \\xNN."""
+    try:
+        write(tree, "a\x01b.py", ONE_FINDING)
+        write(tree, "new\nline.py", ONE_FINDING)
+    except OSError:
+        pytest.skip("this file system does not take control characters in file names")
+    result = _check(runner, ".", "--no-cache", "--output-format", fmt)
+    assert result.exit_code == 1, result.output
+    out = result.stdout
+    if fmt == "junit":
+        cases = ET.fromstring(out.split("\n", 1)[1]).findall("./testsuite/testcase")
+        assert sorted(c.get("file") for c in cases) == ["a\\x01b.py", "new\\x0aline.py", "ok.py"]
+    elif fmt == "sarif":
+        uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                for r in json.loads(out)["runs"][0]["results"]]
+        assert sorted(uris) == ["a%01b.py", "new%0Aline.py", "ok.py"]
+    elif fmt == "json":
+        assert sorted(d["path"] for d in json.loads(out)) == ["a\\x01b.py", "new\\x0aline.py", "ok.py"]
+    elif fmt == "concise":
+        assert [line.split(":")[0] for line in out.splitlines()[:3]] == ["a\\x01b.py", "new\\x0aline.py", "ok.py"]
+    else:
+        assert "a\\x01b.py" in out and "new\\x0aline.py" in out and "\x01" not in out
 
 
 def test_file_symlink_loop_inside_a_folder(runner, tree):
