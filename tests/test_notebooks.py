@@ -191,3 +191,13 @@ def test_add_noqa_and_fix_say_that_notebooks_are_not_rewritten(nb, tmp_path):
     fix = run_normlint("check", "model.ipynb", "--no-cache", "--fix", "--unsafe-fixes", cwd=tmp_path)
     assert fix.returncode == 1 and "NL303" in fix.stdout
     assert nb.read_bytes() == before
+
+
+def test_junit_points_at_the_line_of_the_notebook_file(nb):
+    """Like github and sarif: a consumer that opens `file` at `line` sees the cell's line."""
+    import xml.etree.ElementTree as ET
+
+    finding = check_paths(["model.ipynb"]).findings[0]
+    case = ET.fromstring(render([finding], "junit").split("\n", 1)[1]).find("./testsuite/testcase")
+    assert case.get("file") == "model.ipynb" and case.get("line") == str(finding.file_position[0])
+    assert "model.ipynb:cell 3:10:13" in case.get("name")
