@@ -54,6 +54,9 @@ class Fix:
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem at ``path``: 1-based ``line`` and ``column`` (columns count characters,
+    as editors do), ``end_line``/``end_column`` exclusive when known."""
+
     code: str
     name: str
     severity: Severity

@@ -22,13 +22,6 @@ def split_lines(text: str) -> list[str]:
     return _LINE.findall(text)
 
 
-def byte_to_char_column(line_text: str, byte_col: int) -> int:
-    """ast reports columns as UTF-8 byte offsets; libcst and editors count characters."""
-    if line_text.isascii():
-        return byte_col
-    return len(line_text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
-
-
 @dataclass(frozen=True)
 class LineIndex:
     """Offsets of line starts, to turn (line, column) pairs into string offsets and back."""
