@@ -155,7 +155,7 @@ def show_fixes(applied: Sequence[Finding]) -> list[str]:
 def unified_diff(originals: dict[str, str], fixed: dict[str, str]) -> str:
     """A patch `git apply` and `patch` accept: lines break where Python's do (not at form
     feeds), and a last line with no newline is followed by git's marker on each side."""
-    from .fix.text import split_lines
+    from .positions import split_lines
 
     out: list[str] = []
     for path in sorted(fixed):

@@ -12,7 +12,7 @@ from normlint import fix_source
 from normlint.findings import Engine, Finding, Severity
 from normlint.fix.attach import attach_fixes
 from normlint.fix.catalog import DISPLAY_ONLY, SAFE, UNSAFE
-from normlint.fix.text import apply_edits
+from normlint.positions import apply_edits
 
 
 def _finding(code: str, text: str, needle: str, occurrence: int = 1) -> Finding:

@@ -22,7 +22,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, ParentNodeProvider, PositionProvider
 
 from ..findings import Edit, Finding, Fix
-from .text import edits_between, split_lines
+from ..positions import edits_between, split_lines
 
 N = TypeVar("N", bound=cst.CSTNode)
 Replacement = Union[cst.CSTNode, cst.FlattenSentinel, cst.RemovalSentinel]

@@ -6,7 +6,7 @@ import tokenize
 from typing import Callable, Mapping, Sequence
 
 from ..findings import Finding, Severity, summary_counts
-from ..fix.text import split_lines
+from ..positions import split_lines
 from ..registry import get_rule
 
 
@@ -64,7 +64,7 @@ def _fix_lines(f: Finding, sources: Mapping[str, str]) -> list[str]:
     """The lines the fix changes: ``- old`` (old line numbers) and ``+ new`` (new ones)."""
     import difflib
 
-    from ..fix.text import apply_edits, split_lines
+    from ..positions import apply_edits, split_lines
 
     text = sources.get(f.path)
     if text is None or not f.fix.edits:

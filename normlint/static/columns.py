@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Mapping, Sequence
 
 from ..findings import Finding
-from ..fix.text import split_lines
+from ..positions import split_lines
 
 
 def byte_to_char_column(line_text: str, byte_col: int) -> int:

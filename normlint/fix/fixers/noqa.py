@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ...findings import Finding, Fix
 from ...suppress import _CODE, _DIRECTIVE, _LIST_START
 from ..catalog import SAFE
-from ..text import edits_between, split_lines
+from ...positions import edits_between, split_lines
 
 _CODE_IN_MESSAGE = re.compile(r"\b(NL\d{3})\b")
 _ITEM = re.compile(r"[^\s,\uff0c]+")
