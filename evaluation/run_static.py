@@ -1,10 +1,20 @@
-"""Run `normlint check` over the real corpora and score it against the committed triage.
+"""Run `normlint check` (default rules) over the real corpora and score it against the triage.
 
-    python evaluation/run_static.py [--corpora DIR] [--out evaluation/results]
+    python evaluation/run_static.py [--corpora DIR] [--out DIR] [--python PY] [NAME ...]
 
-Writes `static_findings.csv` (every warning and error, the rows to triage) and
-`static_counts.json` (per corpus and rule), and, when `evaluation/triage.csv` exists,
-prints precision over the triaged warnings and lists findings not triaged yet.
+Fetches the corpora that are missing (evaluation/corpora.py), checks each one in one
+process with no cache, and writes to --out (default evaluation/results/):
+
+- `static_findings.csv`: every warning and error (the rows to triage);
+- `static_counts.json`: the engine's commit, per corpus its version, files, lines and
+  findings per rule and severity;
+- `static_precision.json`: precision over the triaged findings, overall and per rule, on
+  the corpora the engine was tuned on and on the others.
+
+It prints the precision tables and every finding that `evaluation/triage.csv` does not
+judge yet (judge those, then rerun). `--python` picks the interpreter whose `normlint` is
+measured, e.g. another worktree's `.venv/bin/python`, so one checkout of this script can
+score any branch's engine.
 """
 
 from __future__ import annotations
@@ -14,27 +24,33 @@ import csv
 import json
 import subprocess
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from corpora import fetch  # noqa: E402
+from corpora import BY_NAME, CORPORA, TUNED_ON, checked_files, fetch  # noqa: E402
 
-# which files of each corpus are model code
-PATTERNS = {
-    "transformers": ["*/modeling_*.py"],
-    "timm": ["models/**/*.py", "layers/**/*.py"],
-    "x-transformers": ["*.py"],
-    "torchvision": ["models/**/*.py", "ops/**/*.py"],
-}
 VISION = {"timm", "torchvision"}
+TRIAGE = HERE / "triage.csv"
 
 
-def run_corpus(root: Path, name: str) -> list[dict]:
-    files = sorted({str(p.relative_to(root)) for pat in PATTERNS[name] for p in root.glob(pat)})
-    proc = subprocess.run([sys.executable, "-m", "normlint", "check", "--output-format", "json",
-                           "--exit-zero", *files], cwd=root, capture_output=True, text=True)
+def engine_info(python: str) -> dict[str, str]:
+    """Where the measured normlint lives and the last git commit that changed it (``-dirty``
+    when its files are edited), so results say which engine they measure."""
+    where = subprocess.run([python, "-c", "import normlint, os; print(os.path.dirname(normlint.__file__))"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    git = ["git", "-C", where]
+    commit = subprocess.run([*git, "log", "-1", "--format=%h", "--", "."], capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "."], capture_output=True, text=True).stdout.strip()
+    return {"path": where, "commit": (commit or "unknown") + ("-dirty" if dirty else "")}
+
+
+def run_corpus(python: str, root: Path, name: str) -> list[dict]:
+    files = checked_files(root, BY_NAME[name])
+    proc = subprocess.run([python, "-m", "normlint", "check", "--output-format", "json", "--exit-zero",
+                           "--no-cache", *files], cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"normlint failed on {name}: {proc.stderr.strip()}")
     findings = json.loads(proc.stdout)
@@ -43,45 +59,82 @@ def run_corpus(root: Path, name: str) -> list[dict]:
     return findings
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--corpora", default="/tmp/normlint-corpora")
+def read_triage(path: Path = TRIAGE) -> dict[tuple[str, str, int, str], dict]:
+    with path.open(newline="") as fh:
+        return {(r["corpus"], r["path"], int(r["line"]), r["code"]): r for r in csv.DictReader(fh)}
+
+
+def precision(rows: list[dict]) -> dict:
+    """Precision overall and per rule over triaged rows (``verdict`` TP or FP)."""
+    def score(rs: list[dict]) -> dict:
+        tp = sum(r["verdict"] == "TP" for r in rs)
+        return {"tp": tp, "fp": len(rs) - tp, "precision": round(tp / len(rs), 4) if rs else None}
+
+    by_rule: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_rule[r["code"]].append(r)
+    return {"overall": score(rows), "per_rule": {c: score(rs) for c, rs in sorted(by_rule.items())}}
+
+
+def _table(title: str, result: dict) -> str:
+    lines = [title, "| rule | TP | FP | precision |", "| --- | --- | --- | --- |"]
+    for code, s in [*result["per_rule"].items(), ("all", result["overall"])]:
+        p = "—" if s["precision"] is None else f"{s['precision']:.1%}"
+        lines.append(f"| {code} | {s['tp']} | {s['fp']} | {p} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", help="corpora to run (default: all)")
+    ap.add_argument("--corpora", default="/tmp/normlint-corpora", help="where the corpora are (or go)")
     ap.add_argument("--out", default=str(HERE / "results"))
-    args = ap.parse_args()
+    ap.add_argument("--python", default=sys.executable, help="interpreter whose normlint is measured")
+    args = ap.parse_args(argv)
+    names = args.names or [c.name for c in CORPORA]
     corpora = Path(args.corpora)
-    versions = fetch(corpora)
+    manifest = fetch(corpora, names)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    engine = engine_info(args.python)
 
-    all_findings: list[dict] = []
-    for name in PATTERNS:
-        all_findings += run_corpus(corpora / name, name)
-    counts = {name: dict(sorted(Counter(f"{f['code']} {f['severity']}" for f in all_findings
-                                        if f["corpus"] == name).items())) for name in PATTERNS}
-    (out / "static_counts.json").write_text(json.dumps({"versions": versions, "counts": counts}, indent=2) + "\n")
-    reportable = [f for f in all_findings if f["severity"] in ("warning", "error")]
+    findings: list[dict] = []
+    for name in names:
+        findings += run_corpus(args.python, corpora / name, name)
+    counts = {name: {**manifest[name], "findings": dict(sorted(
+        Counter(f"{f['code']} {f['severity']}" for f in findings if f["corpus"] == name).items()))}
+        for name in names}
+    (out / "static_counts.json").write_text(json.dumps({"engine": engine["commit"], "corpora": counts},
+                                                       indent=2) + "\n")
+    reportable = [f for f in findings if f["severity"] in ("warning", "error")]
     with (out / "static_findings.csv").open("w", newline="") as fh:
-        w = csv.writer(fh)
+        w = csv.writer(fh, lineterminator="\n")
         w.writerow(["corpus", "path", "line", "code", "severity", "message"])
         for f in reportable:
             w.writerow([f["corpus"], f["path"], f["line"], f["code"], f["severity"], f["message"]])
 
-    print(json.dumps(counts, indent=2))
+    print(f"engine: normlint at {engine['path']} ({engine['commit']})")
     vision_bad = [f for f in reportable if f["corpus"] in VISION and f["code"][:3] in ("NL1", "NL2")]
-    print(f"NL1xx/NL2xx warnings on vision code: {len(vision_bad)}")
+    print(f"NL1xx/NL2xx warnings on vision code (timm, torchvision): {len(vision_bad)}")
 
-    triage_file = HERE / "triage.csv"
-    if triage_file.exists():
-        with triage_file.open() as fh:
-            triage = {(r["corpus"], r["path"], int(r["line"]), r["code"]): r for r in csv.DictReader(fh)}
-        keys = [(f["corpus"], f["path"], f["line"], f["code"]) for f in reportable]
-        judged = [triage[k] for k in keys if k in triage]
-        missing = [k for k in keys if k not in triage]
-        tp = sum(1 for r in judged if r["verdict"] == "TP")
-        print(f"triaged {len(judged)}/{len(keys)}; true positives {tp}; "
-              f"precision {tp / len(judged):.1%}" if judged else "nothing triaged yet")
-        for k in missing:
-            print("not triaged:", *k)
+    triage = read_triage()
+    judged = {"tuned_on": [], "new": []}
+    missing = []
+    for f in reportable:
+        key = (f["corpus"], f["path"], f["line"], f["code"])
+        if key in triage:
+            judged["tuned_on" if f["corpus"] in TUNED_ON else "new"].append(triage[key])
+        else:
+            missing.append(f)
+    scores = {"engine": engine["commit"], "untriaged": len(missing),
+              **{group: precision(rows) for group, rows in judged.items()},
+              "all": precision(judged["tuned_on"] + judged["new"])}
+    (out / "static_precision.json").write_text(json.dumps(scores, indent=2) + "\n")
+    print(_table("\nprecision, corpora never tuned on:", scores["new"]))
+    print(_table("\nprecision, the four corpora tuned on:", scores["tuned_on"]))
+    print(f"\ntriaged {len(reportable) - len(missing)}/{len(reportable)} warnings and errors")
+    for f in missing:
+        print("not triaged:", f["corpus"], f["path"], f["line"], f["code"], f["message"])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .patterns import compile_patterns
 from .registry import get_rule
 from .selection import validate_selectors
 
@@ -27,8 +28,8 @@ DEFAULT_EXCLUDE = (
     "build", "dist", "node_modules", "site-packages", "venv",
 )
 
-_LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude")
-_KNOWN_KEYS = set(_LIST_KEYS) | {"per-file-ignores", "rules"}
+_LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude", "fixable", "unfixable")
+_KNOWN_KEYS = set(_LIST_KEYS) | {"per-file-ignores", "rules", "unsafe-fixes"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class Config:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     extend_exclude: tuple[str, ...] = ()
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fixable: tuple[str, ...] | None = None         # codes --fix may fix (None: all)
+    unfixable: tuple[str, ...] = ()
+    unsafe_fixes: bool | None = None               # also apply unsafe fixes (None: no, with a hint)
     root: Path = field(default_factory=Path.cwd)   # globs in the file are relative to this
     source: Path | None = None                     # the file it came from, if any
 
@@ -50,12 +54,20 @@ class Config:
 
 def find_config_file(start: Path) -> Path | None:
     for directory in (start, *start.parents):
-        candidate = directory / "normlint.toml"
-        if candidate.is_file():
-            return candidate
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file() and _read_toml(candidate).get("tool", {}).get("normlint") is not None:
-            return candidate
+        found = config_file_in(directory)
+        if found is not None:
+            return found
+    return None
+
+
+def config_file_in(directory: Path) -> Path | None:
+    """This directory's own configuration file, if it has one (no walking up)."""
+    candidate = directory / "normlint.toml"
+    if candidate.is_file():
+        return candidate
+    candidate = directory / "pyproject.toml"
+    if candidate.is_file() and _normlint_table(_read_toml(candidate), candidate) is not None:
+        return candidate
     return None
 
 
@@ -67,6 +79,34 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: not UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise ConfigError(f"invalid TOML in {path}: nested too deeply") from None
+
+
+def _normlint_table(data: dict, path: Path) -> dict | None:
+    """The ``[tool.normlint]`` table of a parsed pyproject.toml or normlint.toml (None: absent).
+
+    normlint.toml holds the keys at top level, or, like pyproject.toml, under
+    ``[tool.normlint]``. Anything but a table where a table belongs is a ConfigError.
+    """
+    tool = data.get("tool")
+    if path.name != "pyproject.toml" and (not isinstance(tool, dict) or "normlint" not in tool):
+        return data
+    if tool is None:
+        return None
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: 'tool' must be a table, got {_toml_type(tool)}")
+    table = tool.get("normlint")
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.normlint] must be a table, got {_toml_type(table)}")
+    return table
+
+
+def _toml_type(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array"}.get(type(value), type(value).__name__)
 
 
 def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
@@ -78,11 +118,8 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
             return Config(root=cwd)
     elif not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = _read_toml(path)
-    table = data if path.name != "pyproject.toml" else data.get("tool", {}).get("normlint", {})
-    if path.name == "normlint.toml" and "tool" in table and "normlint" in table.get("tool", {}):
-        table = table["tool"]["normlint"]
-    return parse_table(table, source=path)
+    table = _normlint_table(_read_toml(path), path)
+    return parse_table(table or {}, source=path)
 
 
 def _string_list(value: Any, key: str, where: Path) -> tuple[str, ...]:
@@ -99,7 +136,10 @@ def parse_table(table: dict, *, source: Path) -> Config:
     for key in _LIST_KEYS:
         if key in table:
             values[key.replace("-", "_")] = _string_list(table[key], key, source)
-    for key in ("select", "extend_select", "ignore"):
+    for key in ("exclude", "extend-exclude"):
+        if key in table:
+            compile_patterns(table[key], where=f"{source}: '{key}'")
+    for key in ("select", "extend_select", "ignore", "fixable", "unfixable"):
         if key in values:
             _validate(values[key], key.replace("_", "-"), source)
     if "per-file-ignores" in table:
@@ -109,9 +149,14 @@ def parse_table(table: dict, *, source: Path) -> Config:
         pairs = []
         for glob, codes in pfi.items():
             codes = _string_list(codes, f"per-file-ignores.{glob}", source)
+            compile_patterns([glob], where=f"{source}: 'per-file-ignores'")
             _validate(codes, f"per-file-ignores.{glob}", source)
             pairs.append((glob, codes))
         values["per_file_ignores"] = tuple(pairs)
+    if "unsafe-fixes" in table:
+        if not isinstance(table["unsafe-fixes"], bool):
+            raise ConfigError(f"{source}: 'unsafe-fixes' must be true or false")
+        values["unsafe_fixes"] = table["unsafe-fixes"]
     if "rules" in table:
         values["rule_options"] = _parse_rule_options(table["rules"], source)
     return Config(root=source.parent.resolve(), source=source, **values)

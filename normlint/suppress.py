@@ -2,6 +2,13 @@
 
 Comments are found with the tokenizer, so ``"# noqa"`` inside a string is not a comment.
 Codes that are not normlint's (``# noqa: E501``) belong to other linters and are left alone.
+
+A code list is read as ruff reads it: after ``noqa:`` come codes separated by commas or
+whitespace, up to the first item that is not a code (the rest is a comment). A colon
+announces a list, so a list with no code in it (``# noqa:``, ``# noqa: NL``) is malformed:
+it suppresses nothing, is never taken for a bare ``# noqa``, and is reported as NL901
+when it is empty or starts like a normlint code (``# noqa: 401`` is another linter's).
+Whitespace before the colon and a full-width colon are read as a colon.
 """
 
 from __future__ import annotations
@@ -16,12 +23,42 @@ from pathlib import Path
 from .findings import Engine, Finding
 from .registry import get_rule
 
-_LINE_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?",
-                        re.IGNORECASE)
-_FILE_NOQA = re.compile(r"#\s*normlint\s*:\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?",
-                        re.IGNORECASE)
+_DIRECTIVE = re.compile(r"#\s*(?P<file>normlint\s*[:\uff1a]\s*)?noqa(?![\w-])(?P<rest>.*)",
+                        re.IGNORECASE | re.DOTALL)
+_LIST_START = re.compile(r"\s*[:\uff1a]")
 _CODE = re.compile(r"[A-Za-z]+[0-9]+")
+_SEPARATORS = re.compile(r"[\s,\uff0c]+")
 _ANY_NOQA = re.compile(r"noqa", re.IGNORECASE)
+MALFORMED = ("malformed `noqa` directive: expected a comma-separated list of codes after the "
+             "colon (e.g. `# noqa: NL303`), got {got!r}; it suppresses nothing")
+
+
+def _codes(rest: str) -> tuple[str, ...] | None:
+    """The codes a directive names (None: every code), from the text after ``noqa``."""
+    start = _LIST_START.match(rest)
+    if start is None:
+        first = rest.split(None, 1)[0] if rest.strip() else ""
+        if not _CODE.fullmatch(first):   # `# noqa`, `# noqa  because ...`: every code
+            return None
+        body = rest                      # `# noqa NL303`: a list that lost its colon
+    else:
+        body = rest[start.end():]
+    codes = []
+    for item in _SEPARATORS.split(body):
+        if not item:
+            continue
+        if not _CODE.fullmatch(item):
+            break                        # the rest is a comment
+        codes.append(item.upper())
+    return tuple(codes)
+
+
+def _meant_for_normlint(rest: str) -> bool:
+    """A list with no code is ours to report only when it is empty or starts like one of our
+    codes (``# noqa: NL``): ``# noqa: 401`` is another linter's typo, and it suppresses
+    nothing of ours either way."""
+    body = _LIST_START.sub("", rest, count=1).strip()
+    return not body or body[:2].upper() == "NL"
 
 
 @dataclass
@@ -37,6 +74,7 @@ class Suppressions:
     lines: dict[int, LineNoqa] = field(default_factory=dict)
     file_all: bool = False
     file_codes: frozenset[str] = frozenset()
+    malformed: list[tuple[int, int, str]] = field(default_factory=list)   # line, column, text
 
     @classmethod
     def parse(cls, text: str) -> "Suppressions":
@@ -51,19 +89,21 @@ class Suppressions:
         for tok in tokens:
             if tok.type != tokenize.COMMENT:
                 continue
-            m = _FILE_NOQA.search(tok.string)
-            if m:
-                if m.group("codes"):
-                    file_codes.update(c.upper() for c in _CODE.findall(m.group("codes")))
-                else:
-                    sup.file_all = True
+            m = _DIRECTIVE.search(tok.string)
+            if m is None:
                 continue
-            m = _LINE_NOQA.search(tok.string)
-            if m:
-                codes = m.group("codes")
-                sup.lines[tok.start[0]] = LineNoqa(
-                    line=tok.start[0], column=tok.start[1] + 1,
-                    codes=None if codes is None else tuple(c.upper() for c in _CODE.findall(codes)))
+            line, column = tok.start[0], tok.start[1] + 1
+            codes = _codes(m.group("rest"))
+            if codes == ():
+                if m.group("file") or _meant_for_normlint(m.group("rest")):
+                    sup.malformed.append((line, column, m.group(0)))
+            elif m.group("file"):
+                if codes is None:
+                    sup.file_all = True
+                else:
+                    file_codes.update(codes)
+            else:
+                sup.lines[line] = LineNoqa(line=line, column=column, codes=codes)
         sup.file_codes = frozenset(file_codes)
         return sup
 
@@ -89,7 +129,9 @@ class Suppressions:
         if "NL901" not in enabled or self.file_all:
             return []
         rule = get_rule("NL901")
-        out = []
+        out = [Finding(code="NL901", name=rule.name, severity=rule.severity, engine=Engine.STATIC,
+                       path=path, line=line, column=column, message=MALFORMED.format(got=text))
+               for line, column, text in self.malformed]
         for noqa in self.lines.values():
             for code in noqa.codes or ():
                 if not code.startswith("NL") or code in noqa.used or code in self.file_codes:
@@ -105,7 +147,7 @@ class Suppressions:
                 out.append(Finding(code="NL901", name=rule.name, severity=rule.severity,
                                    engine=Engine.STATIC, path=path, line=noqa.line,
                                    column=noqa.column, message=message,
-                                   fix_facts=(("code", code),)))
+                                   fix_facts=(("code", code),)))   # the code its fix removes
         return out
 
 

@@ -87,7 +87,7 @@ def test_statistics(runner, tree):
     assert result.exit_code == 1
     assert result.output.splitlines()[0].split() == ["2", "NL900", "[error]", "syntax-error"]
     as_json = runner.invoke(cli, ["check", "pkg", "--statistics", "--output-format", "json"])
-    assert json.loads(as_json.output) == [{"code": "NL900", "name": "syntax-error", "count": 2}]
+    assert json.loads(as_json.output) == [{"code": "NL900", "name": "syntax-error", "severity": "error", "count": 2}]
 
 
 def test_full_format_shows_source_and_caret_and_help(runner, tree):
@@ -163,3 +163,32 @@ def test_subprocess_usage_error_exit_two(tmp_path):
 def test_subprocess_version_and_help(tmp_path):
     assert run_normlint("--version", cwd=tmp_path).stdout.startswith("normlint, version ")
     assert "check" in run_normlint("--help", cwd=tmp_path).stdout
+
+
+def test_statistics_count_the_severity_each_finding_was_reported_with():
+    # NL101 is a warning by default, info in a convolution sub-block: one line per severity,
+    # and the lines add up to the summary
+    from .conftest import FIXTURES
+
+    files = [str(FIXTURES / "NL101" / n) for n in ("conformer_conv_module.py", "bilstm_tagger_batchnorm.py")]
+    result = CliRunner().invoke(cli, ["check", *files, "--statistics", "--no-cache"])
+    lines = result.output.splitlines()
+    assert [ln.split()[:3] for ln in lines[:-1]] == [["1", "NL101", "[warning]"], ["1", "NL101", "[info]"]]
+    assert lines[-1] == "Found 2 findings: 1 warning, 1 info."
+    as_json = json.loads(CliRunner().invoke(cli, ["check", *files, "--statistics", "--no-cache",
+                                                  "--output-format", "json"]).output)
+    assert [(d["severity"], d["count"]) for d in as_json] == [("warning", 1), ("info", 1)]
+
+
+def test_findings_read_well_in_an_assert_message():
+    from normlint.findings import Engine, Finding, Severity
+
+    f = Finding("NL303", "residual-rebound-to-normalized", Severity.ERROR, Engine.RUNTIME, "model.py",
+                18, 1, "the residual path carries this norm's output", module="blocks.0.norm1")
+    assert str(f) == "model.py:18:1 (blocks.0.norm1): NL303 [error] the residual path carries this norm's output"
+    assert repr([f]) == f"[<Finding {f}>]"
+    with pytest.raises(AssertionError) as exc:
+        assert not [f], [f]
+    assert "model.py:18:1 (blocks.0.norm1): NL303 [error]" in str(exc.value)
+    cell = Finding("NL303", "n", Severity.ERROR, Engine.STATIC, "nb.ipynb", 2, 5, "m", cell=3)
+    assert str(cell) == "nb.ipynb:cell 3:2:5: NL303 [error] m"

@@ -62,10 +62,10 @@ def test_unparsable_is_nl900(tmp_path, content, line, col, needle):
 def test_unreadable_file(tmp_path, monkeypatch):
     f = write(tmp_path, "locked.py", "x = 1\n")
 
-    def deny(self):
+    def deny(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", deny)
+    monkeypatch.setattr(reading.os, "open", deny)
     result = _load(f)
     assert result.code == "NL900" and result.message == "cannot read file: Permission denied"
 

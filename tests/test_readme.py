@@ -42,3 +42,10 @@ def test_audit_example_matches_the_tested_one_in_docs():
     block = _block_after("<!-- audit-output -->")
     assert block.startswith("$ normlint audit ")
     assert block in (REPO / "docs" / "audit.md").read_text(encoding="utf-8")
+
+
+def test_audit_directory_example_matches_the_tested_one_in_docs():
+    # docs/audit.md's tiny-gpt2 example is run for real in tests/runtime/test_targets.py
+    block = _block_after("<!-- audit-directory-output -->")
+    assert block.startswith("$ normlint audit tiny-gpt2 ")
+    assert block in (REPO / "docs" / "audit.md").read_text(encoding="utf-8")

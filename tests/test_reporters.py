@@ -26,7 +26,7 @@ def test_json_has_every_finding_field():
     data = json.loads(render(FINDINGS, "json"))
     assert isinstance(data, list) and len(data) == 3
     expected = {"code", "name", "severity", "engine", "path", "line", "column", "end_line",
-                "end_column", "message", "module", "fix"}
+                "end_column", "message", "module", "fix", "cell"}
     assert set(data[0]) == expected
     assert data[1]["engine"] == "runtime" and data[1]["module"] == "h.5"
     assert data[0]["severity"] == "error"
@@ -89,3 +89,46 @@ def test_sarif_validates_against_the_2_1_0_schema(findings):
     validator_cls = jsonschema.validators.validator_for(schema)
     errors = sorted(validator_cls(schema).iter_errors(doc), key=lambda e: list(e.path))
     assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+
+
+def _with_fix(f, fix):
+    from dataclasses import replace
+    return replace(f, fix=fix)
+
+
+def test_sarif_fixes_validate_against_the_schema():
+    from normlint.findings import Edit, Fix
+
+    jsonschema = pytest.importorskip("jsonschema")
+    fix = Fix("Bind `self.norm(x)` to `h`", (Edit(12, 9, 12, 10, "h"), Edit(13, 20, 13, 21, "h")), "unsafe")
+    findings = [_with_fix(FINDINGS[0], fix), _with_fix(FINDINGS[2], Fix("a hint", (), "display-only"))]
+    doc = json.loads(render(findings, "sarif"))
+    results = doc["runs"][0]["results"]
+    assert "fixes" not in results[1]                     # display-only: nothing to apply
+    [sarif_fix] = results[0]["fixes"]
+    assert sarif_fix["description"]["text"] == "Bind `self.norm(x)` to `h` (unsafe fix)"
+    change = sarif_fix["artifactChanges"][0]
+    assert change["artifactLocation"] == {"uri": "models/gpt.py", "uriBaseId": "%SRCROOT%"}
+    assert change["replacements"][1] == {"deletedRegion": {"startLine": 13, "startColumn": 20, "endLine": 13,
+                                                           "endColumn": 21}, "insertedContent": {"text": "h"}}
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    errors = list(jsonschema.validators.validator_for(schema)(schema).iter_errors(doc))
+    assert not errors, errors[:3]
+
+
+def test_json_fix_object():
+    from normlint.findings import Edit, Fix
+
+    data = json.loads(render([_with_fix(FINDINGS[0], Fix("m", (Edit(1, 2, 1, 3, "x"),), "safe"))], "json"))
+    assert data[0]["fix"] == {"message": "m", "applicability": "safe",
+                              "edits": [{"line": 1, "column": 2, "end_line": 1, "end_column": 3, "replacement": "x"}]}
+
+
+def test_full_output_counts_lines_as_python_does():
+    """A form feed or a U+2028 in a comment is not a line break for Python: the snippet
+    of a later line must be that line."""
+    text = "import torch  # page\x0c break\n# a \u2028 in a comment\nx = 1\nnorm = torch.nn.BatchNorm1d(4)\n"
+    f = Finding("NL101", "batchnorm-in-sequence-model", Severity.WARNING, Engine.STATIC, "m.py", 4, 8, "m",
+                end_line=4, end_column=31)
+    out = render([f], "full", sources={"m.py": text})
+    assert "4 | norm = torch.nn.BatchNorm1d(4)\n" in out and "^" * 23 in out

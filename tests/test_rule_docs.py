@@ -14,7 +14,7 @@ from normlint.registry import RULES
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = REPO / "rules"
-SECTIONS = ["## What it does", "## Why is this bad?", "## Example", "## Use instead",
+SECTIONS = ["## What it does", "## Why is this bad?", "## Example", "## Use instead", "## Fix",
             "## How normlint detects it", "## Options", "## References"]
 
 
@@ -37,6 +37,22 @@ def test_page_matches_registry(rule):
     assert positions == sorted(positions), "sections out of order"
     for opt in rule.options:
         assert opt.name in text, f"option {opt.name} not documented"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.code)
+def test_page_says_its_fix_and_applicability(rule):
+    from normlint.fix.catalog import fixer_info
+
+    text = (PAGES / f"{rule.code}.md").read_text(encoding="utf-8")
+    section = text.split("## Fix\n", 1)[1].split("\n## ", 1)[0]
+    applicability = re.match(r"\*\*Applicability:\*\* ([\w, -]+?)\.", section)
+    assert applicability, "the Fix section starts with '**Applicability:** ...'"
+    info = fixer_info(rule.code)
+    if rule.fixable:
+        assert info is not None and info.applicability in applicability.group(1)
+        assert len(section.split("\n\n", 1)[-1].strip()) > 40, "say what the fix does"
+    else:
+        assert applicability.group(1) == "display-only"
 
 
 @pytest.mark.slow

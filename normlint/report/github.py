@@ -20,11 +20,19 @@ def _escape_property(s: str) -> str:
 def render(findings: Sequence[Finding]) -> str:
     lines = []
     for f in findings:
-        props = [f"file={_escape_property(f.path)}", f"line={f.line}", f"col={f.column}"]
-        if f.end_line:
-            props.append(f"endLine={f.end_line}")
-        if f.end_column and f.end_line == f.line:
-            props.append(f"endColumn={f.end_column}")
+        props = [f"file={_escape_property(f.path)}"]
+        if f.cell is not None:
+            # GitHub shows the notebook's JSON: point at the line there, name the cell in the text
+            line, col = f.file_position or (1, 1)
+            props += [f"line={line}", f"col={col}"]
+            text = f"{f.code} {f.location}: {f.message}"
+        else:
+            props += [f"line={f.line}", f"col={f.column}"]
+            if f.end_line:
+                props.append(f"endLine={f.end_line}")
+            if f.end_column and f.end_line == f.line:
+                props.append(f"endColumn={f.end_column}")
+            text = f"{f.code} {f.message}"
         props.append(f"title={f.code}")
-        lines.append(f"::{_LEVEL[f.severity]} {','.join(props)}::{_escape_data(f'{f.code} {f.message}')}")
+        lines.append(f"::{_LEVEL[f.severity]} {','.join(props)}::{_escape_data(text)}")
     return "\n".join(lines) + ("\n" if lines else "")

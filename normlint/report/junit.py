@@ -16,11 +16,12 @@ def render(findings: Sequence[Finding]) -> str:
     if not findings:
         ET.SubElement(suite, "testcase", name="No findings", classname="normlint")
     for f in findings:
+        # in a notebook, the line of its JSON file that holds the cell's line (as github, sarif)
+        line = (f.file_position or (1, 1))[0] if f.cell is not None else f.line
         case = ET.SubElement(suite, "testcase", classname=f.path,
-                             name=f"{f.code} {f.path}:{f.line}:{f.column}",
-                             file=f.path, line=str(f.line))
+                             name=f"{f.code} {f.location}",
+                             file=f.path, line=str(line))
         failure = ET.SubElement(case, "failure", type=f.code, message=f.message)
-        failure.text = (f"{f.path}:{f.line}:{f.column}: {f.code} [{f.severity.value}] {f.message}"
-                        + (f" (module {f.module})" if f.module else ""))
+        failure.text = str(f)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

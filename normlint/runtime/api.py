@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -16,9 +17,11 @@ from ..findings import Finding, sort_findings
 from ..registry import RULES, RUNTIME
 from ..selection import resolve_selection
 from .analysis import Analysis, analyse, resolve_values
+from .arguments import check_not_torchscript, check_optimizer, code_list, describe, strings
 from .locate import Place, display_path
 from .probes import Probe, ProbeSettings, StatBuffer
 from .rules import RuleContext, run_rules
+from .state import PreservedState, clone_inputs
 from .table import format_norms_table, verdict
 from .tracer import ShapeRecorder, Trace, Tracer
 
@@ -58,6 +61,7 @@ class AuditReport:
     model: str
     numeric: bool = True            # False on the meta device: numeric checks were skipped
     notes: list[str] = field(default_factory=list)
+    mode: str = "eval"              # the mode audited in: "eval", "train" or "mixed"
 
     @property
     def failed(self) -> bool:
@@ -67,17 +71,23 @@ class AuditReport:
         return format_norms_table(self.norms)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "numeric": self.numeric, "notes": list(self.notes),
+        return {"model": self.model, "mode": self.mode, "numeric": self.numeric,
+                "notes": list(self.notes),
                 "norms": [asdict(n) for n in self.norms],
                 "findings": [f.to_dict() for f in self.findings]}
 
 
 def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
           select: Iterable[str] | None = None, ignore: Iterable[str] | None = None,
-          checks: str | Iterable[str] = "all", config: str | os.PathLike | bool | None = None
-          ) -> AuditReport:
+          checks: str | Iterable[str] = "all", mode: str | None = None,
+          config: str | os.PathLike | bool | None = None) -> AuditReport:
     """Run ``model`` on ``example_inputs`` (a tensor, a tuple of positional arguments or a
     dict of keyword arguments) and report what its normalizations did.
+
+    ``mode``: ``None`` audits the model in the mode it is in (each module's ``training``
+    flag as set; ``report.mode`` says which: "eval", "train" or "mixed"); ``"eval"`` or
+    ``"train"`` switches the whole model for the audit (``normlint audit`` uses "eval"
+    unless ``--train``).
 
     The project's ``[tool.normlint]`` applies as for ``normlint check``: its selection,
     rule options, ``per-file-ignores``, and ``# noqa`` comments on the lines findings point
@@ -85,45 +95,68 @@ def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
     from the folder of the model class's source file (the user's own code), else from the
     working directory. ``select``/``ignore`` apply on top, as on the command line.
 
-    The model, its buffers, its RNG state and every module's training flag are unchanged
-    afterwards. A forward that raises is re-raised as ``AuditError`` from the model's own
+    The model comes out exactly as it went in: parameters (values and identity), buffers,
+    submodules, training flags, and the Python, NumPy, torch and CUDA RNG states (see
+    state.py). Every forward runs on clones of ``example_inputs``: the caller's tensors are
+    never written to. Lazy modules are first initialised by one plain forward (eval mode,
+    no grad) — the one change the audit leaves, and the one the model's first forward
+    would make. A forward that raises is re-raised as ``AuditError`` from the model's own
     exception, after the hooks are removed.
+
+    Raises NormlintError for a TorchScript module (hooks cannot see inside one: audit the
+    eager module) and for arguments of the wrong kind, naming the argument.
     """
     from .project import discover_config
 
     settings = discover_config(model, config)
-    enabled = resolve_selection(_as_list(select) or settings.select, settings.extend_select,
-                                (*settings.ignore, *(_as_list(ignore) or ())))
+    enabled = resolve_selection(code_list(select, "select") or settings.select, settings.extend_select,
+                                (*settings.ignore, *(code_list(ignore, "ignore") or ())))
     return audit_with(model, example_inputs, optimizer=optimizer, enabled=enabled & RUNTIME_CODES,
-                      checks=checks, options=settings.rule_options, config=settings,
+                      checks=checks, options=settings.rule_options, config=settings, mode=mode,
                       fallback=_caller_place())
 
 
 def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str], optimizer=None,
                checks: str | Iterable[str] = "all",
                options: dict[str, dict[str, Any]] | None = None, origin=None,
-               fallback: Place | None = None, config=None) -> AuditReport:
+               fallback: Place | None = None, config=None, mode: str | None = None,
+               progress: Callable[[str], None] | None = None) -> AuditReport:
     """``audit`` with the enabled codes already resolved and per-rule options (the CLI's
     ``[tool.normlint.rules]`` configuration). ``origin``: the function that built the model
     (a CLI target's factory), where a finding about a module of a model that is itself an
     ``nn.Sequential`` points; ``fallback``: the place for what has no better one;
-    ``config``: the project ``Config`` whose ``per-file-ignores`` and ``# noqa`` apply."""
+    ``config``: the project ``Config`` whose ``per-file-ignores`` and ``# noqa`` apply;
+    ``progress`` is told each stage's name."""
+    if mode not in (None, "eval", "train"):
+        raise NormlintError(f"mode must be None, 'eval' or 'train', got {mode!r}")
+    stage = progress or (lambda name: None)
     settings = probe_settings(checks)
     enabled = frozenset(enabled) & RUNTIME_CODES
     model = unwrap(model)
     if not isinstance(model, nn.Module):
         raise NormlintError(f"audit() needs a torch.nn.Module, got {type(model).__name__}")
+    check_not_torchscript(model)
+    check_optimizer(optimizer)
     # A tokenizer's BatchEncoding is a Mapping, not a dict: call the model with its keywords.
     inputs = dict(example_inputs) if isinstance(example_inputs, Mapping) else example_inputs
+    notes: list[str] = _initialise_lazy_modules(model, inputs)
     numeric = not _on_meta(model, inputs)
     paths = {}
     for path, module in model.named_modules():
         paths.setdefault(id(module), path)
-    notes: list[str] = []
-    with _preserved(model, inputs), torch.no_grad():
-        trace = _traced_forward(model, inputs, paths, settings if numeric else None)
-        other = _other_length_trace(model, inputs, trace, paths)
+    with PreservedState(model) as state, torch.no_grad():
+        if mode is not None:
+            model.train(mode == "train")
+        flags = {m.training for m in model.modules()}
+        audited_mode = "mixed" if len(flags) > 1 else "train" if flags == {True} else "eval"
+        stage("forward with probes")
+        trace = _traced_forward(model, clone_inputs(inputs), paths, settings if numeric else None,
+                                state.guard)
+        stage("forward at another length")
+        other = _other_length_trace(model, inputs, trace, paths, state.guard)
+    stage("analysis")
     notes.extend(trace.notes)
+    notes.extend(state.notes)
     if not numeric:
         notes.append("meta device: numeric checks skipped, structural checks only")
     options = options or {}
@@ -139,7 +172,8 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
         from .project import apply_suppressions
         findings = apply_suppressions(findings, config)
     return AuditReport(findings=sort_findings(findings), norms=norm_records(analysis),
-                       model=type(model).__name__, numeric=numeric, notes=analysis.notes)
+                       model=type(model).__name__, numeric=numeric, notes=analysis.notes,
+                       mode=audited_mode)
 
 
 def _caller_place() -> Place | None:
@@ -154,10 +188,26 @@ def _caller_place() -> Place | None:
 RUNTIME_CODES = frozenset(r.code for r in RULES if RUNTIME in r.engines)
 
 
-def _as_list(value) -> list[str] | None:
-    if value is None:
-        return None
-    return [value] if isinstance(value, str) else list(value)
+def _initialise_lazy_modules(model: nn.Module, inputs) -> list[str]:
+    """Lazy modules (LazyLinear, LazyBatchNorm) get their parameters from their first call;
+    the tracer needs them materialised. One plain forward does that, in eval mode and
+    without grad, with buffers, flags and RNG states restored: the only change left is the
+    one the model's own first forward would have made."""
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    lazy = [path for path, m in model.named_modules()
+            if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()]
+    if not lazy:
+        return []
+    with PreservedState(model) as state, torch.no_grad():
+        model.eval()
+        try:
+            with state.guard:
+                call_model(model, clone_inputs(inputs))
+        except Exception as exc:
+            raise AuditError(f"{type(model).__name__} forward raised {type(exc).__name__} while "
+                             f"initialising its lazy modules ({', '.join(lazy)}): {exc}") from exc
+    return [f"lazy modules initialised by one plain forward before the audit: {', '.join(lazy)}"]
 
 
 def probe_settings(checks) -> ProbeSettings:
@@ -165,7 +215,11 @@ def probe_settings(checks) -> ProbeSettings:
         return ProbeSettings()
     if checks == "structural":
         return ProbeSettings(axes=False, batch=False, padding=False, numerics=False)
-    groups = {checks} if isinstance(checks, str) else set(checks)
+    groups = {checks} if isinstance(checks, str) else strings(checks)
+    if groups is None:
+        raise NormlintError(f"audit(checks=...) takes 'all', 'structural' or some of "
+                            f"{', '.join(CHECK_GROUPS)}, got {describe(checks)}")
+    groups = set(groups)
     unknown = groups - set(CHECK_GROUPS)
     if unknown:
         raise NormlintError(f"unknown check group {sorted(unknown)[0]!r}; use 'all', "
@@ -196,12 +250,14 @@ def call_model(model: nn.Module, inputs: Any):
     return model(inputs)
 
 
-def _traced_forward(model, inputs, paths, settings: ProbeSettings | None) -> Trace:
+def _traced_forward(model, inputs, paths, settings: ProbeSettings | None, guard=None) -> Trace:
     buffer = StatBuffer()
     probe = Probe(settings, buffer) if settings is not None else None
+    if probe is not None and guard is not None:
+        probe = _Unguarded(probe, guard)
     tracer = Tracer(model, paths, inputs, probe)
     try:
-        with tracer:
+        with tracer, guard or nullcontext():
             call_model(model, inputs)
     except Exception as exc:
         error = AuditError(f"{type(model).__name__} forward raised {type(exc).__name__}: {exc}")
@@ -211,7 +267,25 @@ def _traced_forward(model, inputs, paths, settings: ProbeSettings | None) -> Tra
     return tracer.trace
 
 
-def _other_length_trace(model: nn.Module, inputs, trace: Trace, paths) -> Trace | None:
+class _Unguarded:
+    """The probe with the parameter guard paused while it works (see ParameterGuard.paused):
+    its hundreds of re-runs of single norms are most of the torch calls of an audit."""
+
+    def __init__(self, probe: Probe, guard):
+        self._probe, self._guard = probe, guard
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._probe, name)
+        if not callable(attr):
+            return attr
+
+        def unguarded(*args, **kwargs):
+            with self._guard.paused():
+                return attr(*args, **kwargs)
+        return unguarded
+
+
+def _other_length_trace(model: nn.Module, inputs, trace: Trace, paths, guard=None) -> Trace | None:
     """The norms' input shapes in a run with a shorter sequence axis (None: no such run).
 
     A quarter of the length is tried first (cheap); a run that does not complete there is
@@ -229,13 +303,13 @@ def _other_length_trace(model: nn.Module, inputs, trace: Trace, paths) -> Trace 
             if light:
                 recorder = ShapeRecorder({e.module: modules[e.module] for e in trace.events})
                 try:
-                    with recorder:
-                        call_model(model, shorter)
+                    with recorder, guard or nullcontext():
+                        call_model(model, clone_inputs(shorter))
                 except Exception:  # noqa: BLE001 - judged below from where it failed
                     result = recorder.trace if recorder.trace.failed_in is not None else None
                     continue
                 return recorder.trace
-            return _traced_forward(model, shorter, paths, None)
+            return _traced_forward(model, clone_inputs(shorter), paths, None, guard)
         except AuditError as exc:
             # Failing outside any norm only means the inputs have no sequence axis to cut.
             result = exc.trace if exc.trace.failed_in is not None else None  # type: ignore[attr-defined]
@@ -299,38 +373,6 @@ def _cut_inputs(inputs, length: int, keep: int):
     if isinstance(inputs, dict):
         return {k: cut(v) for k, v in inputs.items()}
     return type(inputs)(cut(v) for v in inputs)
-
-
-class _preserved:
-    """Buffers, RNG state and training flags are restored whatever the forward did."""
-
-    def __init__(self, model: nn.Module, inputs):
-        self._model = model
-        devices = {t.device for t in list(model.parameters()) + _flat_tensors(inputs)}
-        self._cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
-        self._rng = None
-
-    def __enter__(self):
-        self._flags = [(m, m.training) for m in self._model.modules()]
-        self._buffers = [(m, name, b, b.clone())
-                         for m in self._model.modules() for name, b in m._buffers.items()
-                         if b is not None]
-        self._rng = torch.random.fork_rng(devices=self._cuda)
-        self._rng.__enter__()
-
-    def __exit__(self, *exc):
-        try:
-            with torch.no_grad():
-                for module, name, original, saved in self._buffers:
-                    if module._buffers.get(name) is not original:
-                        module._buffers[name] = original
-                    if not original.is_meta:
-                        original.copy_(saved)
-            for module, flag in self._flags:
-                module.training = flag
-        finally:
-            self._rng.__exit__(*exc)
-        return False
 
 
 def norm_records(analysis: Analysis) -> list[NormRecord]:

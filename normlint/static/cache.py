@@ -18,8 +18,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable
 
-from ..findings import Engine, Finding, Severity
+from ..findings import Edit, Engine, Finding, Fix, Severity
 from .facts import FileFacts
+from .reading import read_regular_file
+
+MAX_CACHE_FILE_BYTES = 1 << 30
 
 CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                 "# This file is a cache directory tag created by normlint.\n"
@@ -51,16 +54,73 @@ def component_key(engine: str, config_fp: str, members: Iterable[tuple[str, str]
     h.update(engine.encode())
     h.update(config_fp.encode())
     for path, digest in sorted(members):
-        h.update(f"\0{path}\0{digest}".encode())
+        # surrogateescape: a file name that is not UTF-8 keys by its bytes
+        h.update(f"\0{path}\0{digest}".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
+def _str_pairs(value) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in value)
+
+
 def _finding_from_dict(d: dict) -> Finding:
-    return Finding(code=d["code"], name=d["name"], severity=Severity(d["severity"]),
-                   engine=Engine(d["engine"]), path=d["path"], line=d["line"], column=d["column"],
+    """Raises ValueError for anything a Finding could not have been written as."""
+    if not isinstance(d, dict):
+        raise ValueError("not an object")
+    strings = ("code", "name", "path", "message")
+    ints = ("line", "column")
+    optional = {"end_line": int, "end_column": int, "module": str}
+    if (not all(isinstance(d.get(k), str) for k in strings)
+            or not all(type(d.get(k)) is int for k in ints)
+            or not all(d.get(k) is None or type(d.get(k)) is t for k, t in optional.items())
+            or not _str_pairs(d.get("fix_facts", []))):
+        raise ValueError("not a finding")
+    return Finding(code=d["code"], name=d["name"], severity=Severity(d.get("severity")),
+                   engine=Engine(d.get("engine")), path=d["path"], line=d["line"], column=d["column"],
                    message=d["message"], end_line=d.get("end_line"), end_column=d.get("end_column"),
-                   module=d.get("module"),
-                   fix_facts=tuple((str(k), str(v)) for k, v in d.get("fix_facts", ())))
+                   module=d.get("module"), fix=_fix_from_dict(d.get("fix")),
+                   fix_facts=tuple((k, v) for k, v in d.get("fix_facts", ())))
+
+
+def _facts_from_row(row) -> FileFacts:
+    """Raises ValueError unless ``row`` is ``[module, [[modules, names], ...], relevant]``."""
+    if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str)
+            and isinstance(row[2], bool) and isinstance(row[1], list)
+            and all(isinstance(i, list) and len(i) == 2 and all(
+                isinstance(ws, list) and all(isinstance(w, str) for w in ws) for ws in i)
+                for i in row[1])):
+        raise ValueError("not file facts")
+    module, imports, relevant = row
+    return FileFacts(module=module, relevant=relevant,
+                     imports=tuple((frozenset(m), frozenset(n)) for m, n in imports))
+
+
+def _read_json(path: Path):
+    """The parsed JSON of a cache file. Raises OSError or ValueError for anything else: a
+    cache is only ever a hint, so a damaged, truncated, hand-edited or foreign file is a miss."""
+    data = read_regular_file(path, MAX_CACHE_FILE_BYTES)
+    if len(data) > MAX_CACHE_FILE_BYTES:
+        raise ValueError("too large")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _fix_from_dict(d) -> Fix | None:
+    """Fixes are cached with their findings, so a warm run never needs libcst. Raises
+    ValueError for anything a Fix could not have been written as."""
+    if d is None:
+        return None
+    edit_fields = {"line": int, "column": int, "end_line": int, "end_column": int, "replacement": str}
+    if not (isinstance(d, dict) and isinstance(d.get("message"), str) and isinstance(d.get("applicability"), str)
+            and isinstance(d.get("edits"), list)
+            and all(isinstance(e, dict) and set(e) == set(edit_fields)
+                    and all(type(e[k]) is t for k, t in edit_fields.items()) for e in d["edits"])):
+        raise ValueError("not a fix")
+    return Fix(message=d["message"], applicability=d["applicability"],
+               edits=tuple(Edit(**e) for e in d["edits"]))
 
 
 class Cache:
@@ -99,13 +159,12 @@ class Cache:
         if self._facts is None:
             self._facts = {}
             try:
-                raw = json.loads((self.dir / "facts.json").read_text(encoding="utf-8"))
-                for digest, (module, imports, relevant) in raw.items():
-                    self._facts[digest] = FileFacts(
-                        module=module, relevant=relevant,
-                        imports=tuple((frozenset(m), frozenset(n)) for m, n in imports))
-            except (OSError, ValueError, TypeError):
-                pass
+                raw = _read_json(self.dir / "facts.json")
+                if not isinstance(raw, dict):
+                    raise ValueError("not an object")
+                self._facts = {digest: _facts_from_row(row) for digest, row in raw.items()}
+            except (OSError, ValueError):
+                self._facts = {}
         return self._facts
 
     def put_facts(self, digest: str, facts: FileFacts) -> None:
@@ -128,16 +187,17 @@ class Cache:
 
     def get(self, key: str) -> list[Finding] | None:
         try:
-            data = json.loads(self._entry(key).read_text(encoding="utf-8"))
+            data = _read_json(self._entry(key))
+            if not isinstance(data, list):
+                raise ValueError("not a list")
             return [_finding_from_dict(d) for d in data]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError):
             return None
 
     def put(self, key: str, findings: list[Finding]) -> None:
         rows = []
         for f in findings:
             d = asdict(f)
-            d.pop("fix", None)
             d["severity"], d["engine"] = f.severity.value, f.engine.value
             rows.append(d)
         self._write(self._entry(key), json.dumps(rows))

@@ -1,7 +1,10 @@
-"""Which files a run checks: Python files under the given paths, minus excludes and .gitignore.
+"""Which files a run checks: Python files and notebooks under the given paths, minus
+excludes and .gitignore.
 
 A path named explicitly is always checked, as in ruff and flake8: pre-commit passes the
-staged files by name and expects each to be looked at.
+staged files by name and expects each to be looked at. So is a directory named explicitly
+even when it is itself excluded (a package under ``site-packages``, a gitignored build
+tree): the patterns then apply only below it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ from typing import Iterable, Sequence
 
 import pathspec
 
-PYTHON_SUFFIXES = (".py", ".pyi")
+from ..config import Config
+from ..patterns import compile_gitignore
+from ..settings import Settings, git_root
+
+PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")
 
 
 @dataclass
@@ -39,25 +46,21 @@ class _GitIgnores:
                         lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
                     except OSError:
                         continue
-                    more = pathspec.GitIgnoreSpec.from_lines(lines)
+                    more = compile_gitignore(lines)
                     spec = more if spec is None else spec + more
             self._specs[directory] = spec
         return self._specs[directory]
 
     def _repo_root(self, directory: Path) -> Path | None:
-        if directory not in self._roots:
-            if (directory / ".git").exists():
-                self._roots[directory] = directory
-            elif directory.parent == directory:
-                self._roots[directory] = None
-            else:
-                self._roots[directory] = self._repo_root(directory.parent)
-        return self._roots[directory]
+        return git_root(directory, self._roots)
 
-    def ignored(self, path: Path, is_dir: bool) -> bool:
+    def ignored(self, path: Path, is_dir: bool, floor: Path | None = None) -> bool:
+        """``floor``: only .gitignore files at or below this directory count."""
         root = self._repo_root(path.parent)
         if root is None:
             return False
+        if floor is not None and root in floor.parents:
+            root = floor
         verdict = None
         # Shallow to deep: a deeper .gitignore overrides a shallower one, as in git.
         chain = [d for d in reversed((path.parent, *path.parent.parents)) if d == root or root in d.parents]
@@ -72,31 +75,48 @@ class _GitIgnores:
         return bool(verdict)
 
 
-def _exclude_spec(patterns: Iterable[str]) -> pathspec.GitIgnoreSpec:
-    return pathspec.GitIgnoreSpec.from_lines(list(patterns))
+class ProjectFilter:
+    """Whether a file found by following an import belongs to the project: not excluded by
+    the configuration that governs it, not ignored by git (a virtualenv, site-packages or a
+    build tree is somebody else's code)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._gitignores = _GitIgnores()
+
+    def includes(self, path: Path) -> bool:
+        return not (self.settings.excluded(path, False) or self._gitignores.ignored(path, False))
 
 
-def _excluded(spec: pathspec.GitIgnoreSpec, path: Path, root: Path, is_dir: bool) -> bool:
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or the absolute path when it cannot be resolved (a symlink loop
+    raises RuntimeError before Python 3.13): reading it then gives the NL900 that says why."""
     try:
-        rel = path.relative_to(root).as_posix()
-    except ValueError:
-        rel = path.name  # outside the config root: only name patterns can apply
-    return spec.match_file(rel + ("/" if is_dir else ""))
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
-def discover(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str], root: Path,
-             respect_gitignore: bool = True) -> Discovery:
+def discover(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str] = (), root: Path | None = None,
+             settings: Settings | None = None, respect_gitignore: bool = True) -> Discovery:
+    """The files to check under ``paths``. ``settings`` says which exclude patterns apply
+    where (each directory's own configuration); without it, ``exclude`` patterns relative
+    to ``root`` apply everywhere."""
     found = Discovery()
     seen: set[Path] = set()
-    spec = _exclude_spec(exclude)
+    if settings is None:
+        settings = Settings(Config(exclude=tuple(exclude), root=(root or Path.cwd()).resolve()))
     gitignores = _GitIgnores()
-    root = root.resolve()
 
     def add(p: Path) -> None:
-        key = p.resolve()
+        key = resolved(p)
         if key not in seen:
             seen.add(key)
             found.files.append(p)
+
+    def skipped(path: Path, is_dir: bool, floor: Path | None) -> bool:
+        return settings.excluded(path, is_dir, floor) or (
+            respect_gitignore and gitignores.ignored(path, is_dir, floor))
 
     for raw in paths:
         given = Path(raw)
@@ -113,27 +133,15 @@ def discover(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str], root
         if not is_dir:
             add(given)
             continue
+        given_abs = resolved(given)
+        floor = given_abs if skipped(given_abs, True, None) else None
         for dirpath, dirnames, filenames in os.walk(given, followlinks=False,
                                                     onerror=lambda e: found.errors.append(
                                                         f"cannot list {e.filename}: {e.strerror}")):
             base = Path(dirpath)
-            base_abs = base.resolve()
-            keep = []
-            for d in sorted(dirnames):
-                d_abs = base_abs / d
-                if _excluded(spec, d_abs, root, True):
-                    continue
-                if respect_gitignore and gitignores.ignored(d_abs, True):
-                    continue
-                keep.append(d)
-            dirnames[:] = keep
+            base_abs = resolved(base)
+            dirnames[:] = [d for d in sorted(dirnames) if not skipped(base_abs / d, True, floor)]
             for name in sorted(filenames):
-                if not name.endswith(PYTHON_SUFFIXES):
-                    continue
-                f_abs = base_abs / name
-                if _excluded(spec, f_abs, root, False):
-                    continue
-                if respect_gitignore and gitignores.ignored(f_abs, False):
-                    continue
-                add(base / name)
+                if name.endswith(PYTHON_SUFFIXES) and not skipped(base_abs / name, False, floor):
+                    add(base / name)
     return found

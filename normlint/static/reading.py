@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import io
+import os
+import stat
 import tokenize
+import warnings
 from pathlib import Path
 
 from ..findings import Engine, Finding
@@ -46,7 +49,11 @@ def decode_source(data: bytes, path: str) -> str | Finding:
 
 def parse_source(text: str, path: str) -> ParsedFile | Finding:
     try:
-        tree = ast.parse(text, filename=path)
+        # The compiler warns about the checked code (`"\d"`, `1()`, `is` with a literal) on
+        # stderr; that is the user's business, not a line of normlint's output.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, filename=path)
     except SyntaxError as exc:
         msg = exc.msg or "invalid syntax"
         return syntax_finding(path, f"SyntaxError: {msg}", exc.lineno or 1, exc.offset or 1)
@@ -57,16 +64,58 @@ def parse_source(text: str, path: str) -> ParsedFile | Finding:
     return ParsedFile(path=path, text=text, tree=tree)
 
 
+class NotRegularFile(OSError):
+    """A FIFO, device, socket or directory where a regular file was expected."""
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int) -> NotRegularFile:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return NotRegularFile(f"not a regular file ({kind})")
+
+
+def read_regular_file(file: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of a regular file (more than ``limit`` means too large).
+
+    Anything else raises OSError before a byte is read (``NotRegularFile`` for FIFOs,
+    devices, sockets, directories): reading a FIFO blocks until a writer comes, and a
+    symlink to /dev/zero reports size 0 and never ends. The open is non-blocking and the
+    type is checked again on the open descriptor, so a file swapped in between cannot hang
+    the run either.
+    """
+    st = os.stat(file)
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(st.st_mode)
+    fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(st.st_mode)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(limit + 1 - size, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_source(file: Path, display: str) -> tuple[bytes, str] | Finding:
     """The file's bytes (for hashing) and decoded text, or the NL900 that says why not."""
     try:
-        size = file.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return syntax_finding(display, f"file is too large to check ({size / 2**20:.1f} MiB > "
-                                           f"{MAX_FILE_BYTES / 2**20:.0f} MiB)")
-        data = file.read_bytes()
-    except OSError as exc:
-        return syntax_finding(display, f"cannot read file: {exc.strerror or exc}")
+        data = read_regular_file(file, MAX_FILE_BYTES)
+    except NotRegularFile as exc:
+        return syntax_finding(display, f"cannot read file: {exc}")
+    except (OSError, RuntimeError) as exc:   # RuntimeError: a symlink loop on older Pythons
+        return syntax_finding(display, f"cannot read file: {getattr(exc, 'strerror', None) or exc}")
+    if len(data) > MAX_FILE_BYTES:
+        return syntax_finding(display, f"file is too large to check (> {MAX_FILE_BYTES / 2**20:.0f} MiB)")
     text = decode_source(data, display)
     if isinstance(text, Finding):
         return text

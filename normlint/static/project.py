@@ -1,0 +1,453 @@
+"""The project around the checked files: the files their imports name, read for context.
+
+pre-commit passes only the staged files. A commit that touches ``model.py`` alone must
+still be checked against the ``Block`` it imports from ``blocks.py``, or NL302 (a pre-norm
+stack without a final norm) cannot be seen. So the imports of a checked file that name
+modules inside the project are followed to their files: those files are analysed with
+the checked ones (their classes resolve) but nothing is reported for them, and a file
+checked alone gets the findings it gets when the whole project is checked.
+
+Imports are followed by name, not by file: ``from .blocks import Block`` reads blocks.py
+for ``Block``, and from there only the imports that ``Block`` uses in its bases and in the
+methods that build and run its layers (``__init__``, ``forward`` and what they call), or
+the import that re-exports it from a package ``__init__``; type hints and decorators are
+not followed, and ``logging.get_logger`` needs only ``get_logger`` of ``logging``. The
+analysis then gets an excerpt of each such file: its imports, one-line constants and the
+wanted definitions. This keeps a one-file check of a model in a large package
+(transformers) to the few dozen files its classes are made of, instead of everything its
+utilities import.
+
+Reading is bounded: only files under the project root (the configuration's directory, or
+the git root), at most ``MAX_DEPTH`` imports away from a checked file and
+``MAX_CONTEXT_FILES`` in all. Nothing is imported or executed; imports and top-level
+definitions are found with regular expressions, without parsing (an excerpt that does not
+parse is replaced by the whole file).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .facts import _FROM_IMPORT, _IMPORT, _WORD
+
+MAX_DEPTH = 3
+MAX_CONTEXT_FILES = 200
+MAX_STAR_IMPORTS = 8
+_SUFFIXES = (".py", ".pyi")
+ALL = None   # "every name of the module": a checked file, or a module imported whole
+
+_DEFINITION = re.compile(r"^(?:async[ \t]+def|def|class)[ \t]+(\w+)", re.M)
+_ASSIGNED = re.compile(r"^(\w+)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
+# A line that starts a top-level statement: anything at column 0 but a comment, a closing
+# bracket or the next clause of a compound statement (except, else, ...).
+_TOP_LEVEL_LINE = re.compile(r"^(?!(?:except|else|elif|finally)\b)[^\s#)\]}]", re.M)
+
+
+@dataclass(frozen=True)
+class _Import:
+    module: str                  # as written, leading dots included: ".blocks"
+    name: str | None             # the imported name (None: `import a.b`, or a star import)
+    # when what is imported is a module: the attributes the code uses on it
+    # (`logging.get_logger` -> {"get_logger"}); None: all of it
+    attributes: frozenset[str] | None = None
+
+
+@dataclass
+class ModuleSummary:
+    """What following imports by name needs to know about one file."""
+
+    text: str = ""
+    imports: dict[str, _Import] = field(default_factory=dict)   # local name -> where it comes from
+    stars: list[str] = field(default_factory=list)               # modules star-imported
+    # top-level class/def -> (start with decorators, end, is a class), as offsets in text
+    spans: dict[str, tuple[int, int, bool]] = field(default_factory=dict)
+    defined: set[str] = field(default_factory=set)               # other top-level names
+    _bodies: dict[str, str] = field(default_factory=dict)
+    _edges: dict[str | None, list[_Import]] = field(default_factory=dict)
+
+    def body(self, name: str) -> str | None:
+        """The text of a top-level class (cut to its structural methods) or function."""
+        if name not in self._bodies:
+            span = self.spans.get(name)
+            if span is None:
+                return None
+            begin, end, is_class = span
+            self._bodies[name] = _structural(self.text[begin:end]) if is_class else self.text[begin:end]
+        return self._bodies[name]
+
+    def excerpt(self, names: set[str] | None) -> str:
+        """What the analysis needs of this file read for ``names``: its imports and other
+        top-level statements, the wanted classes (their structural methods) and functions;
+        other classes and functions are left out. ``ALL``: the whole text.
+
+        Found with regular expressions, so a file laid out unusually can give text that
+        does not parse: the engine then analyses the whole file instead.
+        """
+        if names is ALL:
+            return self.text
+        pieces = []
+        pos = 0
+        for name, (begin, end, _) in sorted(self.spans.items(), key=lambda kv: kv[1][0]):
+            if begin < pos:
+                continue
+            pieces.append(_statements(self.text[pos:begin]))
+            if name in names:
+                pieces.append(self.body(name))
+            pos = end
+        pieces.append(_statements(self.text[pos:]))
+        return "".join(piece if piece.endswith("\n") or not piece else piece + "\n" for piece in pieces)
+
+    @classmethod
+    def scan(cls, text: str) -> "ModuleSummary":
+        out = cls(text)
+        for module, clause in _FROM_IMPORT.findall(text):
+            clause = clause.replace("\\\n", " ").strip("() \t\n")
+            for part in clause.split(","):
+                words = part.split()
+                if not words:
+                    continue
+                if words[0] == "*":
+                    out.stars.append(module)
+                elif _WORD.fullmatch(words[0]):
+                    local = words[2] if len(words) == 3 and words[1] == "as" else words[0]
+                    out.imports[local] = _Import(module, words[0])
+        for clause in _IMPORT.findall(text):
+            for part in clause.split(","):
+                words = part.strip("()\\ \t").split()
+                if not words:
+                    continue
+                local = words[2] if len(words) == 3 and words[1] == "as" else words[0].split(".")[0]
+                # `import a.b` binds `a` but loads a.b: the module itself is what is followed
+                out.imports[local] = _Import(words[0], None)
+        out.spans = _definitions(text)
+        out.defined.update(_ASSIGNED.findall(text))
+        return out
+
+    def _used_imports(self, code: str) -> Iterable[_Import]:
+        # `blocks.Block(d)`, `logging.get_logger()`: when the imported name is a module, only
+        # these attributes of it are needed; a bare use (`f(blocks)`) needs all of it.
+        uses: dict[str, set[str] | None] = {}
+        for word, attribute in _NAME_USE.findall(_without_annotations(_DECORATOR_LINE.sub("", code))):
+            if word not in self.imports:
+                continue
+            if not attribute:
+                uses[word] = None
+            elif uses.get(word, ()) is not None:
+                uses.setdefault(word, set()).add(attribute)
+        for word, attributes in uses.items():
+            yield replace(self.imports[word], attributes=None if attributes is None else frozenset(attributes))
+
+    def defines(self, name: str) -> bool:
+        return name in self.spans or name in self.imports or name in self.defined
+
+    def edges(self, names: set[str] | None) -> list[_Import]:
+        """The imports that ``names`` (``ALL``: the whole module) depend on: the imported
+        names their code uses (type hints and decorators aside)."""
+        if names is ALL:
+            return self._edges_of(None)
+        return [edge for name in names for edge in self._edges_of(name)]
+
+    def _edges_of(self, name: str | None) -> list[_Import]:
+        if name not in self._edges:
+            self._edges[name] = list(self._find_edges(name))
+        return self._edges[name]
+
+    def _find_edges(self, name: str | None) -> Iterable[_Import]:
+        if name is None:
+            code = [self.body(name) for name in self.spans]
+            pos = 0
+            for begin, end, _ in sorted(self.spans.values()):
+                code.append(_statements(self.text[pos:begin], imports=False))
+                pos = max(pos, end)
+            code.append(_statements(self.text[pos:], imports=False))
+            yield from self._used_imports("".join(code))
+            yield from (_Import(m, None) for m in self.stars)
+            return
+        body = self.body(name)
+        if body is not None:
+            yield from self._used_imports(body)
+        elif name in self.imports:
+            yield self.imports[name]                 # a re-export: follow that one import
+        elif name not in self.defined and len(self.stars) <= MAX_STAR_IMPORTS:
+            # A name that is not here may come through a star import; a package that
+            # star-imports hundreds of submodules (a lazy-loading __init__) would have
+            # every one read to find it, so such names stay unresolved.
+            yield from (_Import(m, name) for m in self.stars)
+
+
+_KEPT_STATEMENT = re.compile(r"(?:from|import)\b|\w+[ \t]*(?::[^=\n]*)?=(?!=)|(?:if|try)\b")
+
+
+def _statements(text: str, *, imports: bool = True) -> str:
+    """The top-level statements between definitions that the analysis can use: imports
+    (with the small ``try:``/``if TYPE_CHECKING:`` blocks around them) and one-line
+    assignments (module constants such as a depth). Big literals (registries, mappings),
+    calls and long conditional blocks are left out. ``imports=False``: every statement
+    but the imports (the code whose names a whole module uses)."""
+    starts = _top_level_starts(text)
+    kept = []
+    for begin, end in zip(starts, starts[1:]):
+        statement = text[begin:end]
+        m = _KEPT_STATEMENT.match(statement)
+        if not imports:
+            if m is None or m.group(0) not in ("from", "import"):
+                kept.append(statement)
+            continue
+        if m is None:
+            continue
+        lines = len(statement.strip().splitlines())
+        if m.group(0) in ("from", "import") or (m.group(0) in ("if", "try") and lines <= 20
+                                                  and "import" in statement) or lines <= 1:
+            kept.append(statement)
+    return "".join(kept)
+
+
+def _top_level_starts(text: str) -> list[int]:
+    return [m.start() for m in _TOP_LEVEL_LINE.finditer(text)] + [len(text)]
+
+
+def _definitions(text: str) -> dict[str, tuple[int, int, bool]]:
+    """Every top-level class and function: name -> (start offset with its decorators, end
+    offset, whether it is a class)."""
+    starts = _top_level_starts(text)
+    out = {}
+    for m in _DEFINITION.finditer(text):
+        i = bisect.bisect_left(starts, m.start())          # starts[i] == m.start()
+        while i >= 1 and text.startswith("@", starts[i - 1]):
+            i -= 1
+        out[m.group(1)] = (starts[i], starts[bisect.bisect_right(starts, m.start())], m.group(0).startswith("class"))
+    return out
+
+
+_METHOD = re.compile(r"^([ \t]+)(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
+_SELF_CALL = re.compile(r"self\.(\w+)")
+# What the analysis reads of a class: its bases and class attributes, how it builds its
+# sublayers and how it runs them. generate(), save_pretrained() and the like do not matter.
+_STRUCTURAL_METHODS = frozenset({"__init__", "forward", "__call__", "extra_repr", "reset_parameters"})
+
+
+_DECORATOR_LINE = re.compile(r"^[ \t]*@.*$", re.M)
+_NAME_USE = re.compile(r"(?<![\w.])([A-Za-z_]\w*)(?:[ \t]*\.[ \t]*(\w+))?")
+
+
+def _without_annotations(text: str) -> str:
+    """``text`` with the annotations of its function signatures left out (``x: Cache = None``
+    becomes ``x = None``, ``-> Output`` goes): type hints name classes the analysis never
+    needs, and following them would read half a library."""
+    out = []
+    pos = 0
+    for m in _SIGNATURE.finditer(text):
+        if m.start() < pos:
+            continue
+        out.append(text[pos:m.end()])
+        depth, i, skipping = 1, m.end(), False
+        while i < len(text) and depth > 0:
+            c = text[i]
+            if c in "([{":
+                depth += 1
+            elif c in ")]}":
+                depth -= 1
+            if depth == 1 and c == ":" and not skipping:
+                skipping = True
+            elif depth == 1 and c in ",=" and skipping or depth == 0:
+                skipping = False
+            if not skipping or depth == 0:
+                out.append(c)
+            i += 1
+        arrow = _RETURN.match(text, i)
+        pos = arrow.end() if arrow else i
+        if arrow:
+            out.append(":")
+    out.append(text[pos:])
+    return "".join(out)
+
+
+_SIGNATURE = re.compile(r"\bdef[ \t]+\w+[ \t]*\(")
+_RETURN = re.compile(r"[ \t]*->[^:\n]*(?:\[[^\]]*\][^:\n]*)*:")
+
+
+def _with_decorators(body: str, start: int, indent: str) -> int:
+    """Where the method starting at ``start`` begins once its decorator lines are counted."""
+    while start > 0:
+        line_start = body.rfind("\n", 0, start - 1) + 1
+        if not body.startswith(indent + "@", line_start):
+            break
+        start = line_start
+    return start
+
+
+def _structural(body: str) -> str:
+    """A class's text without the methods that neither build nor run its layers (kept:
+    __init__, forward and the methods they call on ``self``)."""
+    methods = list(_METHOD.finditer(body))
+    if not methods:
+        return body
+    indent = min(len(m.group(1)) for m in methods)
+    methods = [m for m in methods if len(m.group(1)) == indent]
+    begins = [_with_decorators(body, m.start(), m.group(1)) for m in methods]
+    chunks = {m.group(2): body[begins[i]:(begins[i + 1] if i + 1 < len(methods) else len(body))]
+              for i, m in enumerate(methods)}
+    keep = {name for name in chunks if name in _STRUCTURAL_METHODS}
+    todo = list(keep)
+    while todo:
+        for called in _SELF_CALL.findall(chunks[todo.pop()]):
+            if called in chunks and called not in keep:
+                keep.add(called)
+                todo.append(called)
+    head = body[:methods[0].start()]
+    pad = " " * indent + "pass\n"    # a class whose every method was left out still has a body
+    return head + "".join(text for name, text in chunks.items() if name in keep) + pad
+
+
+class ImportResolver:
+    """Maps an import in a file to the project file it names, with the file system cached."""
+
+    def __init__(self) -> None:
+        self._is_file: dict[Path, bool] = {}
+        self._is_dir: dict[Path, bool] = {}
+
+    def _file(self, path: Path) -> bool:
+        hit = self._is_file.get(path)
+        if hit is None:
+            hit = self._is_file[path] = path.is_file()
+        return hit
+
+    def _dir(self, path: Path) -> bool:
+        hit = self._is_dir.get(path)
+        if hit is None:
+            hit = self._is_dir[path] = path.is_dir()
+        return hit
+
+    def _module_file(self, base: Path, parts: list[str]) -> Path | None:
+        if not parts:
+            return next((base / f"__init__{s}" for s in _SUFFIXES if self._file(base / f"__init__{s}")), None)
+        # Most absolute imports name installed packages (torch, typing): one cached stat of
+        # the first component rules them out.
+        if not self._dir(base / parts[0]) and not any(self._file(base / f"{parts[0]}{s}") for s in _SUFFIXES):
+            return None
+        package = base.joinpath(*parts)
+        for s in _SUFFIXES:
+            if self._file(package.parent / f"{parts[-1]}{s}"):
+                return package.parent / f"{parts[-1]}{s}"
+        for s in _SUFFIXES:
+            if self._file(package / f"__init__{s}"):
+                return package / f"__init__{s}"
+        return None
+
+    def resolve(self, importer: Path, target: str, root: Path) -> Path | None:
+        """The file under ``root`` that the module ``target`` (as written in ``importer``) is."""
+        dots = len(target) - len(target.lstrip("."))
+        parts = [p for p in target[dots:].split(".") if p]
+        if dots:
+            base = importer.parent
+            for _ in range(dots - 1):
+                base = base.parent
+            bases = [base]
+        else:
+            # A script imports its siblings (sys.path[0]); a package is imported from the
+            # project root or from a src/ layout.
+            bases = list(dict.fromkeys([importer.parent, root, root / "src"]))
+        for base in bases:
+            if not _under(base, root):
+                continue
+            found = self._module_file(base, parts)
+            if found is not None:
+                real = Path(os.path.realpath(found))
+                if _under(real, root):
+                    return real
+        return None
+
+
+class ProjectContext:
+    """Follows imports by name from checked files to the project files they need.
+
+    ``read(path)`` returns a project file's text, or None when it is not project code (or
+    cannot be read): it is then neither used nor followed.
+    """
+
+    def __init__(self, read: Callable[[Path], str | None]):
+        self.read = read
+        self.resolver = ImportResolver()
+        self._summaries: dict[Path, ModuleSummary | None] = {}
+
+    def summary(self, path: Path, text: str | None = None) -> ModuleSummary | None:
+        """What was scanned of ``path`` (None: not project code, or unreadable)."""
+        if path not in self._summaries:
+            text = self.read(path) if text is None else text
+            self._summaries[path] = None if text is None else ModuleSummary.scan(text)
+        return self._summaries[path]
+
+    def _targets(self, importer: Path, edge: _Import, root: Path) -> tuple[Path, set[str] | None] | None:
+        found = self.resolver.resolve(importer, edge.module, root)
+        if edge.name is not None:
+            # `from pkg import name`: the package's own name if it has one (a re-export),
+            # else its submodule (`from . import blocks`), as Python looks them up
+            summary = self.summary(found) if found is not None else None
+            if summary is None or not summary.defines(edge.name):
+                sep = "" if edge.module.endswith(".") else "."
+                submodule = self.resolver.resolve(importer, f"{edge.module}{sep}{edge.name}", root)
+                if submodule is not None:
+                    return submodule, _names(edge.attributes)
+        if found is None:
+            return None
+        return found, _names(edge.attributes) if edge.name is None else {edge.name}
+
+    def closure(self, members: Iterable[tuple[Path, str, Path]]) -> dict[Path, set[str] | None]:
+        """The project files that ``members`` ((path, text, project root) each) need, in
+        the order they were found, with the names needed of each (``ALL``: the whole
+        file); the members themselves are not included."""
+        members = list(members)
+        own = {path for path, _, _ in members}
+        done: dict[Path, set[str] | None] = {}       # names already followed per file (None: all)
+        found: dict[Path, None] = {}
+        frontier: list[tuple[Path, set[str] | None, Path]] = []
+        for path, text, root in members:
+            self.summary(path, text)
+            frontier.append((path, ALL, root))
+        for _ in range(MAX_DEPTH):
+            wanted: dict[tuple[Path, Path], set[str] | None] = {}
+            for path, names, root in frontier:
+                summary = self._summaries.get(path)
+                if summary is None:
+                    continue
+                for edge in summary.edges(names):
+                    target = self._targets(path, edge, root)
+                    if target is None or target[0] == path:
+                        continue
+                    file, more = target
+                    key = (file, root)
+                    if key in wanted and wanted[key] is ALL or more is ALL:
+                        wanted[key] = ALL
+                    else:
+                        wanted[key] = wanted.get(key, set()) | more
+            frontier = []
+            for (file, root), names in wanted.items():
+                if file in done and done[file] is ALL:
+                    continue
+                seen = done.get(file) or set()
+                new = ALL if names is ALL else names - seen
+                if new is not ALL and not new:
+                    continue
+                if file not in own and file not in found:
+                    if len(found) >= MAX_CONTEXT_FILES or self.summary(file) is None:
+                        continue
+                    found[file] = None
+                done[file] = ALL if new is ALL else seen | new
+                if file not in own:
+                    frontier.append((file, new, root))
+            if not frontier:
+                break
+        return {path: done[path] for path in found}
+
+
+def _names(attributes: frozenset[str] | None) -> set[str] | None:
+    return ALL if attributes is None else set(attributes)
+
+
+def _under(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
