@@ -42,3 +42,19 @@ def test_fixture(name, factory):
     else:
         failing = [f for f in hits if f.severity.fails_run]
         assert not failing, f"{failing}\n{report.format_table()}"
+
+
+@pytest.mark.parametrize("name, factory, cause, effect", [
+    ("nl202_norm_over_sequence_axis", "bad_handwritten", "NL202", "NL102"),
+    ("nl202_norm_over_sequence_axis", "bad_handwritten_no_keepdim", "NL202", "NL102"),
+    ("nl203_norm_over_batch_axis", "bad", "NL203", "NL103"),
+])
+def test_one_finding_per_root_cause(name, factory, cause, effect):
+    """Statistics over the sequence (batch) axis are why padding (the batch) changes the
+    output: the audit names the cause and does not repeat the effect on the same norm."""
+    made = getattr(load_fixture(name), factory)()
+    both = {(f.code, f.module) for f in normlint.audit(made[0], made[1], config=False).findings}
+    alone = {(f.code, f.module) for f in normlint.audit(made[0], made[1], config=False, ignore=[cause]).findings}
+    modules = {m for c, m in alone if c == effect}
+    assert modules, f"{effect} is measured on {name}:{factory} when {cause} is off"
+    assert {(cause, m) for m in modules} <= both and not {(effect, m) for m in modules} & both
