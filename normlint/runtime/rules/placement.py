@@ -155,11 +155,28 @@ def check_rebound_residual(ctx: RuleContext) -> None:
         last = max(adds_by_call[call])
         if any(n in events and analysis.within(events[n][1].parent_call, call) for n in graph.follows(last)):
             continue  # a norm in the same module closes its stream: consistent post-norm wiring
+        if _inside_a_branch(analysis, add):
+            continue  # a term of a sublayer's computation (SwiftFormer's q + proj(g * k)), not the stream
         reported.add(norm.key)
         block = analysis.trace.calls[call].path if call >= 0 else ""
         ctx.report("NL303", f"{norm.key}: the residual path carries this norm's output "
                    f"(x = norm(x); x = x + f(x)) in {block or 'the model'}, so the block is not "
                    "pre-norm; keep the residual: x = x + f(norm(x))", norm=norm)
+
+
+def _inside_a_branch(analysis, inner) -> bool:
+    """Whether the add ``inner`` is made inside a submodule whose output is only the branch
+    of an enclosing residual add (it feeds that add's branch, not its skip): the sum then is
+    part of what the sublayer computes, and the residual stream never carries it."""
+    graph = analysis.graph
+    call = graph.nodes[inner.node].call
+    for outer in graph.residual_adds.values():
+        outer_call = graph.nodes[outer.node].call
+        if (outer.node > inner.node and outer_call != call and analysis.within(call, outer_call)
+                and graph.is_ancestor(inner.node, outer.branch)
+                and not graph.is_ancestor(inner.node, outer.skip)):
+            return True
+    return False
 
 
 def _parameter_free(module) -> bool:
@@ -367,7 +384,10 @@ def check_consecutive_norms(ctx: RuleContext) -> None:
             # itself keeps the first norm's output (Conformer: final_layer_norm, then ffn1's;
             # a block-attention residual that keeps the normalized embedding among its
             # block states while layer 0's norm feeds the attention).
-            if previous is not None and placement != "pre" and not _also_kept(graph, first, x):
+            # Scaling a normalized embedding to unit length (F.normalize, x / ||x||: the
+            # cosine-similarity step of a contrastive head) is not a second standardization.
+            if previous is not None and placement != "pre" and not event.unit \
+                    and not _also_kept(graph, first, x):
                 ctx.report("NL307", f"{info.key}: {info.first.kind} is applied directly to the "
                            f"output of {previous.key}; the second norm is redundant", norm=info,
                            place=ctx.analysis.event_place(event) or info.place())
