@@ -156,6 +156,7 @@ class Stat:
     dims: tuple[int, ...]
     low_precision: bool
     eps: float | None = None
+    unit: bool = False          # a sum of squares or a vector norm: x / ||x|| (an L2 norm)
 
 
 @dataclass(slots=True)
@@ -202,6 +203,7 @@ class NormEvent:
     call: int = -1                      # the ModuleCall of a module norm (-1: functional/inline)
     impl_site: tuple[str, int] | None = None   # inside a hand-written norm: its normalizing line
     extra_tensors: bool = False         # called with more tensors than x (a gate, a mask)
+    unit: bool = False                  # scales to unit L2 norm (F.normalize, x / ||x||), no gain
     probed: bool = False
     probes: dict[str, int] = field(default_factory=dict)   # name -> StatBuffer index
     axis_probes: list[tuple[tuple[int, ...], int]] = field(default_factory=list)
@@ -613,6 +615,7 @@ class Tracer(TorchFunctionMode):
             declared_axes=declared_functional_axes(name, args, kwargs),
             eps=eps, training=bool(kwargs.get("training", args[5] if name == "batch_norm" and len(args) > 5 else False)),
             parent_call=self._stack[-1].id if self._stack else -1, site=call_site(),
+            unit=name == "normalize",
         )
         node.info["event"] = len(self.trace.events)
         self.trace.events.append(event)
@@ -631,17 +634,18 @@ class Tracer(TorchFunctionMode):
             return  # a sum is a norm statistic only of squares (an L2 norm); p / p.sum() renormalizes
         src = self.trace.nodes[node.inputs[0]].root
         low = x.dtype in LOW_PRECISION and kwargs.get("dtype") not in (torch.float32, torch.float64)
+        unit = node.op in ("sum", "norm", "vector_norm")
         if out.dim() == x.dim():
             dims = tuple(i for i in range(x.dim()) if out.shape[i] == 1 and x.shape[i] != 1)
             if dims:
-                node.info["stat"] = Stat(src=src, dims=dims, low_precision=low)
+                node.info["stat"] = Stat(src=src, dims=dims, low_precision=low, unit=unit)
             return
         # x.mean(-1) without keepdim: a statistic once a view puts the reduced axes back
         # as size 1 (x.mean(-1)[..., None], .unsqueeze(-1), .view(B, T, 1)).
         dims = _reduced_dims(args, kwargs, x.dim())
         if dims and out.dim() == x.dim() - len(dims):
             keep = tuple(1 if i in dims else size for i, size in enumerate(x.shape))
-            node.info["flat_stat"] = (Stat(src=src, dims=dims, low_precision=low), keep)
+            node.info["flat_stat"] = (Stat(src=src, dims=dims, low_precision=low, unit=unit), keep)
 
     def _squared(self, idx: int) -> bool:
         """``x * x``, ``x ** 2`` or ``x.square()`` (maybe cast): what a sum must add up to be
@@ -668,7 +672,8 @@ class Tracer(TorchFunctionMode):
             eps = first.eps
             if base in ("add", "clamp", "clamp_min", "maximum") and scalars:
                 eps = float(scalars[0])
-            node.info["stat"] = Stat(first.src, first.dims, any(s.low_precision for s in stats), eps)
+            node.info["stat"] = Stat(first.src, first.dims, any(s.low_precision for s in stats), eps,
+                                     unit=first.unit and base not in ("mul", "div"))
             return
         if base == "mul" and len(data) == 2 and data[0] == data[1]:
             node.root = nodes[data[0]].root         # x * x: a square of x, as x.pow(2)
@@ -706,7 +711,7 @@ class Tracer(TorchFunctionMode):
                 declared_axes=stat.dims, eps=eps, training=False,
                 parent_call=self._stack[-1].id if self._stack else -1, site=call_site(),
                 low_precision_stats=stat.low_precision or bool(centred and centred.low_precision),
-                handwritten=True,
+                handwritten=True, unit=stat.unit and not centred,
             )
             node.info["event"] = len(self.trace.events)
             self.trace.events.append(event)
