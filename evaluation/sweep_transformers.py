@@ -413,6 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(1)
     import normlint.runtime.api  # noqa: F401 - imported once here, not in every child
+    # What an audit imports lazily too: a child must run the code of the commit recorded in
+    # its row, not whatever the working tree holds when it is forked.
+    import normlint.runtime.project  # noqa: F401
+    import normlint.static.engine  # noqa: F401
+    from normlint.runtime.rules import all_checks
+    all_checks()
     from tiny_models import model_types
 
     if args.write_doc:
