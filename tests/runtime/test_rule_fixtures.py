@@ -58,3 +58,11 @@ def test_one_finding_per_root_cause(name, factory, cause, effect):
     modules = {m for c, m in alone if c == effect}
     assert modules, f"{effect} is measured on {name}:{factory} when {cause} is off"
     assert {(cause, m) for m in modules} <= both and not {(effect, m) for m in modules} & both
+
+
+def test_nl304_once_per_class_with_the_count_of_layers():
+    """A norm reused in every layer of a stack is one finding for the class, naming the layers."""
+    made = load_fixture("nl304_norm_instance_reused").bad_in_every_layer()
+    hits = [f for f in normlint.audit(made[0], made[1], config=False).findings if f.code == "NL304"]
+    assert len(hits) == 1 and len(made[0].blocks) == 3, hits
+    assert "3 layers: blocks.0.norm, blocks.1.norm, blocks.2.norm" in hits[0].message
