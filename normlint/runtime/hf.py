@@ -277,8 +277,11 @@ def tokenize(texts: list[str], directory: str, model: nn.Module, *, meta: bool =
     the model's forward accepts. Encoder-decoders get derived ``decoder_input_ids``.
 
     Raises ``NormlintError`` when the directory has no tokenizer, the tokenizer has no pad
-    token (nor an end-of-sequence token to pad with), or its ids exceed the model's vocab.
+    token (nor an end-of-sequence token to pad with), the texts make no tokens, or its ids
+    exceed the model's vocab.
     """
+    if not os.path.isdir(directory):
+        raise NormlintError(f"--tokenizer {directory}: no such directory")
     if not has_tokenizer(directory):
         raise NormlintError(f"--text needs a tokenizer, and {directory} has none "
                             f"({', '.join(TOKENIZER_FILES[:2])}); give --input instead")
@@ -298,6 +301,9 @@ def tokenize(texts: list[str], directory: str, model: nn.Module, *, meta: bool =
             list(texts), padding=True, return_tensors="pt"))
     batch = {k: v for k, v in dict(encoded).items()
              if isinstance(v, torch.Tensor) and _accepts(model, k)}
+    if any(v.numel() == 0 for v in batch.values()):
+        raise NormlintError(f"--text made no tokens with the tokenizer in {directory} "
+                            f"({', '.join(map(repr, texts))}): give sentences with words")
     if not batch:
         raise NormlintError(f"{type(model).__name__}'s forward takes none of the tokenizer's "
                             f"outputs ({', '.join(dict(encoded))}); give --input instead")
