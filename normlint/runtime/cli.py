@@ -18,6 +18,9 @@ from ..errors import AuditError, NormlintError
 from ..report import exit_code, render
 
 _DTYPES = ("float32", "float16", "bfloat16")
+_META_FAILURE = (" (on the meta device tensors have shapes but no values: a forward that reads "
+                 "values, e.g. .item() or `if mask.any()`, or needs a kernel that meta lacks "
+                 "cannot run there; audit on the cpu, with --init random for a directory)")
 _TEXT_FORMATS = ("concise", "full")
 
 
@@ -216,7 +219,10 @@ def run_audit(request: AuditRequest, enabled, options, progress=None) -> AuditRu
                 progress.stage("measuring the depth profile")
                 profile = measure_profile(model, inputs, report)
         except AuditError as exc:
-            raise NormlintError(str(exc)) from exc
+            first, newline, rest = str(exc).partition("\n")
+            if target_options.meta:  # the reason goes on the line that is shown
+                first += _META_FAILURE
+            raise NormlintError(first + newline + rest) from exc
         except SystemExit as exc:
             raise UserCodeError(f"{request.target} exited (SystemExit({exc.code!r})) while the "
                                 "audit ran it; a model must not exit",
