@@ -161,7 +161,7 @@ def format_run(run: AuditRun, output_format: str) -> str:
 
 def _choose_inputs(request: AuditRequest, loaded, meta: bool):
     """(inputs, where they came from): --input, --text, the target's own, or derived."""
-    from .hf import derive_inputs, is_transformers_model, tokenize
+    from .hf import derive_inputs, derived_input_notes, is_transformers_model, tokenize
     from .input_specs import build_inputs, parse_input_spec
 
     if request.input_specs and request.texts:
@@ -181,7 +181,8 @@ def _choose_inputs(request: AuditRequest, loaded, meta: bool):
         return loaded.inputs, "from the factory", []
     if is_transformers_model(loaded.model):
         name = getattr(loaded.model, "main_input_name", "input_ids")
-        return derive_inputs(loaded.model, meta=meta), f"derived from the config: {name}", []
+        inputs = derive_inputs(loaded.model, meta=meta)
+        return inputs, f"derived from the config: {name}", derived_input_notes(loaded.model, inputs)
     raise NormlintError(f"{request.target} gives a model without example inputs; "
                         "give --input SPEC (e.g. --input float32[2,16,64])")
 

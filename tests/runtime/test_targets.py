@@ -94,6 +94,13 @@ def test_a_hub_name_is_not_looked_up():
     ("wav2vec2", "input_values float32[2,400]"),
     ("whisper", "input_features float32[2,16,64], decoder_input_ids int64[2,8]"),
     ("t5", "input_ids int64[2,16], decoder_input_ids int64[2,8]"),
+    # a model of two modalities gets both; a vision config without image_size gets 224
+    ("clip", "input_ids int64[2,16], pixel_values float32[2,3,32,32]"),
+    ("resnet", "pixel_values float32[2,3,224,224]"),
+    ("videomae", "pixel_values float32[2,4,3,32,32]"),
+    ("speech_to_text", "input_features float32[2,64,80], decoder_input_ids int64[2,8]"),
+    ("ast", "input_values float32[2,64,16]"),
+    ("parakeet", "input_features float32[2,64,16]"),
 ])
 def test_inputs_derived_per_modality(tmp_path, kind, inputs):
     directory = hf_dirs.save_modality(tmp_path / kind, kind)
@@ -101,6 +108,24 @@ def test_inputs_derived_per_modality(tmp_path, kind, inputs):
     assert result.exit_code in (0, 1), result.output
     assert f"inputs: {inputs} (derived from the config" in result.stdout
     assert "no normalization ran" not in result.stdout
+
+
+def test_text_for_a_model_of_two_modalities_gets_the_other_derived(tmp_path, gpt2_dir):
+    directory = hf_dirs.save_modality(tmp_path / "clip", "clip")
+    result = run(directory, "--text", "the cat sat", "--text", "a dog", "--tokenizer", gpt2_dir)
+    assert result.exit_code in (0, 1), result.output
+    assert "input_ids int64[2,3], attention_mask int64[2,3], pixel_values float32[2,3,32,32]" \
+        in result.stdout
+
+
+def test_images_inside_the_text_are_not_derived_and_a_note_says_so(tmp_path):
+    """LLaVA-style models take pixel_values only with as many image tokens in the text as
+    the vision tower makes features: the derived token ids have none, so the vision tower
+    does not run, and the output says why its norms never ran."""
+    result = run(hf_dirs.save_modality(tmp_path / "llava", "llava"))
+    assert "inputs: input_ids int64[2,16] (derived" in result.stdout
+    assert "note: derived inputs are token ids only" in result.stdout
+    assert "vision_tower" in result.stdout
 
 
 def test_derived_inputs_respect_vocab_and_meta():
