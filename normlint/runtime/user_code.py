@@ -127,5 +127,19 @@ def user_session() -> Iterator[UserSession]:
         roots = tuple(session.forget)
         for name in set(sys.modules) - saved_modules:
             path = os.path.abspath(getattr(sys.modules.get(name), "__file__", None) or os.sep)
-            if roots and path.startswith(roots) and not path.startswith(own):
+            if roots and path.startswith(roots) and not path.startswith(own) \
+                    and not _installed(path):
                 del sys.modules[name]
+
+
+def _installed(path: str) -> bool:
+    """A library module (site-packages, the interpreter's own): the user's session folders
+    may hold one (a project's ``.venv``), but importing it again is not idempotent (torch
+    registers its operators once), so it stays imported."""
+    import sysconfig
+
+    if set(path.split(os.sep)) & {"site-packages", "dist-packages"}:
+        return True
+    libraries = {os.path.join(os.path.abspath(p), "") for key, p in sysconfig.get_paths().items()
+                 if key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return path.startswith(tuple(libraries))
