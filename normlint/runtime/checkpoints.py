@@ -182,11 +182,18 @@ def load_weights(model: nn.Module, path: str, *, meta: bool) -> list[str]:
     if misfits:
         raise NormlintError(f"weights {path} do not fit {type(model).__name__}: "
                             f"{len(misfits)} tensor(s) differ in shape, e.g. {misfits[0]}")
-    missing = [k for k in expected if k not in state]
+    # A tied tensor (a head sharing the embedding's weight) is one tensor under several
+    # names; safetensors and save_pretrained store it once, and loading fills every name.
+    names_of: dict[int, list[str]] = {}
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        names_of.setdefault(id(tensor), []).append(key)
+    tied = {key: names for names in names_of.values() if len(names) > 1 for key in names}
+    missing = [k for k in expected if k not in state and not any(t in state for t in tied.get(k, ()))]
     unexpected = [k for k in state if k not in expected]
     if missing:
-        notes.append(f"{path}: {len(missing)} of the model's {len(expected)} tensors are missing "
-                     f"from the file and keep the factory's values: {_some(missing)}")
+        notes.append(f"{path}: {len(missing)} of the model's {len(expected)} tensors "
+                     f"{'is' if len(missing) == 1 else 'are'} missing from the file (kept as the "
+                     f"target built them): {_some(missing)}")
     if unexpected:
         notes.append(f"{path}: {len(unexpected)} tensors in the file are not in the model and "
                      f"were ignored: {_some(unexpected)}")
