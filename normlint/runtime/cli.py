@@ -149,7 +149,9 @@ def format_run(run: AuditRun, output_format: str) -> str:
         return render_html(report, run.summary, run.profile, run.notes)
     text = render(report.findings, output_format)
     if output_format not in _TEXT_FORMATS:
-        for note in run.notes:  # machine formats stay parseable: the notes go to stderr
+        # Machine formats stay parseable: every note (loading, lazy modules, the meta
+        # device's structural-only audit) goes to stderr.
+        for note in [*run.notes, *report.notes]:
             click.echo(f"normlint: note: {note}", err=True)
         return text
     summary = run.summary
