@@ -197,6 +197,7 @@ def run_audit(request: AuditRequest, enabled, options, progress=None) -> AuditRu
     from .api import audit_with
     from .input_specs import describe_inputs
     from .progress import Progress
+    from .state import seeded_rngs
     from .targets import TargetOptions, load_target, parse_arg, parse_device, to_device_dtype
     from .user_code import UserCodeError, user_session
 
@@ -206,7 +207,9 @@ def run_audit(request: AuditRequest, enabled, options, progress=None) -> AuditRu
                                    weights=request.weights, args=dict(map(parse_arg, request.args)),
                                    device=device, dtype=dtype, verbose=request.verbose)
     progress = progress or Progress(enabled=False)
-    with user_session() as session:
+    # Seeded: random weights (--init random, a factory's init) and drawn inputs are the
+    # same on every run, so a CI job sees the same numbers each time.
+    with seeded_rngs(0), user_session() as session:
         try:
             progress.stage("loading the model")
             loaded = load_target(request.target, target_options, session)
