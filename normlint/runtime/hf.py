@@ -371,6 +371,16 @@ def tokenize(texts: list[str], directory: str, model: nn.Module, *, meta: bool =
                          "(the tokenizer has no pad token)")
         encoded = call_user("tokenizing --text", lambda: tokenizer(
             list(texts), padding=True, return_tensors="pt"))
+        limit = _config_value(model.config, "max_position_embeddings") \
+            if is_transformers_model(model) else None
+        ids = encoded.get("input_ids")
+        if isinstance(limit, int) and 0 < limit and isinstance(ids, torch.Tensor) \
+                and ids.dim() == 2 and ids.shape[1] > limit:
+            # As derived ids do: a position embedding has no row past the model's maximum.
+            encoded = call_user("tokenizing --text", lambda: tokenizer(
+                list(texts), padding=True, truncation=True, max_length=limit, return_tensors="pt"))
+            notes.append(f"--text: truncated to the model's {limit} positions "
+                         f"(the longest sentence has {ids.shape[1]} tokens)")
     batch = {k: v for k, v in dict(encoded).items()
              if isinstance(v, torch.Tensor) and _accepts(model, k)}
     if any(v.numel() == 0 for v in batch.values()):

@@ -154,6 +154,16 @@ def test_text_is_tokenized_into_a_padded_batch(gpt2_dir):
     assert "inputs: input_ids int64[2,6], attention_mask int64[2,6] (--text" in result.stdout
 
 
+def test_text_longer_than_the_model_takes_is_truncated(gpt2_dir):
+    """Derived ids stop at max_position_embeddings; tokenized sentences must too (GPT2's
+    position embedding raised IndexError on the 65th token)."""
+    long = " ".join(["the cat sat on the mat"] * 20)   # 120 tokens; n_positions is 64
+    result = run(gpt2_dir, "--text", long, "--text", "a dog")
+    assert result.exit_code in (0, 1), result.output
+    assert "input_ids int64[2,64], attention_mask int64[2,64]" in result.stdout
+    assert "note: --text: truncated to the model's 64 positions" in result.stdout
+
+
 def test_text_on_the_meta_device_passes_the_ids_only(gpt2_dir):
     result = run(gpt2_dir, "--text", "the cat sat", "--text", "a dog", "--device", "meta")
     assert result.exit_code == 0, result.output
