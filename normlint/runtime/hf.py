@@ -103,17 +103,31 @@ def _read_config(transformers, directory: str):
         raise NormlintError(f"cannot read {path}: {describe_exception(exc)}") from None
 
 
-def _model_class(transformers, config):
-    """The class config.json's ``architectures`` names, else the base model of its type."""
-    for name in getattr(config, "architectures", None) or ():
+def _model_class(transformers, config) -> tuple[type, list[str]]:
+    """The class config.json's ``architectures`` names, else the base model of its type
+    (and a note naming the architectures this transformers does not have)."""
+    named = list(getattr(config, "architectures", None) or ())
+    for name in named:
         cls = getattr(transformers, name, None)
         if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel):
-            return cls
+            return cls, []
     try:
-        return transformers.AutoModel._model_mapping[type(config)]
+        cls = transformers.AutoModel._model_mapping[type(config)]
     except KeyError:
         raise NormlintError(f"transformers {transformers.__version__} has no model class for "
                             f"{type(config).__name__}") from None
+    notes = [f"config.json names {', '.join(named)}, which transformers {transformers.__version__} "
+             f"does not have: auditing the base model {cls.__name__} (its head is not audited)"
+             ] if named else []
+    return cls, notes
+
+
+def _describe_weight_files(files: list[str]) -> str:
+    """``model.safetensors``, or a sharded checkpoint's index and its number of shards."""
+    index = next((f for f in files if f.endswith(".index.json")), None)
+    if index is None:
+        return ", ".join(files)
+    return f"{index}, {sum(not f.endswith('.index.json') for f in files)} shards"
 
 
 def load_directory(directory: str, *, init: str = "weights", meta: bool = False,
@@ -128,7 +142,7 @@ def load_directory(directory: str, *, init: str = "weights", meta: bool = False,
     """
     with offline_transformers(verbose) as transformers:
         config = _read_config(transformers, directory)
-        cls = _model_class(transformers, config)
+        cls, notes = _model_class(transformers, config)
         what = f"building {cls.__name__} from {directory}"
         if meta or init == "random":
             with torch.device("meta") if meta else contextlib.nullcontext():
@@ -136,7 +150,7 @@ def load_directory(directory: str, *, init: str = "weights", meta: bool = False,
             if dtype is not None:
                 model = model.to(dtype)
             why = "meta device: weights not read" if meta else "--init random: random weights"
-            return LoadedDirectory(model, f"config.json ({why})")
+            return LoadedDirectory(model, f"config.json ({why})", notes)
         files = weight_files(directory)
         if not files:
             raise NormlintError(f"{directory} has a config.json but no weights (model.safetensors or "
@@ -150,7 +164,6 @@ def load_directory(directory: str, *, init: str = "weights", meta: bool = False,
         except Exception as exc:  # noqa: BLE001 - corrupt or truncated files are the user's input
             raise NormlintError(f"cannot load the weights in {directory}: "
                                 f"{describe_exception(exc)}") from None
-    notes = []
     mismatched = sorted(info.get("mismatched_keys") or ())
     if mismatched:
         first = mismatched[0]
@@ -164,7 +177,7 @@ def load_directory(directory: str, *, init: str = "weights", meta: bool = False,
         if keys:
             more = f", ... ({len(keys) - 5} more)" if len(keys) > 5 else ""
             notes.append(f"{directory}: {len(keys)} tensors {meaning}: {', '.join(keys[:5])}{more}")
-    return LoadedDirectory(model, f"config.json + {', '.join(files)}", notes)
+    return LoadedDirectory(model, f"config.json + {_describe_weight_files(files)}", notes)
 
 
 # ---------------------------------------------------------------------- derived inputs

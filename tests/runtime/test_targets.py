@@ -62,6 +62,31 @@ def test_directory_is_audited_with_its_real_weights(gpt2_dir):
     assert "--init random: random weights" in random.stdout and "NL406" not in codes(random)
 
 
+def test_sharded_directory_names_its_index_not_every_shard(tmp_path):
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(hf_dirs.gpt2_config()).save_pretrained(tmp_path, max_shard_size="20KB")
+    shards = len(list(tmp_path.glob("model-*.safetensors")))
+    assert shards > 2
+    result = run(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert f"(config.json + model.safetensors.index.json, {shards} shards)" in result.stdout.splitlines()[0]
+
+
+def test_an_architecture_transformers_lacks_falls_back_to_the_base_model_with_a_note(gpt2_dir, tmp_path):
+    import shutil
+
+    target = tmp_path / "fancy"
+    shutil.copytree(gpt2_dir, target)
+    config = json.loads((target / "config.json").read_text())
+    config["architectures"] = ["GPT2FancyModel"]
+    (target / "config.json").write_text(json.dumps(config))
+    result = run(target)
+    assert result.exit_code in (0, 1), result.output
+    assert result.stdout.startswith("audit: GPT2Model in eval mode")
+    assert "note: config.json names GPT2FancyModel, which transformers" in result.stdout
+    assert "the base model GPT2Model" in result.stdout
+
+
 def test_directory_loading_sets_offline_mode(gpt2_dir, monkeypatch):
     from normlint.runtime import hf
 
