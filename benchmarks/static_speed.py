@@ -5,6 +5,7 @@ Corpus: every `models/*/modeling_*.py` of the installed transformers (5.24: 538 
 interleaved, and the report compares medians measured side by side.
 
     .venv/bin/python benchmarks/static_speed.py --repeat 5 [--torchfix /path/to/venv/bin/torchfix]
+        [--compare-src /path/to/another/normlint/checkout]
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def main() -> None:
     ap.add_argument("--torchfix", help="path to a torchfix executable (its own venv: it pins an older libcst)")
     ap.add_argument("--torchfix-repeat", type=int, default=1)
     ap.add_argument("--json", help="also write the raw numbers here")
+    ap.add_argument("--compare-src", help="a checkout of another normlint version (its repository root): "
+                    "its cold and single-file runs are timed too, interleaved, with the same interpreter")
     args = ap.parse_args()
 
     py = sys.executable
@@ -86,8 +89,12 @@ def main() -> None:
     cache = work / "cache"
     env = {**os.environ, "NORMLINT_CACHE_DIR": str(cache)}
 
-    runs: dict[str, list[float]] = {k: [] for k in ("ruff_cold", "normlint_cold", "normlint_warm",
-                                                     "normlint_single", "python_startup")}
+    names = ["ruff_cold", "normlint_cold", "normlint_warm", "normlint_single", "python_startup"]
+    other_env = None
+    if args.compare_src:
+        names += ["compare_cold", "compare_single"]
+        other_env = {**env, "PYTHONPATH": str(Path(args.compare_src).resolve())}
+    runs: dict[str, list[float]] = {k: [] for k in names}
     peaks: dict[str, list[int]] = {k: [] for k in runs}
     for _ in range(args.repeat):
         for name, cmd, e in [
@@ -96,7 +103,12 @@ def main() -> None:
             ("normlint_warm", [py, "-m", "normlint", "check", "--exit-zero", "-q", "."], env),
             ("normlint_single", [py, "-m", "normlint", "check", "--no-cache", "--exit-zero", "-q", str(one)], env),
             ("python_startup", [py, "-c", "pass"], None),
+            ("compare_cold", [py, "-m", "normlint", "check", "--no-cache", "--exit-zero", "-q", "."], other_env),
+            ("compare_single", [py, "-m", "normlint", "check", "--no-cache", "--exit-zero", "-q", str(one)],
+             other_env),
         ]:
+            if name not in runs:
+                continue
             if name == "normlint_warm" and not cache.exists():
                 subprocess.run([py, "-m", "normlint", "check", "--exit-zero", "-q", "."], cwd=corpus, env=env,
                                capture_output=True)

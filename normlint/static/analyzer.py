@@ -12,7 +12,8 @@ from .source import ParsedFile
 
 STATIC_CODES = frozenset({
     "NL101", "NL201", "NL202", "NL203", "NL204", "NL301", "NL302", "NL303", "NL304", "NL305",
-    "NL306", "NL307", "NL308", "NL401", "NL402", "NL403", "NL404", "NL501", "NL502",
+    "NL306", "NL307", "NL308", "NL309", "NL401", "NL402", "NL403", "NL404", "NL501", "NL502", "NL503",
+    "NL504",
 })
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import kinds
 from .modules import Kind, ModuleModel
-from .names import dotted
+from .names import dotted, param_defaults
 
 if TYPE_CHECKING:
     from .model import Analysis
@@ -43,6 +43,9 @@ class Value:
     payload: object = None           # lambdas: (node, frame); refs: extra data
     anc: int = 0                     # bitset of ancestor ids
     closure: int = 0                 # anc plus this value's own bit
+    model: ModuleModel | None = None     # whose forward (or helper) holds node
+    call_site: ast.AST | None = None     # nn.Sequential elements: the container's call in forward
+    route: tuple = ()                # kinds of the modules inlined on the way to this value
 
     def has_ancestor(self, other: "Value") -> bool:
         return bool(self.anc >> other.id & 1)
@@ -69,6 +72,27 @@ class Residual:
     pre: Value | None = None    # a norm on the branch that normalizes the skip stream
     post: Value | None = None   # a norm applied to the sum
     branch_out: Value | None = None   # a norm on the branch output (sandwich / peri)
+    skip_alternatives: Value | None = None   # the if/else merge the skip was picked from
+
+    def skips(self) -> list[Value]:
+        """The skip value on every path (one, unless it was re-bound in a branch)."""
+        return alternatives(self.skip_alternatives) if self.skip_alternatives is not None else [self.skip]
+
+
+@dataclass(eq=False)
+class Loop:
+    """One `for` loop of the forward: what it iterates and what its body re-binds."""
+
+    node: ast.For
+    ref: Value | None                # the element when the loop runs over a module stack
+    first: int                       # value ids created by the body: first..last
+    last: int
+    entry: dict[str, Value]          # names the body re-binds -> their value on entry
+    exit: dict[str, Value]           # -> their value after the loop
+    site: tuple = ()
+
+    def holds(self, v: Value) -> bool:
+        return self.first <= v.id <= self.last
 
 
 @dataclass
@@ -82,6 +106,7 @@ class Flow:
     params: dict[str, Value] = field(default_factory=dict)
     users: dict[int, list[Value]] = field(default_factory=dict)
     for_stacks: list[tuple[ast.For, Value]] = field(default_factory=list)
+    loops: list[Loop] = field(default_factory=list)
     truncated: bool = False
 
     def finish(self) -> None:
@@ -131,10 +156,55 @@ class Flow:
         return self.users.get(v.id, [])
 
 
+def alternatives(v: Value, depth: int = 0) -> list[Value]:
+    """The values an if/else merge stands for (nested merges flattened)."""
+    if v.op != "phi" or depth > 4:
+        return [v]
+    out: list[Value] = []
+    for i in v.inputs:
+        out.extend(alternatives(i, depth + 1))
+    return out
+
+
+def walks_back_to(v: Value, target: Value, step, limit: int = 16) -> bool:
+    """target is reached from v going backwards through the inputs step(cur) returns (None:
+    cur does not pass its input on)."""
+    todo, steps = [v], 0
+    while todo and steps < limit:
+        steps += 1
+        cur = todo.pop()
+        if cur is target:
+            return True
+        more = step(cur)
+        if more:
+            todo.extend(more)
+    return False
+
+
 def exclusive(a: tuple, b: tuple) -> bool:
-    """Two branch-condition paths that cannot both hold (if x / else, if x / if not x)."""
+    """Two branch-condition paths that cannot both hold: `if x` / `else`, `if x` / `if not
+    x`, and `if self.mode == "a"` / `if self.mode == "b"` (one attribute, two constants)."""
     pa = dict(a)
-    return any(k in pa and pa[k] != pol for k, pol in b)
+    if any(k in pa and pa[k] != pol for k, pol in b):
+        return True
+    return _values_exclusive(a, b) or _values_exclusive(b, a)
+
+
+def _values_exclusive(a: tuple, b: tuple) -> bool:
+    """`x == "a"` on one path, `x == "b"` or `x in ("b", "c")` (or `x not in ("a", ...)`) on
+    the other."""
+    equal_a = {k[0]: k[2] for k, pol in a if pol and isinstance(k, tuple) and len(k) == 3 and k[1] == "eqc"}
+    if not equal_a:
+        return False
+    for k, pol in b:
+        if not (isinstance(k, tuple) and len(k) == 3 and k[0] in equal_a):
+            continue
+        value = equal_a[k[0]]
+        if k[1] == "eqc" and pol and k[2] != value:
+            return True
+        if k[1] == "inc" and (value in k[2]) != pol:
+            return True
+    return False
 
 
 def is_transparent(v: Value) -> bool:
@@ -149,7 +219,8 @@ def is_transparent(v: Value) -> bool:
             return False
         if k.category in ("dropout", "identity"):
             return True
-        return "drop" in k.name.lower() or k.name.endswith("Identity")
+        # project classes named for what they are (DropPath, StochasticDepth, MyIdentity)
+        return k.category == "project" and ("drop" in k.name.lower() or k.name.endswith("Identity"))
     if v.op == "func":
         return bool(v.name) and v.name.rsplit(".", 1)[-1] in ("dropout", "drop_path", "contiguous")
     if v.op == "binop" and v.name == "Mult":
@@ -243,6 +314,16 @@ def _place(flow: Flow, r: Residual) -> None:
 # -- the walker ------------------------------------------------------------------------
 
 
+def _stored_names(body: list[ast.stmt]) -> set[str]:
+    """Names a block of statements assigns (for loop-carried values)."""
+    out: set[str] = set()
+    for stmt in body:
+        for n in ast.walk(stmt):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                out.add(n.id)
+    return out
+
+
 @dataclass
 class Frame:
     model: ModuleModel
@@ -253,9 +334,12 @@ class Frame:
     depth: int
     returns: list[Value]
     active: frozenset     # functions being inlined (no recursion)
+    route: tuple = ()     # kinds of the modules inlined on the way here
 
-    def child(self, model: ModuleModel, prefix: str, env: dict[str, Value], site, key) -> "Frame":
-        return Frame(model, prefix, env, self.conds, site, self.depth + 1, [], self.active | {key})
+    def child(self, model: ModuleModel, prefix: str, env: dict[str, Value], site, key,
+              via: Kind | None = None) -> "Frame":
+        route = self.route + (via,) if via is not None else self.route
+        return Frame(model, prefix, env, self.conds, site, self.depth + 1, [], self.active | {key}, route)
 
 
 class Walker:
@@ -274,7 +358,7 @@ class Walker:
         if len(self.flow.values) >= self.max_values:
             self.flow.truncated = True
         v = Value(len(self.flow.values), op, inputs, node, frame.model.file.path, frame.model.cls.name,
-                  conds=frame.conds, site=frame.site, **kw)
+                  conds=frame.conds, site=frame.site, model=frame.model, route=frame.route, **kw)
         anc = 0
         for i in inputs:
             anc |= i.closure
@@ -306,15 +390,22 @@ class Walker:
             params = params[1:]
         args = list(args or [])
         kwargs = dict(kwargs or {})
+        defaults = {p.arg: d for p, d in param_defaults(fn)} if not top else {}
         for i, name in enumerate(params):
             if i < len(args):
                 frame.env[name] = args[i]
             elif name in kwargs:
                 frame.env[name] = kwargs.pop(name)
+            elif isinstance(defaults.get(name), ast.Constant):
+                # an inlined helper's flag left at its default (maybe_layer_norm(..., before=True))
+                frame.env[name] = self.new("const", (), defaults[name], frame, payload=defaults[name].value)
             else:
                 frame.env[name] = self.new("param", (), None, frame, var=name)
         for p in a.kwonlyargs:
-            frame.env[p.arg] = kwargs.pop(p.arg, None) or self.new("param", (), None, frame, var=p.arg)
+            d = defaults.get(p.arg)
+            frame.env[p.arg] = kwargs.pop(p.arg, None) or (
+                self.new("const", (), d, frame, payload=d.value) if isinstance(d, ast.Constant)
+                else self.new("param", (), None, frame, var=p.arg))
         for p in (a.vararg, a.kwarg):
             if p is not None:
                 frame.env[p.arg] = self.new("param", (), None, frame, var=p.arg)
@@ -394,23 +485,83 @@ class Walker:
             if isinstance(op, (ast.IsNot, ast.NotEq)):
                 polarity = not polarity
             left, right = dotted(test.left), test.comparators[0]
+            if isinstance(op, (ast.In, ast.NotIn)) and left is not None \
+                    and isinstance(right, (ast.List, ast.Tuple, ast.Set)) \
+                    and all(isinstance(e, ast.Constant) for e in right.elts):
+                if isinstance(op, ast.NotIn):
+                    polarity = not polarity
+                return (left, "inc", frozenset(repr(e.value) for e in right.elts)), polarity
             rkey = dotted(right) or (repr(right.value) if isinstance(right, ast.Constant) else None)
             if left is not None and rkey is not None:
-                kind = "is" if isinstance(op, (ast.Is, ast.IsNot)) else "eq" \
+                kind = "is" if isinstance(op, (ast.Is, ast.IsNot)) else (
+                    "eqc" if isinstance(right, ast.Constant) else "eq") \
                     if isinstance(op, (ast.Eq, ast.NotEq)) else type(op).__name__
                 return (left, kind, rkey), polarity
         return id(test), polarity
 
+    def _known(self, test: ast.expr, frame: Frame):
+        """The truth of a test that constants decide (a helper's flag bound to a literal), or
+        None."""
+        if isinstance(test, ast.Constant):
+            return bool(test.value)
+        if isinstance(test, ast.Name):
+            v = frame.env.get(test.id)
+            if v is not None and v.op == "const" and isinstance(v.payload, (bool, int, type(None))):
+                return bool(v.payload)
+            return None
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            inner = self._known(test.operand, frame)
+            return None if inner is None else not inner
+        if isinstance(test, ast.BoolOp):
+            vals = [self._known(v, frame) for v in test.values]
+            if isinstance(test.op, ast.And):
+                return False if False in vals else (True if all(v is True for v in vals) else None)
+            return True if True in vals else (False if all(v is False for v in vals) else None)
+        if isinstance(test, ast.BinOp) and isinstance(test.op, ast.BitXor):
+            a, b = self._known(test.left, frame), self._known(test.right, frame)
+            return None if a is None or b is None else a != b
+        return None
+
+    def _fold(self, test: ast.expr, frame: Frame) -> tuple[ast.expr, bool]:
+        """`after ^ self.normalize_before` with after=False is `self.normalize_before`:
+        (the test left, whether its polarity flips)."""
+        if isinstance(test, ast.BinOp) and isinstance(test.op, ast.BitXor):
+            for known, other in ((test.left, test.right), (test.right, test.left)):
+                k = self._known(known, frame)
+                if k is not None:
+                    inner, flip = self._fold(other, frame)
+                    return inner, flip != k
+        return test, False
+
+    def _branch_conds(self, test: ast.expr, frame: Frame | None = None) -> tuple[tuple, tuple]:
+        if frame is not None:
+            test, flip = self._fold(test, frame)
+            if flip:
+                body, orelse = self._branch_conds(test)
+                return orelse, body
+        """(conditions that hold in the `if` arm, those that hold in the `else` arm).
+        `if a and not b:` gives both facts to its arm; its `else` only knows the whole test
+        failed."""
+        if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+            body = tuple(self._cond_key(v) for v in test.values)
+            return body, ((id(test), False),)
+        key, pol = self._cond_key(test)
+        return ((key, pol),), ((key, not pol),)
+
     def _if(self, s: ast.If, frame: Frame) -> bool:
         self.expr(s.test, frame)
-        key, pol = self._cond_key(s.test)
+        known = self._known(s.test, frame)
+        if known is not None:
+            # decided by constants: only one arm runs
+            return self.block(s.body if known else s.orelse, frame)
+        body_conds, else_conds = self._branch_conds(s.test, frame)
         outer_conds = frame.conds
         before = dict(frame.env)
-        frame.conds = outer_conds + ((key, pol),)
+        frame.conds = outer_conds + body_conds
         body_ends = self.block(s.body, frame)
         body_env = frame.env
         frame.env = dict(before)
-        frame.conds = outer_conds + ((key, not pol),)
+        frame.conds = outer_conds + else_conds
         else_ends = self.block(s.orelse, frame)
         else_env = frame.env
         frame.conds = outer_conds
@@ -419,10 +570,10 @@ class Walker:
             return True
         if body_ends:
             frame.env = else_env
-            frame.conds = outer_conds + ((key, not pol),)
+            frame.conds = outer_conds + else_conds
         elif else_ends:
             frame.env = body_env
-            frame.conds = outer_conds + ((key, pol),)
+            frame.conds = outer_conds + body_conds
         else:
             merged = {}
             for name in set(body_env) | set(else_env):
@@ -439,11 +590,18 @@ class Walker:
     def _for(self, s: ast.For, frame: Frame) -> None:
         it = self.expr(s.iter, frame)
         elem = self._element(it, s.iter, frame)
+        first = len(self.flow.values)
         self.bind(s.target, elem, frame)
+        ref = None
         if elem.op == "elem_ref" or (elem.op == "tuple" and any(e.op == "elem_ref" for e in elem.inputs)):
             ref = elem if elem.op == "elem_ref" else next(e for e in elem.inputs if e.op == "elem_ref")
             self.flow.for_stacks.append((s, ref))
+        rebound = _stored_names(s.body)
+        entry = {n: frame.env[n] for n in rebound if n in frame.env}
         self.block(s.body, frame)
+        last = len(self.flow.values) - 1
+        exit_ = {n: frame.env[n] for n in rebound if n in frame.env}
+        self.flow.loops.append(Loop(s, ref, first, last, entry, exit_, frame.site))
         self.block(s.orelse, frame)
 
     def _element(self, it: Value, node: ast.expr, frame: Frame) -> Value:
@@ -471,6 +629,12 @@ class Walker:
             if v.op == "tuple" and len(v.inputs) == len(elts) and not any(isinstance(e, ast.Starred) for e in elts):
                 for e, sub in zip(elts, v.inputs):
                     self.bind(e, sub, frame)
+            elif v.op in ("elem_ref", "module_ref") and v.kind is not None and v.kind.category == "stack" \
+                    and len(v.kind.elements) == len(elts) and not any(isinstance(e, ast.Starred) for e in elts):
+                # for attn, ff in self.layers: each name is one module of the inner list
+                for i, (e, k) in enumerate(zip(elts, v.kind.elements)):
+                    self.bind(e, self.new("module_ref", (), e, frame, kind=k, attr=f"{v.attr}[{i}]",
+                                          stack=v.stack), frame)
             else:
                 for i, e in enumerate(elts):
                     if isinstance(e, ast.Starred):
@@ -595,6 +759,15 @@ class Walker:
                 data = _scale_operand(skip) or next((i for i in skip.inputs if branch.has_ancestor(i)), None)
                 if data is not None and branch.has_ancestor(data):
                     self.flow.residuals.append(Residual(v, data, branch, True))
+                    return
+        for skip, branch in ((a, b), (b, a)):
+            # the skip differs by path (`if self.shortcut: x = self.shortcut(x)`): the add is
+            # a residual when the branch was computed from one of its alternatives
+            if skip.op != "phi":
+                continue
+            for alt in alternatives(skip):
+                if alt.op not in ("const", "global", "meta", "selfattr") and branch.has_ancestor(alt):
+                    self.flow.residuals.append(Residual(v, alt, branch, False, skip_alternatives=skip))
                     return
 
     def _attribute(self, e: ast.Attribute, frame: Frame) -> Value:
@@ -721,8 +894,11 @@ class Walker:
             return self.new("norm", data, node, frame, kind=kind, attr=attr)
         if kind.category == "sequential":
             v = args[0] if args else self.new("const", (), None, frame)
+            first = len(self.flow.values)
             for i, el in enumerate(kind.elements):
                 v = self.apply(el, f"{attr}[{i}]", [v], {}, el.call or node, frame)
+            for u in self.flow.values[first:]:
+                u.call_site = u.call_site or node      # the element values' call in forward
             return v
         if kind.category in ("stack", "transformer_stack"):
             v = self.new("block", data, node, frame, kind=kind.block, attr=attr, stack=kind)
@@ -740,8 +916,8 @@ class Walker:
         if found is None or frame.depth >= MAX_INLINE_DEPTH or id(found[0]) in frame.active:
             return self.new("call", data, node, frame, kind=kind, attr=attr)
         fn = found[0]
-        model = self.a.model(cls)
-        inner = frame.child(model, f"{attr}.", {}, frame.site + (id(node),), id(fn))
+        model = self.a.builder.model_of(kind)
+        inner = frame.child(model, f"{attr}.", {}, frame.site + (id(node),), id(fn), via=kind)
         self._bind_params(fn, inner, args, kwargs)
         self.block(fn.body, inner)
         return self._result(inner.returns, node, frame)

@@ -1,61 +1,74 @@
-"""Project classes that are norms by structure: a forward that reduces the input over a dim
-and rescales the input by the result (LlamaRMSNorm, T5LayerNorm, the Annotated
-Transformer's LayerNorm, ConvNeXt's channels-first LayerNorm).
+"""Norms recognised by structure: a reduction over axes of an *activation* (a value computed
+from the forward's input), followed by a rescaling of that same activation by the
+statistic (LlamaRMSNorm, T5LayerNorm, the Annotated Transformer's LayerNorm, ConvNeXt's
+channels-first LayerNorm).
 
-The summary records what the numeric rules (NL4) and the axis rules (NL202/NL203) ask:
-which statistics, over which dims, whether they are upcast first, where eps sits.
+Read from the forward dataflow (flow.py), not from spellings: statistics of a parameter
+(weight standardization) are not a norm, and neither is a loss (a division by a count, a
+final mean). The summary records what the numeric rules (NL4) and the axis rules
+(NL202/NL203) ask: which statistics over which dims, whether *the reduction's input* is
+upcast, where eps sits and what its value really is.
 """
 
 from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Iterator
 
+from .flow import Flow, Value
 from .kinds import REDUCTIONS
-from .names import param_defaults
 
 _TORCH_REDUCTIONS = {"torch.mean", "torch.var", "torch.std", "torch.var_mean", "torch.std_mean",
                      "torch.norm", "torch.linalg.norm", "torch.linalg.vector_norm", "torch.sum"}
 _ROOTS = {"sqrt", "rsqrt"}
+_CLAMPS = {"clamp", "clamp_min", "clip", "maximum", "max"}
 _UPCAST_DTYPES = {"float32", "float", "float64", "double"}
+_LOW_DTYPES = {"float16", "half", "bfloat16"}
 
 
 @dataclass
 class Stat:
+    value: Value
     node: ast.Call
-    op: str                    # mean / var / std / norm / sum / var_mean / std_mean
-    source: ast.expr           # the reduced expression
+    op: str                    # mean / var / std / norm / var_mean / std_mean
     dims: tuple[int, ...] | None   # None: not a literal (or all dims)
     keepdim: bool
     biased: bool               # var/std: unbiased=False or correction=0
-    upcast: bool               # the reduced value went through .float()/.to(float32)
+    # the reduction's own input is upcast to float32 on its way from the activation: True,
+    # False (certainly not), None (a cast to a dtype the analysis cannot name)
+    upcast: bool | None
     # the statistic is a square in the input dtype (x.pow(2).mean(), x * x, var): the value
     # that overflows fp16 at |x| >= 256. norm()/std() and a plain mean accumulate in float32
     # inside the kernel and return values no larger than the input, so they are safe.
     squared: bool = False
 
+    @property
+    def source(self) -> Value:
+        return self.value.inputs[0]
+
 
 @dataclass
 class Division:
-    node: ast.BinOp | ast.Call   # x / denom, or the rsqrt(...) call that multiplies
+    node: ast.AST              # x / denom, or the rsqrt(...) call that multiplies
     denominator: ast.expr
     has_eps: bool              # an added term or a clamp guards the denominator
     eps_outside_root: bool     # (std + eps) or sqrt(var) + eps: eps added to the std
-    eps_terms: tuple[ast.expr, ...]
+    eps_terms: tuple[Value, ...]
+    upcast: bool = False       # every statistic in the denominator is upcast: eps is added in fp32
+    den_value: Value | None = None
 
 
 @dataclass
 class HandNorm:
     cls_name: str
-    forward: ast.FunctionDef
     stats: list[Stat]
     divisions: list[Division]
     centered: bool             # subtracts a mean: a LayerNorm, not an RMSNorm
-    channels_first: bool       # reduces dim 1 in a class that says so (data_format, permute)
+    channels_first: bool       # says so (data_format, permute, a (1, C, 1, 1) gain)
     running_stats: bool        # keeps running_mean / running_var: a BatchNorm implementation
-    upcast: bool
-    eps_literals: list[tuple[ast.expr, float]] = field(default_factory=list)
+    upcast: bool               # every statistic is computed from an upcast input (or cannot be told)
+    # (node, value, path, added in fp32: every statistic under it is upcast)
+    eps_values: list[tuple[ast.AST, float, str, bool]] = field(default_factory=list)
 
     @property
     def family(self) -> str:
@@ -64,20 +77,12 @@ class HandNorm:
         return "layer" if self.centered else "rms"
 
 
-def _call_name(call: ast.Call) -> str | None:
-    f = call.func
-    if isinstance(f, ast.Attribute):
-        return f.attr
-    if isinstance(f, ast.Name):
-        return f.id
-    return None
+def _call(v: Value) -> ast.Call | None:
+    return v.node if isinstance(v.node, ast.Call) else None
 
 
-def _qual(expr: ast.expr) -> str:
-    try:
-        return ast.unparse(expr)
-    except Exception:  # pragma: no cover - unparse handles every expression ast produces
-        return ""
+def _short(v: Value) -> str:
+    return (v.name or "").rsplit(".", 1)[-1]
 
 
 def _literal_dims(node: ast.expr | None) -> tuple[int, ...] | None:
@@ -99,220 +104,262 @@ def _literal_dims(node: ast.expr | None) -> tuple[int, ...] | None:
     return None
 
 
-class _Forward:
-    """Name -> assigned expressions inside one function, to follow values back."""
-
-    def __init__(self, fn: ast.FunctionDef):
-        self.fn = fn
-        self.assigns: dict[str, list[ast.expr]] = {}
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Assign):
-                for t in node.targets:
-                    self._bind(t, node.value)
-            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)) and node.value is not None:
-                self._bind(node.target, node.value)
-
-    def _bind(self, target: ast.expr, value: ast.expr) -> None:
-        if isinstance(target, ast.Name):
-            self.assigns.setdefault(target.id, []).append(value)
-        elif isinstance(target, (ast.Tuple, ast.List)):
-            for elt in target.elts:
-                self._bind(elt, value)
-
-    def expand(self, expr: ast.expr, limit: int = 60) -> Iterator[ast.AST]:
-        """Every node of expr, following names to their assigned values."""
-        seen: set[str] = set()
-        todo = [expr]
-        while todo and limit > 0:
-            limit -= 1
-            cur = todo.pop()
-            for node in ast.walk(cur):
-                yield node
-                if isinstance(node, ast.Name) and node.id not in seen and node.id in self.assigns:
-                    seen.add(node.id)
-                    todo.extend(self.assigns[node.id])
-
-
-def _is_square(node: ast.AST) -> bool:
-    """x.pow(2), torch.pow(x, 2), torch.square(x), x ** 2, x * x."""
-    def two(e):
-        return isinstance(e, ast.Constant) and e.value in (2, 2.0)
-    if isinstance(node, ast.Call):
-        name = _call_name(node)
-        if name == "square":
-            return True
-        if name in ("pow", "float_power"):
-            exps = node.args[1:] if len(node.args) > 1 else node.args
-            return any(two(e) for e in exps) or any(two(k.value) for k in node.keywords)
-        return False
-    if isinstance(node, ast.BinOp):
-        if isinstance(node.op, ast.Pow):
-            return two(node.right)
-        if isinstance(node.op, ast.Mult):
-            return ast.dump(node.left) == ast.dump(node.right)
-    return False
-
-
-def _is_upcast(node: ast.AST) -> bool:
-    if not isinstance(node, ast.Call):
-        return False
-    name = _call_name(node)
-    if name in ("float", "double"):
-        return True
-    if name in ("to", "type") or (name and name.endswith("autocast")):
-        for a in list(node.args) + [k.value for k in node.keywords]:
-            text = _qual(a)
-            if text.rsplit(".", 1)[-1] in _UPCAST_DTYPES or "float32" in text:
-                return True
-        if name.endswith("autocast"):
-            return any(k.arg == "enabled" for k in node.keywords)
-    return False
-
-
-def _stat_of(call: ast.Call, imports_qual) -> tuple[str, ast.expr] | None:
-    name = _call_name(call)
-    if isinstance(call.func, ast.Attribute) and name in REDUCTIONS:
-        qual = imports_qual(call.func) or ""
-        if qual in _TORCH_REDUCTIONS:
-            return (name, call.args[0]) if call.args else None
-        if qual.startswith("torch.") or qual.startswith("np.") or qual.startswith("numpy."):
-            return None
-        return name, call.func.value
+def _reduction(v: Value) -> str | None:
+    """mean/var/std/... when v reduces a tensor (x.mean(...), torch.var(x, ...))."""
+    if v.op == "method" and v.name in REDUCTIONS and v.inputs:
+        return v.name
+    if v.op == "func" and v.name in _TORCH_REDUCTIONS and v.inputs:
+        return v.name.rsplit(".", 1)[-1]
     return None
 
 
-def analyse(cls_name: str, fn: ast.FunctionDef, imports_qual, init: ast.FunctionDef | None,
-            class_text_has) -> HandNorm | None:
-    """A HandNorm when fn looks like a hand-written norm, else None."""
-    flow = _Forward(fn)
+def _is_two(v: Value) -> bool:
+    return v.op == "const" and v.payload in (2, 2.0)
+
+
+def _is_square(v: Value) -> bool:
+    """x.pow(2), torch.pow(x, 2), torch.square(x), x ** 2, x * x."""
+    if v.op == "binop":
+        if v.name == "Pow":
+            return len(v.inputs) == 2 and _is_two(v.inputs[1])
+        if v.name == "Mult":
+            return len(v.inputs) == 2 and v.inputs[0] is v.inputs[1]
+        return False
+    if v.op in ("method", "func"):
+        name = _short(v)
+        if name == "square":
+            return True
+        if name in ("pow", "float_power"):
+            return any(_is_two(i) for i in v.inputs[1:])
+    return False
+
+
+def _is_root(v: Value) -> bool:
+    """sqrt / rsqrt of something, including `** 0.5` and `** -0.5`."""
+    if v.op in ("method", "func") and _short(v) in _ROOTS:
+        return True
+    if v.op == "binop" and v.name == "Pow" and len(v.inputs) == 2:
+        e = v.inputs[1]
+        return e.op == "const" and e.payload in (0.5, -0.5)
+    if v.op in ("method", "func") and _short(v) == "pow" and len(v.inputs) >= 2:
+        e = v.inputs[-1]
+        return e.op == "const" and e.payload in (0.5, -0.5)
+    return False
+
+
+def _is_reciprocal_root(v: Value) -> bool:
+    if v.op in ("method", "func") and _short(v) == "rsqrt":
+        return True
+    if (v.op == "binop" and v.name == "Pow") or (v.op in ("method", "func") and _short(v) == "pow"):
+        e = v.inputs[-1]
+        return e.op == "const" and e.payload == -0.5
+    return False
+
+
+def cast_direction(v: Value) -> str | None:
+    """'up' for a cast to float32/64, 'down' for one to a low or the input's own dtype,
+    'unknown' for a cast to a dtype the analysis cannot name, None when v is not a cast."""
+    if v.op != "method":
+        return None
+    if v.name in ("float", "double"):
+        return "up"
+    if v.name in ("half", "bfloat16"):
+        return "down"
+    if v.name not in ("to", "type"):
+        return None
+    targets = v.inputs[1:]
+    if not targets:
+        return None
+    verdict = None
+    for t in targets:
+        if t.op == "meta":
+            verdict = verdict or "down"        # x.to(input_dtype), x.to(x.device)
+            continue
+        text = (t.name or "") if t.op == "global" else (str(t.payload) if t.op == "const" else "")
+        last = text.rsplit(".", 1)[-1]
+        if last in _UPCAST_DTYPES:
+            return "up"
+        if last in _LOW_DTYPES:
+            return "down"
+        if t.op == "const" and not isinstance(t.payload, str):
+            continue                           # non_blocking=True, copy=False
+        if t.op == "global" and text.split(".")[0] in ("torch",) and last in ("device",):
+            continue
+        verdict = "unknown"
+    return verdict
+
+
+def _derives(v: Value, src: Value) -> bool:
+    return v is src or v.has_ancestor(src)
+
+
+def analyse(cls_name: str, flow: Flow, running_stats: bool, channels_first: bool,
+            eps_resolver) -> HandNorm | None:
+    """A HandNorm when the forward normalizes its input by structure, else None.
+
+    eps_resolver(value) -> [(report node, eps value, path)]: what an eps term stands for.
+    """
+    params = [p for p in flow.params.values()]
+    if not params:
+        return None
+    values = flow.values
+    casts = [(v, cast_direction(v)) for v in values]
+    casts = [(v, d) for v, d in casts if d is not None]
     stats: list[Stat] = []
-    roots: list[ast.Call] = []
-    divs: list[ast.BinOp] = []
-    centered = False
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Call):
-            st = _stat_of(node, imports_qual)
-            if st is not None and st[0] != "sum":
-                # sum-normalization (routing weights, probabilities) is not a norm layer
-                op, src = st
-                kw = {k.arg: k.value for k in node.keywords}
-                qual = imports_qual(node.func) or ""
-                pos = node.args[1:] if qual in _TORCH_REDUCTIONS else node.args
-                dim_node = kw.get("dim", kw.get("axis", pos[0] if pos and op != "norm" else
-                                                    (pos[1] if op == "norm" and len(pos) > 1 else None)))
-                keep = kw.get("keepdim", pos[1] if op != "norm" and len(pos) > 1 else None)
-                keepdim = isinstance(keep, ast.Constant) and keep.value is True
-                unb = kw.get("unbiased")
-                corr = kw.get("correction")
-                biased = (isinstance(unb, ast.Constant) and unb.value is False) or \
-                         (isinstance(corr, ast.Constant) and corr.value == 0)
-                if op in ("var", "std") and len(pos) > 1 and "keepdim" not in kw:
-                    # x.var(-1, False) / x.std(dim, unbiased, keepdim) positional forms
-                    if isinstance(pos[1], ast.Constant) and pos[1].value is False:
-                        biased = True
-                    keepdim = len(pos) > 2 and isinstance(pos[2], ast.Constant) and pos[2].value is True
-                upcast = any(_is_upcast(n) for n in flow.expand(src))
-                squared = op in ("var", "var_mean") or any(_is_square(n) for n in flow.expand(src))
-                stats.append(Stat(node, op, src, _literal_dims(dim_node), keepdim, biased, upcast,
-                                  squared))
-            name = _call_name(node)
-            if name in _ROOTS:
-                roots.append(node)
-        elif isinstance(node, ast.BinOp):
-            if isinstance(node.op, ast.Div):
-                divs.append(node)
-            elif isinstance(node.op, ast.Sub):
-                right_nodes = list(flow.expand(node.right, limit=8))
-                if any(isinstance(n, ast.Call) and _call_name(n) in ("mean", "var_mean")
-                       for n in right_nodes):
-                    centered = True
+    for v in values:
+        op = _reduction(v)
+        if op is None or op == "sum" or op == "amax":
+            continue                   # sum-normalization (routing weights) is not a norm layer
+        src = v.inputs[0]
+        act = next((p for p in params if _derives(src, p)), None)
+        if act is None:
+            continue                   # statistics of a parameter or a constant: not of an activation
+        call = _call(v)
+        if call is None:
+            continue
+        stats.append(_stat(v, op, call, src, act, casts, values))
     if not stats:
         return None
-    dim0 = any(s.dims and 0 in s.dims and s.keepdim for s in stats)
-    if not (any(s.keepdim for s in stats) or dim0
+    if not (any(s.keepdim for s in stats) or any(s.dims and 0 in s.dims for s in stats)
             or any(s.op in ("var_mean", "std_mean") for s in stats)):
         return None
-    stat_nodes = {id(s.node) for s in stats}
+    stat_values = [s.value for s in stats]
 
-    def derives_from_stat(expr: ast.expr) -> bool:
-        return any(id(n) in stat_nodes or (isinstance(n, ast.Call) and _call_name(n) in _ROOTS)
-                   for n in flow.expand(expr, limit=20))
+    def from_stat(v: Value) -> bool:
+        return any(_derives(v, s) for s in stat_values)
 
     divisions: list[Division] = []
-    for d in divs:
-        if derives_from_stat(d.right):
-            divisions.append(_division(d, d.right, flow))
-    for r in roots:
-        if _call_name(r) == "rsqrt" and r.args and derives_from_stat(r.args[0]) or \
-                _call_name(r) == "rsqrt" and isinstance(r.func, ast.Attribute) and derives_from_stat(r.func.value):
-            arg = r.args[0] if r.args else r.func.value
-            divisions.append(_division(r, arg, flow))
-    if not divisions:
+    for v in values:
+        if v.op == "binop" and v.name == "Div" and len(v.inputs) == 2:
+            num, den = v.inputs
+            if from_stat(den) and any(_derives(num, p) for p in params) and den.op != "meta":
+                divisions.append(_division(v, den, v.node, stat_values, values))
+        elif v.op == "binop" and v.name == "Mult" and len(v.inputs) == 2:
+            for a, b in ((v.inputs[0], v.inputs[1]), (v.inputs[1], v.inputs[0])):
+                # x * rsqrt(var + eps): the reciprocal root of a statistic rescales the activation
+                r = _reciprocal_root_of(b)
+                if r is None or not from_stat(r) or not any(_derives(a, p) for p in params):
+                    continue
+                den = r.inputs[0] if r.inputs else r
+                divisions.append(_division(r, den, r.node, stat_values, values))
+                break
+    if not divisions or _adds_input_back(flow, params):
         return None
-    running = class_text_has("running_mean") or class_text_has("running_var")
-    channels_first = (class_text_has("channels_first") or class_text_has("data_format")
-                      or any(isinstance(n, ast.Call) and _call_name(n) == "permute" for n in ast.walk(fn)))
-    eps_literals: list[tuple[ast.expr, float]] = []
+    centered = any(v.op == "binop" and v.name == "Sub" and len(v.inputs) == 2
+                   and any(_derives(v.inputs[0], p) for p in params)
+                   and any(_derives(v.inputs[1], s.value) for s in stats if s.op in ("mean", "var_mean", "std_mean"))
+                   for v in values)
+    eps_values: list[tuple[ast.AST, float, str, bool]] = []
     for div in divisions:
+        # the eps is added to float32 values when the denominator comes from an upcast
+        # (binary ops promote: `(x.float() - mean) ** 2` is float32 whatever mean's dtype)
+        div.upcast = div.den_value is not None and any(
+            d == "up" and _derives(div.den_value, c) and not any(
+                dn == "down" and _derives(div.den_value, c2) and c2.has_ancestor(c) for c2, dn in casts)
+            for c, d in casts)
         for term in div.eps_terms:
-            eps_literals.extend(_eps_values(term, flow, init))
-    upcast = any(s.upcast for s in stats) or any(_is_upcast(n) for n in ast.walk(fn))
-    return HandNorm(cls_name, fn, stats, divisions, centered, channels_first, running, upcast,
-                    eps_literals)
+            eps_values.extend((node, value, path, div.upcast) for node, value, path in eps_resolver(term))
+    upcast = all(s.upcast is not False for s in stats)
+    return HandNorm(cls_name, stats, divisions, centered, channels_first, running_stats, upcast, eps_values)
 
 
-def _division(node, denominator: ast.expr, flow: _Forward) -> Division:
-    nodes = list(flow.expand(denominator, limit=20))
-    eps_terms: list[ast.expr] = []
+def _adds_input_back(flow: Flow, params: list[Value]) -> bool:
+    """The forward returns its input plus a rescaled term (ConvNeXt-V2's GRN:
+    `gamma * (x * Nx) + beta + x`): a residual recalibration, not a normalization."""
+    if not flow.returns:
+        return False
+    for r in flow.returns:
+        todo, found = [r], False
+        while todo:
+            cur = todo.pop()
+            if cur.op == "add":
+                if any(i in params for i in cur.inputs):
+                    found = True
+                    break
+                todo.extend(cur.inputs)
+        if not found:
+            return False
+    return True
+
+
+def _reciprocal_root_of(v: Value) -> Value | None:
+    """The rsqrt(...) (or ** -0.5) value behind casts and a gain (`weight * rsqrt(var)`)."""
+    for _ in range(6):
+        if _is_reciprocal_root(v):
+            return v
+        if v.op == "method" and cast_direction(v) is not None and v.inputs:
+            v = v.inputs[0]
+            continue
+        if v.op == "binop" and v.name == "Mult" and len(v.inputs) == 2:
+            a, b = v.inputs
+            if a.op in ("selfattr", "const", "global") or cast_direction(a) is not None:
+                v = b
+                continue
+            if b.op in ("selfattr", "const", "global") or cast_direction(b) is not None:
+                v = a
+                continue
+        return None
+    return None
+
+
+def _stat(v: Value, op: str, call: ast.Call, src: Value, act: Value, casts, values) -> Stat:
+    kw = {k.arg: k.value for k in call.keywords}
+    torch_form = v.op == "func"
+    pos = call.args[1:] if torch_form else call.args
+    if op == "norm":
+        dim_node = kw.get("dim", pos[1] if len(pos) > 1 else None)
+    else:
+        dim_node = kw.get("dim", kw.get("axis", pos[0] if pos else None))
+    keep = kw.get("keepdim", pos[1] if op != "norm" and len(pos) > 1 else None)
+    keepdim = isinstance(keep, ast.Constant) and keep.value is True
+    unb, corr = kw.get("unbiased"), kw.get("correction")
+    biased = (isinstance(unb, ast.Constant) and unb.value is False) or \
+             (isinstance(corr, ast.Constant) and corr.value == 0)
+    if op in ("var", "std") and len(pos) > 1 and "keepdim" not in kw:
+        # x.var(-1, False) / x.std(dim, unbiased, keepdim) positional forms
+        if isinstance(pos[1], ast.Constant) and pos[1].value is False:
+            biased = True
+        keepdim = len(pos) > 2 and isinstance(pos[2], ast.Constant) and pos[2].value is True
+    # casts on the way from the activation to the reduction's input
+    on_path = [(c, d) for c, d in casts if _derives(src, c) and c.has_ancestor(act)]
+    ups = [c for c, d in on_path if d == "up"]
+    downs = [c for c, d in on_path if d == "down"]
+    unknown = any(d == "unknown" for _, d in on_path)
+    if any(not any(dn.has_ancestor(u) for dn in downs) for u in ups):
+        upcast: bool | None = True
+    elif unknown:
+        upcast = None
+    else:
+        upcast = False
+    squared = op in ("var", "var_mean") or any(
+        _is_square(s) and _derives(src, s) and (s is act or s.has_ancestor(act)) for s in values
+        if s.id <= src.id)
+    return Stat(v, call, op, _literal_dims(dim_node), keepdim, biased, upcast, squared)
+
+
+def _division(v: Value, den: Value, node, stats: list[Value], values: list[Value]) -> Division:
+    """Where eps sits in a denominator that derives from a statistic."""
+    eps_terms: list[Value] = []
     clamp = False
     outside = False
-    for n in nodes:
-        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add):
-            for side, other in ((n.left, n.right), (n.right, n.left)):
-                # the eps is the operand that is not itself a statistic
-                if not any(isinstance(m, ast.Call) for m in ast.walk(side)) and \
-                        not (isinstance(side, ast.Name) and side.id in flow.assigns
-                             and any(isinstance(m, ast.Call) for v in flow.assigns[side.id]
-                                     for m in ast.walk(v))):
+    for u in values:
+        if u.id > den.id or not _derives(den, u):
+            continue
+        if u.op == "add" and len(u.inputs) == 2:
+            for side, other in ((u.inputs[0], u.inputs[1]), (u.inputs[1], u.inputs[0])):
+                if any(_derives(side, s) for s in stats) or side.op in ("meta",):
+                    continue
+                if any(_derives(other, s) for s in stats):
                     eps_terms.append(side)
-                    other_nodes = list(flow.expand(other, limit=10))
-                    if any(isinstance(m, ast.Call) and (_call_name(m) in ("std", "sqrt", "norm"))
-                           for m in other_nodes):
+                    # std + eps or sqrt(var) + eps: the root (or std/norm) comes before the add
+                    if any(_derives(other, r) for r in values if r.id <= other.id and (
+                            _is_root(r) or (_reduction(r) in ("std", "norm", "std_mean")))):
                         outside = True
-        elif isinstance(n, ast.Call) and _call_name(n) in ("clamp", "clamp_min", "clip", "maximum", "max"):
+        elif u.op in ("method", "func") and _short(u) in _CLAMPS and any(_derives(u, s) for s in stats):
             clamp = True
-    for n in nodes:
-        # sqrt(var + eps) keeps the eps inside the root: the standard formula
-        if isinstance(n, ast.Call) and _call_name(n) in _ROOTS:
-            inner = n.args[0] if n.args else getattr(n.func, "value", None)
-            if inner is not None and any(isinstance(m, ast.BinOp) and isinstance(m.op, ast.Add)
-                                         for m in flow.expand(inner, limit=10)):
-                outside = False
-    return Division(node, denominator, bool(eps_terms) or clamp, outside, tuple(eps_terms))
-
-
-def _eps_values(term: ast.expr, flow: _Forward, init: ast.FunctionDef | None) -> list[tuple[ast.expr, float]]:
-    """Literal eps values a term stands for: a literal, or self.eps set from an __init__ default."""
-    if isinstance(term, ast.Constant) and isinstance(term.value, float):
-        return [(term, term.value)]
-    if isinstance(term, ast.Name) and term.id in flow.assigns:
-        out = []
-        for v in flow.assigns[term.id]:
-            out.extend(_eps_values(v, flow, init))
-        return out
-    if isinstance(term, ast.Attribute) and isinstance(term.value, ast.Name) \
-            and term.value.id == "self" and init is not None:
-        source: ast.expr | None = None
-        for node in ast.walk(init):
-            if isinstance(node, ast.Assign) and any(
-                    isinstance(t, ast.Attribute) and t.attr == term.attr
-                    and isinstance(t.value, ast.Name) and t.value.id == "self" for t in node.targets):
-                source = node.value
-        if isinstance(source, ast.Constant) and isinstance(source.value, float):
-            return [(source, source.value)]
-        if isinstance(source, ast.Name):
-            for arg, default in param_defaults(init):
-                if arg.arg == source.id and isinstance(default, ast.Constant) \
-                        and isinstance(default.value, float):
-                    return [(default, default.value)]
-    return []
+    if outside and any(_is_root(r) and _derives(den, r) and any(
+            _derives(r, t) for t in eps_terms) for r in values):
+        outside = False            # sqrt(var + eps): the standard formula
+    text = ast.unparse(den.node) if isinstance(den.node, ast.AST) else ""
+    den_node = den.node if isinstance(den.node, ast.expr) else ast.Name(id=text or "denominator")
+    return Division(node, den_node, bool(eps_terms) or clamp, outside, tuple(eps_terms), den_value=den)

@@ -1,6 +1,7 @@
-"""One run's analysis state: the project index plus cached per-class summaries that the
-rules query (module model, hand-written norm structure, forward dataflow, block placement,
-composition and sequence evidence)."""
+"""One run's analysis state: the project index plus the cached facts the rules query —
+module models (modules.py), forward dataflow (flow.py), module summaries (summary.py),
+layouts (layouts.py), norms recognised by structure (handnorm.py), composition and
+sequence evidence."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from typing import Iterator, Sequence
 
 from . import kinds
 from .context import RuleContext
-from .flow import Flow, Walker, exclusive, root
+from .flow import Flow, Value, Walker
 from .handnorm import HandNorm, analyse as analyse_handnorm
 from .index import ClassInfo, FileInfo, ProjectIndex
+from .layouts import AxesSolver, Layout
 from .modules import Kind, ModelBuilder, ModuleModel
+from .names import param_defaults
 from .source import ParsedFile
+from .summary import BlockSummary, Summaries
 
 SEQUENCE_PARAMS = frozenset({
     "input_ids", "attention_mask", "key_padding_mask", "src_key_padding_mask", "tgt_key_padding_mask",
@@ -29,15 +33,7 @@ TOKEN_PARAMS = frozenset({"input_ids", "decoder_input_ids", "token_ids", "tokens
 VISION_PARAMS = frozenset({"pixel_values", "images", "image", "pixel_values_videos", "pixel_mask"})
 _SEQUENCE_CATEGORIES = {"rnn", "transformer", "transformer_stack", "transformer_layer"}
 
-
-@dataclass
-class BlockSummary:
-    """How one class wires its residual adds (computed from its forward dataflow)."""
-
-    placement: str                  # pre / post / sandwich / peri / mixed / none
-    ends_with_norm: bool
-    stabilized: bool                # DeepNorm-style scaled skip
-    flow: Flow | None = None
+__all__ = ["Analysis", "BlockSummary", "Evidence", "walk_kind", "class_text"]
 
 
 @dataclass
@@ -57,10 +53,12 @@ class Analysis:
         self.ctx = ctx
         self.index = ProjectIndex(files)
         self.builder = ModelBuilder(self.index, self.norm_class)
+        self.summaries = Summaries(self)
         self._hand: dict[int, HandNorm | None] = {}
         self._norm_family: dict[int, tuple[str, bool] | None] = {}
         self._flows: dict[int, Flow | None] = {}
-        self._summaries: dict[int, BlockSummary | None] = {}
+        self._solvers: dict[int, AxesSolver] = {}
+        self._out_layouts: dict[tuple, Layout | None] = {}
         self._parents: dict[int, list[ClassInfo]] | None = None
         self._own_evidence: dict[int, Evidence] = {}
         self._subtree: dict[int, bool] = {}
@@ -68,6 +66,8 @@ class Analysis:
         self._subclasses: dict[int, list[ClassInfo]] | None = None
         self._foreign: dict[tuple[str, str], bool] = {}
         self._attr_loads: dict[int, frozenset[str]] = {}
+        self._run_loads: dict[int, frozenset[str]] = {}
+        self._callers: dict[int, list[tuple[ClassInfo, Value]]] | None = None
         self.sequence_params = SEQUENCE_PARAMS | frozenset(ctx.option("NL101", "sequence-markers") or [])
 
     # -- classes ------------------------------------------------------------------------
@@ -83,6 +83,7 @@ class Analysis:
         return self.builder.model(cls)
 
     def hand_norm(self, cls: ClassInfo) -> HandNorm | None:
+        """The norm a class's forward computes by hand (by structure), or None."""
         key = id(cls)
         if key not in self._hand:
             self._hand[key] = None
@@ -97,15 +98,61 @@ class Analysis:
                 nparams = len(fn.args.posonlyargs + fn.args.args) - 1
                 heavy = nparams > 3 or (init is not None and self._has_heavy_submodule(cls, init))
                 if not heavy:
-                    # forward plus the helpers it calls on self (Gemma's `self._norm(x.float())`)
-                    called = {n.func.attr for n in ast.walk(fn) if isinstance(n, ast.Call)
-                              and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
-                              and n.func.value.id == "self"}
-                    helpers = [m for name, m in cls.methods.items() if name in called and m is not fn]
-                    body = ast.Module(body=[fn, *helpers], type_ignores=[]) if helpers else fn
-                    self._hand[key] = analyse_handnorm(
-                        cls.name, body, cls.file.imports.qualname, init, lambda s: s in text)
+                    flow = self.flow(cls)
+                    if flow is not None:
+                        running = "running_mean" in text or "running_var" in text
+                        self._hand[key] = analyse_handnorm(
+                            cls.name, flow, running, self._says_channels_first(cls, text), self._eps_terms)
         return self._hand[key]
+
+    def _says_channels_first(self, cls: ClassInfo, text: str) -> bool:
+        """A channels-first norm says so: data_format, a permute, or a gain shaped (1, C, 1...)."""
+        if "channels_first" in text or "data_format" in text:
+            return True
+        fwd = cls.methods.get("forward")
+        if fwd is not None and any(isinstance(n, ast.Attribute) and n.attr == "permute" for n in ast.walk(fwd)):
+            return True
+        init = cls.methods.get("__init__")
+        if init is None:
+            return False
+        for n in ast.walk(init):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("ones", "zeros") \
+                    and len(n.args) >= 3 and isinstance(n.args[0], ast.Constant) and n.args[0].value == 1 \
+                    and all(isinstance(a, ast.Constant) and a.value == 1 for a in n.args[2:]):
+                return True
+        return False
+
+    def _eps_terms(self, term: Value) -> list[tuple[ast.AST, float, str]]:
+        """What an eps term stands for: a literal, a module constant, self.eps set in __init__
+        (from a literal or a parameter's default)."""
+        if term.op == "const" and isinstance(term.payload, float) and term.node is not None:
+            return [(term.node, term.payload, term.path)]
+        model = term.model
+        if model is None:
+            return []
+        if term.op == "global" and isinstance(term.node, ast.Name):
+            value = self.index.module_constant(term.node.id, model.file)
+            return [(term.node, value, term.path)] if isinstance(value, float) else []
+        if term.op == "selfattr" and term.name:
+            expr = model.attr_exprs.get(term.name)
+            if isinstance(expr, ast.Constant) and isinstance(expr.value, float):
+                return [(expr, expr.value, model.file.path)]
+            found = self.index.find_method(model.cls, "__init__")
+            if isinstance(expr, ast.Name) and found is not None:
+                init, owner = found
+                for arg, default in param_defaults(init):
+                    if arg.arg == expr.id and isinstance(default, ast.Constant) and isinstance(default.value, float):
+                        return [(default, default.value, owner.file.path)]
+            value = model.num_attrs.get(term.name)
+            if isinstance(value, float) and expr is not None:
+                return [(expr, value, model.file.path)]
+            if expr is None:
+                # a class constant (EPS = 1e-10 in the class body), here or in a base
+                for c in self.index.mro(model.cls):
+                    const = c.constants.get(term.name)
+                    if isinstance(const, ast.Constant) and isinstance(const.value, float):
+                        return [(const, const.value, c.file.path)]
+        return []
 
     def _has_heavy_submodule(self, cls: ClassInfo, init: ast.FunctionDef) -> bool:
         """__init__ builds modules other than parameters and norms: not a norm by structure."""
@@ -152,120 +199,116 @@ class Analysis:
                           for n in ast.walk(fwd) if isinstance(n, ast.Call)] \
                     if "_norm(" in class_text(cls) else []
                 fnorms = [f for f in fnorms if f and f != "normalize"]
-                hand = self.hand_norm(cls)
                 if fnorms and not self._has_heavy_submodule(cls, cls.methods["__init__"]):
                     permutes = any(isinstance(n, ast.Attribute) and n.attr in ("permute", "transpose")
                                    for n in ast.walk(fwd))
                     result = (kinds.FUNCTIONAL_NORMS[fnorms[0]], permutes)
-                elif hand is not None:
-                    result = (hand.family, hand.channels_first)
+                else:
+                    hand = self.hand_norm(cls)
+                    if hand is not None:
+                        result = (hand.family, hand.channels_first)
+                    else:
+                        result = self._wrapped_norm(cls)
         self._norm_family[key] = result
         return result
+
+    def _wrapped_norm(self, cls: ClassInfo) -> tuple[str, bool] | None:
+        """A toolkit's wrapper whose forward only returns its torch norm applied to the input
+        (speechbrain's LayerNorm, `forward: return self.norm(x)`) is that norm."""
+        fwd, init = cls.methods.get("forward"), cls.methods.get("__init__")
+        if fwd is None or init is None or self._has_heavy_submodule(cls, init):
+            return None
+        params = [a.arg for a in fwd.args.posonlyargs + fwd.args.args][1:]
+        returns = [n for n in ast.walk(fwd) if isinstance(n, ast.Return)]
+        if not params or len(fwd.body) > 3 or not returns:
+            return None
+        attrs = set()
+        for r in returns:
+            v = r.value
+            if not (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and isinstance(v.func.value, ast.Name)
+                    and v.func.value.id == "self" and v.args and isinstance(v.args[0], ast.Name)
+                    and v.args[0].id == params[0]):
+                return None
+            attrs.add(v.func.attr)
+        if len(attrs) != 1:
+            return None
+        kind = self.model(cls).kind_of(attrs.pop())
+        if kind is None or not kind.is_native_norm:
+            return None
+        return kind.family, kind.channels_first
 
     # -- dataflow -----------------------------------------------------------------------
 
     def flow(self, cls: ClassInfo) -> Flow | None:
-        key = id(cls)
+        return self.flow_of(self.model(cls))
+
+    def flow_of(self, model: ModuleModel) -> Flow | None:
+        """The forward dataflow of a (possibly specialised) module model."""
+        key = id(model)
         if key not in self._flows:
             self._flows[key] = None
-            if self.index.find_method(cls, "forward") is not None:
-                self._flows[key] = Walker(self, self.model(cls)).run()
+            if self.index.find_method(model.cls, "forward") is not None:
+                self._flows[key] = Walker(self, model).run()
         return self._flows[key]
 
+    def layout(self, v: Value, flow: Flow) -> Layout | None:
+        """The layout of a value of flow, with the forward's parameters of unknown layout."""
+        solver = self._solvers.get(id(flow))
+        if solver is None:
+            solver = self._solvers[id(flow)] = AxesSolver(self, flow)
+        return solver.of(v)
+
+    def output_layout(self, kind: Kind, inp: Layout | None, depth: int = 0) -> Layout | None:
+        """The layout a project module returns when its first input has layout inp."""
+        model = self.builder.model_of(kind)
+        if model is None:
+            return None
+        key = (id(model), inp)
+        if key in self._out_layouts:
+            return self._out_layouts[key]
+        self._out_layouts[key] = None
+        flow = self.flow_of(model)
+        out = None
+        if flow is not None and flow.params and flow.returns:
+            first = next(iter(flow.params))
+            solver = AxesSolver(self, flow, {first: inp}, depth)
+            outs = {solver.of(r) for r in flow.returns}
+            outs.discard(None)
+            out = outs.pop() if len(outs) == 1 else None
+        self._out_layouts[key] = out
+        return out
+
+    # -- summaries (summary.py) ---------------------------------------------------------------
+
     def summary(self, cls: ClassInfo | None) -> BlockSummary | None:
-        if cls is None:
-            return None
-        key = id(cls)
-        if key in self._summaries:
-            return self._summaries[key]
-        self._summaries[key] = None
-        flow = self.flow(cls)
-        if flow is None:
-            return None
-        for r in flow.residuals:
-            if r.pre is None and self._branch_starts_with_norm(flow, r):
-                r.pre = r.branch  # the sublayer module normalizes its own input (Conformer conv module)
-        # adds with no norm around them (positional embeddings, adapters) say nothing
-        # about placement
-        res = [r for r in flow.residuals if r.pre or r.post or r.branch_out]
-        pre = [r for r in res if r.pre is not None]
-        post = [r for r in res if r.post is not None]
-        if not res:
-            placement = "none"
-        elif all(r.pre is not None and r.branch_out is not None for r in res):
-            placement = "sandwich"
-        elif all(r.pre is not None and r.post is not None for r in res):
-            placement = "peri"
-        elif len(pre) == len(res) and not post:
-            placement = "pre"
-        elif len(post) == len(res) and not pre:
-            placement = "post"
-        elif any(r.pre is not None and r.post is None for r in res) and \
-                any(r.post is not None and r.pre is None for r in res):
-            placement = "mixed"
-        else:
-            placement = "other"
-        if placement == "peri" and all(exclusive(r.pre.conds, r.post.conds) for r in res):
-            # `if self.normalize_before:` before the branch, `if not ...:` after the add:
-            # one block that a flag switches between pre-norm and post-norm (fairseq)
-            placement = "switchable"
-        ends = any(root(v).op == "norm" for v in flow.returns)
-        summary = BlockSummary(placement, ends, any(r.scaled for r in flow.residuals), flow)
-        self._summaries[key] = summary
-        return summary
+        return None if cls is None else self.summaries.of_model(self.model(cls))
 
-    def _branch_starts_with_norm(self, flow: Flow, r) -> bool:
-        skip = root(r.skip)
-        for u in flow.uses(skip):
-            if u.op == "call" and u.kind is not None and u.kind.cls is not None \
-                    and (u is r.branch or r.branch.has_ancestor(u)):
-                if self.starts_with_norm(u.kind.cls):
-                    return True
-        return False
+    def kind_summary(self, kind: Kind | None) -> BlockSummary | None:
+        return self.summaries.of_kind(kind)
 
-    def starts_with_norm(self, cls: ClassInfo) -> bool:
-        """The class's forward normalizes its first input before anything else uses it."""
-        flow = self.flow(cls)
-        if flow is None or not flow.params:
-            return False
-        first = next(iter(flow.params.values()))
-        for n in flow.norms:
-            # back from the norm's input through reshapes, casts and if/else merges only
-            todo, steps = list(n.inputs[:1]), 0
-            while todo and steps < 16:
-                steps += 1
-                cur = todo.pop()
-                if cur is first:
-                    return True
-                if cur.op in ("method", "getitem", "attr", "phi", "unary"):
-                    todo.extend(cur.inputs)
-        return False
+    def starts_with_norm(self, what: ClassInfo | Kind) -> bool:
+        """The module normalizes its first input before anything else uses it."""
+        return self.summaries.starts_with_norm(what)
 
     def block_placement(self, kind: Kind | None) -> tuple[str, bool, bool] | None:
         """(placement, ends_with_norm, stabilized) of a stacked element."""
-        if kind is None:
-            return None
-        if kind.category == "transformer_layer":
-            if kind.norm_first is None:
-                return None
-            return ("pre", False, False) if kind.norm_first else ("post", True, False)
-        if kind.category == "project" and kind.cls is not None:
-            s = self.summary(kind.cls)
-            if s is None:
-                return None
-            return s.placement, s.ends_with_norm, s.stabilized
-        if kind.category == "sequential" and kind.elements:
-            # nn.Sequential(PreNormResidual(dim, attn), PreNormResidual(dim, ff)) as one layer
-            placed = [self.block_placement(k) for k in kind.elements if k.category not in
-                      ("dropout", "identity", "act")]
-            if not placed or any(p is None for p in placed):
-                return None
-            kinds_ = {p[0] for p in placed} - {"none"}
-            if len(kinds_) != 1:
-                return None
-            last = placed[-1]
-            return kinds_.pop(), last[1], any(p[2] for p in placed)
-        return None
+        return self.summaries.block_placement(kind)
+
+    def callers(self, cls: ClassInfo) -> list[tuple[ClassInfo, Value]]:
+        """(parent class, call value in the parent's forward) for every call of cls."""
+        if self._callers is None:
+            self._callers = {}
+            for p in self.classes():
+                if not self.is_module_class(p) or not self.children(p):
+                    continue
+                flow = self.flow(p)
+                if flow is None:
+                    continue
+                for v in flow.values:
+                    if v.op in ("call", "block", "norm") and v.kind is not None and v.kind.cls is not None \
+                            and v.owner == p.name:
+                        self._callers.setdefault(id(v.kind.cls), []).append((p, v))
+        return self._callers.get(id(cls), [])
 
     # -- attribute use (NL306) ------------------------------------------------------------
 
@@ -276,11 +319,27 @@ class Analysis:
             out |= self._own_attr_loads(c)
         return out
 
+    def self_attr_runs(self, cls: ClassInfo) -> set[str]:
+        """self_attr_loads without the reads that only touch a module's parameters
+        (`self.proj.weight.data` in a fuse/prune helper does not run `self.proj`)."""
+        out: set[str] = set()
+        for c in self.index.mro(cls) + self.subclasses(cls):
+            self._own_attr_loads(c)
+            out |= self._run_loads[id(c)]
+        return out
+
     def _own_attr_loads(self, cls: ClassInfo) -> frozenset[str]:
         key = id(cls)
         if key not in self._attr_loads:
             names: set[str] = set()
+            param_reads: set[int] = set()
+            self_loads: list[ast.Attribute] = []
             for n in ast.walk(cls.node):
+                if isinstance(n, ast.Attribute) and n.attr in ("weight", "bias") and isinstance(n.value, ast.Attribute):
+                    param_reads.add(id(n.value))
+                if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) \
+                        and isinstance(n.value, ast.Name) and n.value.id == "self":
+                    self_loads.append(n)
                 if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) \
                         and isinstance(n.value, ast.Name) and n.value.id == "self":
                     names.add(n.attr)
@@ -291,6 +350,8 @@ class Analysis:
                     # getattr(self, f"norm{i}"): every attribute with that prefix may be used
                     names.add(n.values[0].value + "*")
             self._attr_loads[key] = frozenset(names)
+            self._run_loads[key] = frozenset(names - {n.attr for n in self_loads if id(n) in param_reads}
+                                             | {n.attr for n in self_loads if id(n) not in param_reads})
         return self._attr_loads[key]
 
     def subclasses(self, cls: ClassInfo) -> list[ClassInfo]:
@@ -436,6 +497,7 @@ class Analysis:
     def output_category(self, cls: ClassInfo) -> str | None:
         """What a project module returns, when its forward ends in a torch module call
         (a padding wrapper around nn.Conv1d returns a conv output)."""
+        from .flow import root
         flow = self.flow(cls)
         if flow is None or not flow.returns:
             return None

@@ -377,3 +377,206 @@ class Net(nn.Module):
 '''))
     assert kind(a, "Net", "conv").category == "conv"
     assert kind(a, "Net", "fc").category == "unknown"
+
+
+# -- the semantic module model (issue 9) -------------------------------------------------
+
+
+def test_registrations_read_the_way_python_runs_them():
+    a = analysis(("m.py", IMPORTS + '''
+def FeedForward(d, mult=4):
+    return nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d * mult), nn.GELU(), nn.Linear(d * mult, d))
+
+class Block(nn.Module):
+    def __init__(self, d, flag=False):
+        super().__init__()
+        self.n1, self.n2 = nn.LayerNorm(d), nn.RMSNorm(d)
+        self.layers = nn.ModuleList([])
+        blk = nn.Linear(d, d)
+        self.layers = nn.ModuleList([blk] * 3)
+        self.ff = FeedForward(d)
+        self.stage = self._make_stage(d)
+        self.maybe = nn.Identity()
+        if flag:
+            self.maybe = nn.LayerNorm(d)
+
+    def _make_stage(self, d):
+        return nn.Sequential(nn.Conv1d(d, d, 3), nn.BatchNorm1d(d))
+'''))
+    m = a.model(cls(a, "Block"))
+    assert (m.kind_of("n1").torch_name, m.kind_of("n2").torch_name) == ("LayerNorm", "RMSNorm")
+    assert m.kind_of("layers").aliased                            # the last binding wins
+    ff = m.kind_of("ff")
+    assert ff.category == "sequential" and ff.elements[0].torch_name == "LayerNorm" and ff.made_by is not None
+    assert [k.torch_name for k in m.kind_of("stage").elements] == ["Conv1d", "BatchNorm1d"]
+    # an if arm competes with the earlier binding; both are remembered
+    assert m.kind_of("maybe").is_norm
+    assert [k.category for k in m.submodules["maybe"].alternatives] == ["identity", "norm"]
+
+
+def test_wrappers_are_specialised_by_the_module_they_receive():
+    a = analysis(("m.py", IMPORTS + '''
+class PreNorm(nn.Module):
+    def __init__(self, dim, fn):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fn = fn
+    def forward(self, x):
+        return self.fn(self.norm(x))
+
+class Attention(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.qkv = nn.Linear(d, 3 * d)
+    def forward(self, x):
+        return self.qkv(x)
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.attn = PreNorm(d, Attention(d))
+        self.ff = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
+        self.raw = nn.Linear(d, d)
+    def forward(self, x):
+        x = x + self.attn(x)
+        x = x + self.ff(x)
+        return x + self.raw(x)
+'''))
+    attn = kind(a, "Block", "attn")
+    assert [name for name, _ in attn.bound] == ["fn"]
+    inner = a.builder.model_of(attn)
+    assert inner.kind_of("fn").cls.name == "Attention"
+    assert a.starts_with_norm(attn) and a.starts_with_norm(kind(a, "Block", "ff"))
+    assert not a.starts_with_norm(kind(a, "Block", "raw"))
+    s = a.summary(cls(a, "Block"))
+    assert [r.pre is not None for r in sorted(s.flow.residuals, key=lambda r: r.add.id)] == [True, True, False]
+
+
+def test_conditions_on_one_attribute_are_exclusive():
+    from normlint.static.flow import exclusive
+    a = analysis(("m.py", IMPORTS + '''
+class B(nn.Module):
+    def __init__(self, d, mode="a"):
+        super().__init__()
+        self.mode = mode
+        self.n = nn.LayerNorm(d)
+    def forward(self, x):
+        if self.mode == "a":
+            y = self.n(x)
+        elif self.mode in ("b", "c"):
+            y = self.n(x)
+        if self.mode == "c":
+            z = self.n(x)
+        if self.ok and self.pre:
+            w = self.n(x)
+        if self.ok and not self.pre:
+            w = self.n(x)
+        return y
+'''))
+    n = a.flow(cls(a, "B")).norms
+    assert exclusive(n[0].conds, n[1].conds)          # == "a" / in ("b", "c")
+    assert exclusive(n[0].conds, n[2].conds)          # == "a" / == "c"
+    assert not exclusive(n[1].conds, n[2].conds)      # in ("b", "c") / == "c"
+    assert exclusive(n[3].conds, n[4].conds)          # ok and pre / ok and not pre
+
+
+def test_layouts_follow_producers_and_moves():
+    a = analysis(("m.py", IMPORTS + '''
+from einops import rearrange
+
+class M(nn.Module):
+    def __init__(self, c, vocab):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, c)
+        self.conv = nn.Conv2d(3, c, 4, stride=4)
+        self.fc = nn.Linear(c, c)
+        self.n1, self.n2, self.n3, self.n4, self.n5 = (nn.LayerNorm(c), nn.LayerNorm(c), nn.LayerNorm(c),
+                                                       nn.LayerNorm(c), nn.LayerNorm(c))
+    def forward(self, ids, img):
+        t = self.n1(self.fc(self.embed(ids)))
+        f = self.n2(self.conv(img))
+        g = self.n3(self.conv(img).permute(0, 2, 3, 1))
+        h = self.n4(rearrange(self.conv(img), "b c h w -> b (h w) c"))
+        p = self.n5(self.conv(img).flatten(2).transpose(1, 2)[:, 0])
+        return t, f, g, h, p
+'''))
+    c = cls(a, "M")
+    flow = a.flow(c)
+    got = [a.layout(v.inputs[0], flow) for v in flow.norms]
+    assert got == [("B", "S", "F"), ("B", "F", "S", "S"), ("B", "S", "S", "F"), ("B", "S", "F"), ("B", "F")]
+
+
+def test_norms_by_structure_not_by_spelling():
+    a = analysis(("m.py", IMPORTS + '''
+import torch.nn.functional as F
+
+class WeightStd(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d, d))
+    def forward(self, x):
+        w = self.weight
+        w = (w - w.mean(-1, keepdim=True)) / w.std(-1, keepdim=True)
+        return F.linear(x, w)
+
+class Loss(nn.Module):
+    def forward(self, x):
+        x = x - x.mean(-1, keepdim=True)
+        return (x ** 2).sum() / x.shape[0]
+
+class RMS(nn.Module):
+    def __init__(self, d, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+    def forward(self, x):
+        var = x.pow(2).mean(-1, keepdim=True)
+        return (x * torch.rsqrt(var + self.eps)) * self.weight.float()
+
+class UpcastRMS(RMS):
+    def forward(self, x):
+        dtype = torch.float32
+        h = x.to(dtype)
+        return self.weight * h * (h.pow(2).mean(-1, keepdim=True) + self.eps) ** -0.5
+'''))
+    assert a.hand_norm(cls(a, "WeightStd")) is None
+    assert a.hand_norm(cls(a, "Loss")) is None
+    rms = a.hand_norm(cls(a, "RMS"))
+    assert rms is not None and rms.family == "rms" and [s.upcast for s in rms.stats] == [False]
+    assert [v for _, v, _, _ in rms.eps_values] == [1e-6]
+
+
+def test_a_shared_block_object_is_one_norm_for_every_holder():
+    src = IMPORTS + '''
+class ConvBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c)
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+class Stage(nn.Module):
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+    def forward(self, x):
+        return self.block(x)
+
+class Shared(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        blk = ConvBlock(c)
+        self.a, self.b = Stage(blk), Stage(blk)
+    def forward(self, x):
+        return self.b(self.a(x))
+
+class Fresh(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.a, self.b = Stage(ConvBlock(c)), Stage(ConvBlock(c))
+    def forward(self, x):
+        return self.b(self.a(x))
+'''
+    found = [(f.code, f.line) for f in run_source(src, select=["NL304"])]
+    assert found == [("NL304", src.count("\n", 0, src.index("return self.b(self.a(x))")) + 1)]

@@ -44,6 +44,24 @@ def test_timm_model_is_clean(name):
     assert _clean(TIMM / "models" / f"{name}.py") == []
 
 
+# Where the static engine v2 (issue 9) changed transformers' warnings against
+# evaluation/triage.csv, each checked by reading the source; the triage owner folds these
+# into triage.csv, after which they go away.
+TRIAGE_REMOVED = {
+    # the atom encoder's projection feeds the trunk's token transformer (next stage, then
+    # token_norm), not the model's output: not a head
+    ("esmfold2/modeling_esmfold2.py", 535, "NL302"),
+    # the same VitDetLayerNorm finding, now at the squared statistic itself (line 280)
+    ("vitdet/modeling_vitdet.py", 279, "NL402"),
+}
+TRIAGE_ADDED = {
+    ("vitdet/modeling_vitdet.py", 280, "NL402"),    # (x - u).pow(2).mean(1) in the input dtype
+    # TP: TensorFlow's BatchNorm decay copied as PyTorch momentum (new rule NL503)
+    ("mobilenet_v1/modeling_mobilenet_v1.py", 95, "NL503"),
+    ("mobilenet_v2/modeling_mobilenet_v2.py", 127, "NL503"),
+}
+
+
 @pytest.mark.skipif(TRANSFORMERS is None, reason="transformers not installed")
 def test_every_transformers_warning_is_triaged(monkeypatch):
     """All 538 modeling files, through the real engine (components, worker processes,
@@ -61,6 +79,7 @@ def test_every_transformers_warning_is_triaged(monkeypatch):
     got = sorted((f.path, f.line, f.code) for f in report.findings if f.severity is not Severity.INFO)
     triage = Path(__file__).resolve().parents[2] / "evaluation" / "triage.csv"
     with triage.open() as fh:
-        judged = sorted((r["path"], int(r["line"]), r["code"]) for r in csv.DictReader(fh)
-                        if r["corpus"] == "transformers")
-    assert got == judged
+        judged = {(r["path"], int(r["line"]), r["code"]) for r in csv.DictReader(fh)
+                  if r["corpus"] == "transformers"}
+    expected = sorted((judged - TRIAGE_REMOVED) | TRIAGE_ADDED)
+    assert got == expected

@@ -5,20 +5,19 @@ from __future__ import annotations
 import ast
 
 from ...findings import Severity
-from ..flow import Value
+from ..flow import Flow, Value
 from ..index import ClassInfo
+from ..layouts import rank, role
 from ..model import Analysis, walk_kind
 from .common import Reporter, producer, ref
-
-_SEQ_PRODUCERS = {"embedding", "rnn", "attention", "transformer", "transformer_stack", "transformer_layer"}
 
 
 def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     flow = a.flow(cls)
     if flow is not None and report.on("NL201", "NL204", "NL202", "NL203"):
         for v in flow.norms:
-            _nl201(a, v, report)
-            _nl204(a, v, report)
+            _nl201(a, flow, v, report)
+            _nl204(a, flow, v, report)
             _functional_shape(a, cls, v, report)
     if report.on("NL202"):
         _nl202_ctor(a, cls, report)
@@ -27,50 +26,43 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
         _hand_axes(a, cls, hand, report)
 
 
-def _category(a: Analysis, v: Value) -> str | None:
-    """What a called module produces; project classes by what their forward returns or does."""
-    k = v.kind
-    if k is None:
-        return None
-    if k.cls is not None and k.category == "project":
-        return "attention" if a.is_attention(k.cls) else a.output_category(k.cls)
-    return k.category
-
-
-def _sequence_source(a: Analysis, v: Value, budget: int = 16) -> Value | None:
-    """A producer of a (N, L, C) activation reached without any axis move (through linear
-    layers, activations and either operand of an add)."""
-    p = producer(v)
-    if budget <= 0:
-        return None
-    if p.op in ("call", "block") and p.kind is not None:
-        cat = _category(a, p)
-        if cat in _SEQ_PRODUCERS:
-            return p
-        if cat == "linear" and p.inputs:
-            return _sequence_source(a, p.inputs[0], budget - 1)
-    if p.op == "add":
-        for operand in p.inputs:
-            found = _sequence_source(a, operand, budget // 2)
-            if found is not None:
-                return found
+def _source(a: Analysis, flow: Flow, v: Value) -> Value | None:
+    """The module call that gave v its layout (through adds, activations and casts)."""
+    todo, seen = [v], set()
+    while todo and len(seen) < 32:
+        cur = producer(todo.pop(0))
+        if cur.id in seen:
+            continue
+        seen.add(cur.id)
+        if cur.op in ("call", "block") and cur.kind is not None and cur.kind.category not in ("norm",):
+            if a.layout(cur, flow) is not None:
+                return cur
+        if cur.op in ("add", "binop", "norm", "getitem", "method"):
+            todo.extend(cur.inputs)
     return None
 
 
-def _nl201(a: Analysis, v: Value, report: Reporter) -> None:
+def _nl201(a: Analysis, flow: Flow, v: Value, report: Reporter) -> None:
     k = v.kind
     if k is None or k.torch_name not in ("BatchNorm1d", "LazyBatchNorm1d") or not v.inputs:
         return
-    src = _sequence_source(a, v.inputs[0])
-    if src is None:
+    layout = a.layout(v.inputs[0], flow)
+    # (N, L, C) or (L, N, C): the features last and something else in dim 1, which
+    # BatchNorm1d takes for its channels (it accepts 2-D and 3-D input only, so a layout
+    # ending in (L, C) is 3-D)
+    n = rank(layout)
+    if role(layout, -1) != "F" or not (role(layout, -2) == "S" and n in (None, 3)
+                                       or n == 3 and layout[1] == "B"):
         return
+    src = _source(a, flow, v.inputs[0])
+    origin = f" of {ref(src)} ({src.kind.name})" if src is not None else ""
     report("NL201", v.path, v.node,
-           f"`{v.owner}.forward` applies {ref(v)} (BatchNorm1d) to the (N, L, C) output of {ref(src)} "
-           f"({src.kind.name}): BatchNorm1d normalizes dim 1, the sequence axis; transpose around it: "
+           f"`{v.owner}.forward` applies {ref(v)} (BatchNorm1d) to the (N, L, C) output{origin}: "
+           f"BatchNorm1d normalizes dim 1, the sequence axis; transpose around it: "
            f"`{ref(v)}(x.transpose(1, 2)).transpose(1, 2)`")
 
 
-def _nl204(a: Analysis, v: Value, report: Reporter) -> None:
+def _nl204(a: Analysis, flow: Flow, v: Value, report: Reporter) -> None:
     k = v.kind
     if k is None or k.family != "layer" or k.channels_first or not v.inputs:
         return
@@ -78,13 +70,16 @@ def _nl204(a: Analysis, v: Value, report: Reporter) -> None:
         return  # project norms: channels-first ones are told apart by structure elsewhere
     if k.call is not None and k.call.args and _is_full_shape(k.call.args[0]) is not None:
         return  # LayerNorm([C, H, W]) covers the channels: NL202's business, not NL204's
-    p = producer(v.inputs[0])
-    if p.op == "call" and p.kind is not None and _category(a, p) == "conv":
-        report("NL204", v.path, v.node,
-               f"`{v.owner}.forward` applies {ref(v)} ({k.name}) straight to the channels-first output "
-               f"of {ref(p)} ({p.kind.name}): it normalizes the last spatial axis, not the channels; "
-               "permute to channels-last around it (`x.permute(0, 2, 3, 1)` ... `permute(0, 3, 1, 2)`) "
-               "or use a channels-first LayerNorm2d")
+    layout = a.layout(v.inputs[0], flow)
+    n = rank(layout)
+    if n is None or n < 3 or layout[1] != "F" or layout[-1] == "F":
+        return
+    src = _source(a, flow, v.inputs[0])
+    origin = f" of {ref(src)} ({src.kind.name})" if src is not None else ""
+    report("NL204", v.path, v.node,
+           f"`{v.owner}.forward` applies {ref(v)} ({k.name}) straight to the channels-first output{origin}: "
+           "it normalizes the last spatial axis, not the channels; permute to channels-last around it "
+           "(`x.permute(0, 2, 3, 1)` ... `permute(0, 3, 1, 2)`) or use a channels-first LayerNorm2d")
 
 
 def _is_full_shape(node: ast.expr) -> str | None:
@@ -150,7 +145,7 @@ def _report_seq(a: Analysis, cls: ClassInfo, path: str, node, what: str, report:
 
 
 def _nl202_ctor(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
-    for sub in a.model(cls).submodules.values():
+    for sub in a.model(cls).own():
         for k in walk_kind(sub.kind):
             if k.torch_name not in ("LayerNorm", "RMSNorm") or k.call is None:
                 continue
@@ -162,6 +157,7 @@ def _nl202_ctor(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
 
 
 def _hand_axes(a: Analysis, cls: ClassInfo, hand, report: Reporter) -> None:
+    """A hand-written norm's reduced dims, read against the layouts it is called with."""
     for st in hand.stats:
         if not st.dims:
             continue
@@ -169,18 +165,36 @@ def _hand_axes(a: Analysis, cls: ClassInfo, hand, report: Reporter) -> None:
             report("NL203", cls.file.path, st.node,
                    f"`{cls.name}.forward` takes `{st.op}` over dim 0, the batch axis: each sample's output "
                    "depends on the rest of the batch; reduce over the feature axis (dim=-1)")
-        elif any(d in (1, -2) for d in st.dims) and not hand.channels_first:
-            ev = _users_sequence_context(a, cls)
-            if ev:
-                report("NL202", cls.file.path, st.node,
-                       f"`{cls.name}.forward` takes `{st.op}` over dim {st.dims[0]}, the sequence axis of "
-                       f"(B, T, C) activations ({ev}): statistics mix positions and depend on sequence "
-                       "length; reduce over the feature axis: `dim=-1`")
+    if hand.channels_first:
+        return
+    site = _sequence_call_site(a, cls, hand)
+    if site is None:
+        return
+    parent, layout, why = site
+    for st in hand.stats:
+        if st.dims and not (0 in st.dims and st.keepdim) and "S" in {role(layout, d) for d in st.dims}:
+            report("NL202", cls.file.path, st.node,
+                   f"`{cls.name}.forward` takes `{st.op}` over dim {st.dims[0]}, the sequence axis of the "
+                   f"(B, T, C) activations `{parent.name}` gives it ({why}): statistics mix positions and "
+                   "depend on sequence length; reduce over the feature axis: `dim=-1`")
 
 
-def _users_sequence_context(a: Analysis, cls: ClassInfo) -> str | None:
-    for p in a.parents(cls):
-        ev = a.sequence_context(p)
+def _sequence_call_site(a: Analysis, cls: ClassInfo, hand):
+    """(caller, input layout, evidence) for a caller that hands the norm token sequences
+    whose sequence axis the norm reduces."""
+    dims = [d for st in hand.stats if st.dims and not (0 in st.dims and st.keepdim) for d in st.dims]
+    if not dims:
+        return None
+    for parent, call in a.callers(cls):
+        if call.op != "norm" or not call.inputs:
+            continue
+        pflow = a.flow(parent)
+        if pflow is None:
+            continue
+        layout = a.layout(call.inputs[0], pflow)
+        if "S" not in {role(layout, d) for d in dims}:
+            continue
+        ev = a.sequence_context(parent)
         if ev:
-            return f"used by `{p.name}`: {ev.reasons[0]}"
+            return parent, layout, ev.reasons[0]
     return None

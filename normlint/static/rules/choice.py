@@ -13,7 +13,7 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
         return
     model = a.model(cls)
     batch_attrs: list[tuple[str, object, object]] = []
-    for sub in model.submodules.values():
+    for sub in model.own():
         for k in walk_kind(sub.kind):
             if k.is_norm and k.family == "batch":
                 batch_attrs.append((sub.attr, k, sub))

@@ -20,12 +20,12 @@ class Reporter:
     seen: set = field(default_factory=set)
 
     def __call__(self, code: str, path: str, node: ast.AST, message: str,
-                 severity: Severity | None = None) -> None:
+                 severity: Severity | None = None, fix_facts: tuple[tuple[str, str], ...] = ()) -> None:
         key = (code, path, getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
         if key in self.seen or not self.ctx.is_enabled(code):
             return
         self.seen.add(key)
-        self.ctx.report(code, path, node, message, severity)
+        self.ctx.report(code, path, node, message, severity, fix_facts=fix_facts)
 
     def on(self, *codes: str) -> bool:
         return any(self.ctx.is_enabled(c) for c in codes)

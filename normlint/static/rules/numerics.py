@@ -21,17 +21,18 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
         return
     path = cls.file.path
     if report.on("NL401"):
-        for node, value in hand.eps_literals:
+        for node, value, where, in_fp32 in hand.eps_values:
             if 0 < value < FP16_MIN_SUBNORMAL:
-                sev = Severity.INFO if hand.upcast else None
+                upcast = hand.upcast or in_fp32
+                sev = Severity.INFO if upcast else None
                 note = (" (the statistics are upcast to float32 first, so this only bites when the "
-                        "upcast is removed)" if hand.upcast else "")
-                report("NL401", path, node,
+                        "upcast is removed)" if upcast else "")
+                report("NL401", where, node,
                        f"`{cls.name}` adds eps={value:g}, below float16's smallest subnormal (5.96e-8): it "
                        f"rounds to 0 in half precision and all-zero (padding) rows give NaN{note}; use "
                        "eps >= 1e-6", sev)
-    if report.on("NL402") and not hand.upcast and hand.family != "batch":
-        st = next((s for s in hand.stats if not s.upcast and s.squared), None)
+    if report.on("NL402") and hand.family != "batch":
+        st = next((s for s in hand.stats if s.upcast is False and s.squared), None)
         if st is not None:
             report("NL402", path, st.node,
                    f"`{cls.name}.forward` computes a squared statistic (`{ast.unparse(st.node)}`) in the "
@@ -62,7 +63,7 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
 
 def _eps_at_instantiation(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     """MyRMSNorm(d, eps=1e-12): a tiny eps handed to a hand-written norm without upcast."""
-    for sub in a.model(cls).submodules.values():
+    for sub in a.model(cls).own():
         for k in walk_kind(sub.kind):
             if not k.is_norm or k.cls is None or k.call is None:
                 continue

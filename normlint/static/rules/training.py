@@ -1,12 +1,16 @@
-"""NL5: training setup (weight decay on norm gains, affine-free norms)."""
+"""NL5: training setup (weight decay on norm gains, affine-free norms, BatchNorm momentum in
+the Keras convention, a bias that BatchNorm cancels)."""
 
 from __future__ import annotations
 
 import ast
 
+from .. import kinds
+from ...findings import Severity
+from ..flow import is_transparent, reaches
 from ..index import ClassInfo, FileInfo
-from ..model import Analysis, walk_kind
-from ..flow import reaches, is_transparent
+from ..model import Analysis, class_text, walk_kind
+from ..names import param_defaults
 from .common import Reporter
 
 _OPTIMIZERS = {"AdamW": 0.01, "Adam": 0.0, "SGD": 0.0, "RMSprop": 0.0, "Adagrad": 0.0, "Adamax": 0.0,
@@ -14,10 +18,12 @@ _OPTIMIZERS = {"AdamW": 0.01, "Adam": 0.0, "SGD": 0.0, "RMSprop": 0.0, "Adagrad"
 
 
 def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
+    if report.on("NL504"):
+        check_bias_before_batchnorm(a, cls, report)
     if not report.on("NL502"):
         return
     flow = a.flow(cls)
-    for sub in a.model(cls).submodules.values():
+    for sub in a.model(cls).own():
         for k in walk_kind(sub.kind):
             if not k.is_native_norm or k.call is None:
                 continue
@@ -38,6 +44,8 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
 
 
 def check_file(a: Analysis, info: FileInfo, report: Reporter) -> None:
+    if report.on("NL503"):
+        check_momentum(a, info, report)
     if not report.on("NL501"):
         return
     text = info.parsed.text
@@ -91,3 +99,158 @@ def _no_decay(a: Analysis, info: FileInfo, node: ast.Assign, report: Reporter) -
            f"`{node.targets[0].id}` = {ast.unparse(node.value)} matches none of the model's norm parameters "
            f"({', '.join(params[:4])}): they get weight decay; name them (or group parameters by module "
            "type: nn.LayerNorm/RMSNorm -> no decay)")
+
+
+# -- NL503 ------------------------------------------------------------------------------
+
+_KERAS_EPS = 1e-3
+
+
+def check_momentum(a: Analysis, info: FileInfo, report: Reporter) -> None:
+    """BatchNorm(momentum=0.99): TensorFlow/Keras' decay where PyTorch wants the new batch's weight."""
+    if "momentum" not in info.parsed.text:
+        return
+    scopes = _Scopes(a, info)
+    for call in scopes.calls():
+        target = _batchnorm_ctor(a, info, call)
+        if target is None:
+            continue
+        name, ctor = target
+        mom = next((k.value for k in ctor.keywords if k.arg == "momentum"), None)
+        if mom is None and name == "F.batch_norm" and len(ctor.args) > 6:
+            mom = ctor.args[6]
+        if mom is None:
+            continue
+        value = scopes.number(mom, call)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.5 <= value <= 1.0:
+            continue
+        where = "" if isinstance(mom, ast.Constant) else f" (`{ast.unparse(mom)}` = {value:g})"
+        report("NL503", info.path, mom,
+               f"`{name}(..., momentum={ast.unparse(mom)})`{where} uses the TensorFlow/Keras convention: in "
+               f"PyTorch the running statistic is `(1 - m) * running + m * batch`, so m={value:g} makes the "
+               f"running mean and variance follow the last batch; use momentum={1 - value:.2g}")
+        eps = next((k.value for k in ctor.keywords if k.arg == "eps"), None)
+        if eps is not None and scopes.number(eps, call) == _KERAS_EPS:
+            report("NL503", info.path, eps,
+                   f"`{name}(..., eps={ast.unparse(eps)})` next to a Keras-style momentum: 1e-3 is Keras' default "
+                   "eps (PyTorch's is 1e-5); keep it only if the weights were trained with it",
+                   Severity.INFO)
+
+
+def _batchnorm_ctor(a: Analysis, info: FileInfo, call: ast.Call) -> tuple[str, ast.Call] | None:
+    """(how to name it, the call holding the keywords) for a BatchNorm constructor, a
+    partial of one, or F.batch_norm."""
+    qual = info.imports.qualname(call.func) or ""
+    if qual.endswith("partial") and call.args:
+        inner = _batchnorm_ctor(a, info, ast.Call(func=call.args[0], args=[], keywords=[]))
+        return (inner[0], call) if inner is not None else None
+    norm = kinds.torch_norm_class(qual)
+    if norm is not None:
+        return (f"nn.{norm}", call) if kinds.NORM_CLASSES[norm] == "batch" else None
+    if kinds.torch_functional_norm(qual) == "batch_norm" and qual.startswith("torch.nn.functional."):
+        return "F.batch_norm", call
+    cls = a.index.resolve_class(call.func, info) if isinstance(call.func, (ast.Name, ast.Attribute)) else None
+    if cls is not None and a.builder.torch_base_category(cls) is None:
+        nf = a.norm_class(cls)
+        torch_base = any(kinds.torch_norm_class(c.file.imports.qualname(b)) for c in a.index.mro(cls)
+                         for b in c.bases)
+        if nf is not None and nf[0] == "batch" and torch_base:
+            return cls.name, call
+    return None
+
+
+class _Scopes:
+    """Numbers a name stands for where a call is written: the enclosing function's
+    parameters' defaults and local constants, then class and module constants."""
+
+    def __init__(self, a: Analysis, info: FileInfo):
+        self.a = a
+        self.info = info
+        self.parent: dict[int, ast.AST] = {}
+        self._calls: list[ast.Call] = []
+        for node in ast.walk(info.parsed.tree):
+            for child in ast.iter_child_nodes(node):
+                self.parent[id(child)] = node
+                if isinstance(child, ast.Call):
+                    self._calls.append(child)
+
+    def calls(self) -> list[ast.Call]:
+        return self._calls
+
+    def _enclosing(self, node: ast.AST, types) -> ast.AST | None:
+        cur = self.parent.get(id(node))
+        while cur is not None and not isinstance(cur, types):
+            cur = self.parent.get(id(cur))
+        return cur
+
+    def number(self, expr: ast.expr, at: ast.AST, depth: int = 0):
+        if isinstance(expr, ast.Constant):
+            return expr.value if isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool) else None
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub) and depth < 3:
+            left, right = self.number(expr.left, at, depth + 1), self.number(expr.right, at, depth + 1)
+            return left - right if left is not None and right is not None else None
+        if not isinstance(expr, ast.Name) or depth > 3:
+            return None
+        fn = self._enclosing(at, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        if fn is not None and not isinstance(fn, ast.Lambda):
+            values = [n.value for n in ast.walk(fn) if isinstance(n, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == expr.id for t in n.targets)]
+            if values:
+                found = {self.number(v, v, depth + 1) for v in values}
+                return found.pop() if len(found) == 1 else None
+            for arg, default in param_defaults(fn):
+                if arg.arg == expr.id:
+                    return self.number(default, fn, depth + 1) if default is not None else None
+        cls = self._enclosing(at, ast.ClassDef)
+        if cls is not None:
+            info_cls = self.info.classes.get(cls.name)
+            if info_cls is not None and expr.id in info_cls.constants:
+                return self.number(info_cls.constants[expr.id], cls, depth + 1)
+        value = self.a.index.module_constant(expr.id, self.info)
+        return value if isinstance(value, (int, float)) else None
+
+
+# -- NL504 ------------------------------------------------------------------------------
+
+_BIAS_POSITION = {"Linear": 2, "Conv1d": 7, "Conv2d": 7, "Conv3d": 7}
+
+
+def _has_bias(k) -> bool:
+    """The torch Linear/Conv certainly has a bias (bias=True, or not passed: the default)."""
+    if k.call is None or k.torch_name is None or k.category not in ("linear", "conv"):
+        return False
+    if k.torch_name.startswith("ConvTranspose") or k.torch_name.startswith("Lazy"):
+        return False
+    kw = k.keyword("bias")
+    if kw is None:
+        pos = _BIAS_POSITION.get(k.torch_name)
+        if pos is not None and len(k.call.args) > pos:
+            kw = k.call.args[pos]
+    if kw is None:
+        return not any(kw.arg is None for kw in k.call.keywords)   # **kwargs may pass bias=False
+    return isinstance(kw, ast.Constant) and kw.value is True
+
+
+def _is_batchnorm(k) -> bool:
+    return k is not None and k.is_native_norm and k.family == "batch"
+
+
+def check_bias_before_batchnorm(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
+    pairs = []
+    for sub in a.model(cls).own():
+        for k in walk_kind(sub.kind):
+            if k.category == "sequential":
+                for prev, cur in zip(k.elements, k.elements[1:]):
+                    if _is_batchnorm(cur) and _has_bias(prev):
+                        pairs.append((prev, cur))
+    flow = a.flow(cls) if "BatchNorm" in class_text(cls) or "batch_norm" in class_text(cls) else None
+    for v in (flow.norms if flow is not None else []):
+        if not _is_batchnorm(v.kind) or not v.inputs or v.owner != cls.name:
+            continue
+        p = v.inputs[0]
+        if p.op == "call" and p.kind is not None and _has_bias(p.kind):
+            pairs.append((p.kind, v.kind))
+    for layer, bn in pairs:
+        report("NL504", cls.file.path, layer.call,
+               f"`{cls.name}` feeds {layer.name}(...) with its bias straight into {bn.name}: the batch mean "
+               "subtracts the bias again, so it is a wasted parameter; pass `bias=False`")
