@@ -147,6 +147,28 @@ def test_a_file_edited_while_fixing_is_left_alone(tmp_path):
     assert target.read_text(encoding="utf-8") == RMSNORM
 
 
+
+def test_a_fixed_file_is_renamed_into_place_and_a_failed_write_changes_nothing(tmp_path, monkeypatch):
+    # Atomic: the fixed text goes to a new file that replaces the old by a rename, so a
+    # reader (or a crash) never sees half a file. Runs as root too, unlike the test below.
+    target = write(tmp_path, "m.py", RMSNORM)
+    before = target.stat().st_ino
+    assert fix_write.write_fixed(str(target), RMSNORM, FIXED_RMSNORM) is None
+    assert target.read_text(encoding="utf-8") == FIXED_RMSNORM
+    assert target.stat().st_ino != before, "written in place, not renamed into place"
+
+    other = write(tmp_path, "n.py", RMSNORM)
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fix_write.os, "replace", disk_full)
+    error = fix_write.write_fixed(str(other), RMSNORM, FIXED_RMSNORM)
+    assert error == "cannot write " + str(other) + ": No space left on device"
+    assert other.read_text(encoding="utf-8") == RMSNORM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py", "n.py"], "a temporary was left"
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
 def test_unwritable_directory_is_a_one_line_error(tmp_path):
     target = write(tmp_path, "d/m.py", RMSNORM)
