@@ -5,6 +5,7 @@ file, not the current directory), --config, --exclude, --show-files, --show-sett
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -199,6 +200,38 @@ def test_unreadable_config_is_one_line(tmp_path, content):
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "invalid TOML" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_a_config_without_read_permission_is_one_line():
+    # chmod 000 stops everyone but root; as root the run drops to nobody (uid 65534) with
+    # setpriv, in a directory under /tmp that nobody can enter (pytest's tmp_path is 0700)
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot drop privileges")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    root = Path(tempfile.mkdtemp(prefix="normlint-config-perm-"))
+    try:
+        root.chmod(0o755)
+        write(root, "a.py", CLEAN).chmod(0o644)
+        config = write(root, "pyproject.toml", "[tool.normlint]\nselect = ['ALL']\n")
+        config.chmod(0o000)
+        proc = subprocess.run([*prefix, sys.executable, "-m", "normlint", "check", "--no-cache", "a.py"],
+                              cwd=root, capture_output=True, text=True, timeout=60)
+        if prefix and "Permission denied" in proc.stderr and "config" not in proc.stderr:
+            pytest.skip("nobody cannot run this interpreter here")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr == f"normlint: error: cannot read config file {config}: Permission denied\n"
 
 
 def test_a_symlinked_file_gets_the_configuration_of_the_directory_it_is_linked_into(tmp_path, monkeypatch):
