@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from normlint import check_paths
 from normlint.cli import cli
 
-from .helpers import BROKEN, CLEAN, run_normlint, write
+from .helpers import BROKEN, CLEAN, run_normlint, run_normlint_unprivileged, write
 
 NO_FILES = "normlint: warning: No Python files found"
 
@@ -205,29 +205,17 @@ def test_unreadable_config_is_one_line(tmp_path, content):
 
 @pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
 def test_a_config_without_read_permission_is_one_line():
-    # chmod 000 stops everyone but root; as root the run drops to nobody (uid 65534) with
-    # setpriv, in a directory under /tmp that nobody can enter (pytest's tmp_path is 0700)
     import shutil
-    import subprocess
-    import sys
     import tempfile
     from pathlib import Path
 
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: cannot drop privileges")
-        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     root = Path(tempfile.mkdtemp(prefix="normlint-config-perm-"))
     try:
         root.chmod(0o755)
         write(root, "a.py", CLEAN).chmod(0o644)
         config = write(root, "pyproject.toml", "[tool.normlint]\nselect = ['ALL']\n")
         config.chmod(0o000)
-        proc = subprocess.run([*prefix, sys.executable, "-m", "normlint", "check", "--no-cache", "a.py"],
-                              cwd=root, capture_output=True, text=True, timeout=60)
-        if prefix and "Permission denied" in proc.stderr and "config" not in proc.stderr:
-            pytest.skip("nobody cannot run this interpreter here")
+        proc = run_normlint_unprivileged("check", "--no-cache", "a.py", cwd=root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     assert proc.returncode == 2 and proc.stdout == "", proc.stderr
