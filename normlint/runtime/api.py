@@ -17,7 +17,8 @@ from ..findings import Finding, sort_findings
 from ..registry import RULES, RUNTIME
 from ..selection import resolve_selection
 from .analysis import Analysis, analyse, resolve_values
-from .arguments import check_not_torchscript, check_optimizer, code_list, describe, strings
+from .arguments import (check_inputs_not_empty, check_not_torchscript, check_optimizer, code_list,
+                        describe, strings)
 from .locate import Place, display_path
 from .probes import Probe, ProbeSettings, StatBuffer
 from .rules import RuleContext, run_rules
@@ -139,6 +140,7 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
     check_optimizer(optimizer)
     # A tokenizer's BatchEncoding is a Mapping, not a dict: call the model with its keywords.
     inputs = dict(example_inputs) if isinstance(example_inputs, Mapping) else example_inputs
+    check_inputs_not_empty(inputs)
     notes: list[str] = _initialise_lazy_modules(model, inputs)
     numeric = not _on_meta(model, inputs)
     paths = {}
@@ -195,7 +197,9 @@ def _initialise_lazy_modules(model: nn.Module, inputs) -> list[str]:
     one the model's own first forward would have made."""
     from torch.nn.modules.lazy import LazyModuleMixin
 
-    lazy = [path for path, m in model.named_modules()
+    # named with their class, which the forward replaces (LazyLinear becomes Linear): a
+    # bare path such as `0` said nothing
+    lazy = [f"{path or 'the model'} ({type(m).__name__})" for path, m in model.named_modules()
             if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()]
     if not lazy:
         return []
@@ -206,7 +210,7 @@ def _initialise_lazy_modules(model: nn.Module, inputs) -> list[str]:
                 call_model(model, clone_inputs(inputs))
         except Exception as exc:
             raise AuditError(f"{type(model).__name__} forward raised {type(exc).__name__} while "
-                             f"initialising its lazy modules ({', '.join(lazy)}): {exc}") from exc
+                             f"initialising its lazy modules {', '.join(lazy)}: {exc}") from exc
     return [f"lazy modules initialised by one plain forward before the audit: {', '.join(lazy)}"]
 
 
