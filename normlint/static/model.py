@@ -33,7 +33,7 @@ TOKEN_PARAMS = frozenset({"input_ids", "decoder_input_ids", "token_ids", "tokens
 VISION_PARAMS = frozenset({"pixel_values", "images", "image", "pixel_values_videos", "pixel_mask"})
 _SEQUENCE_CATEGORIES = {"rnn", "transformer", "transformer_stack", "transformer_layer"}
 
-__all__ = ["Analysis", "BlockSummary", "Evidence", "walk_kind", "class_text"]
+__all__ = ["Analysis", "BlockSummary", "Evidence", "walk_kind", "built_kinds", "class_text"]
 
 
 @dataclass
@@ -68,6 +68,7 @@ class Analysis:
         self._attr_loads: dict[int, frozenset[str]] = {}
         self._run_loads: dict[int, frozenset[str]] = {}
         self._callers: dict[int, list[tuple[ClassInfo, Value]]] | None = None
+        self._entries: dict[int, Flow] = {}
         self.sequence_params = SEQUENCE_PARAMS | frozenset(ctx.option("NL101", "sequence-markers") or [])
 
     # -- classes ------------------------------------------------------------------------
@@ -251,6 +252,22 @@ class Analysis:
                 self._flows[key] = Walker(self, model).run()
         return self._flows[key]
 
+    def entry_methods(self, cls: ClassInfo) -> list[ast.FunctionDef]:
+        """Methods other than forward that the module's users call (CLIP's encode_text, a
+        vocoder's inference): defined here, and never called on self by the class, its
+        bases or subclasses (those run inlined in their caller's flow)."""
+        called = self.self_attr_loads(cls)
+        return [fn for name, fn in cls.methods.items()
+                if name not in called and name != "forward" and (name == "__call__" or not name.startswith("__"))
+                and not any(isinstance(d, ast.Name) and d.id == "property" for d in fn.decorator_list)]
+
+    def entry_flow(self, cls: ClassInfo, fn: ast.FunctionDef) -> Flow:
+        """The dataflow of an entry method, its parameters unknown inputs (cached)."""
+        key = id(fn)
+        if key not in self._entries:
+            self._entries[key] = Walker(self, self.model(cls)).run(fn)
+        return self._entries[key]
+
     def layout(self, v: Value, flow: Flow) -> Layout | None:
         """The layout of a value of flow, with the forward's parameters of unknown layout."""
         solver = self._solvers.get(id(flow))
@@ -258,12 +275,13 @@ class Analysis:
             solver = self._solvers[id(flow)] = AxesSolver(self, flow)
         return solver.of(v)
 
-    def output_layout(self, kind: Kind, inp: Layout | None, depth: int = 0) -> Layout | None:
-        """The layout a project module returns when its first input has layout inp."""
+    def output_layout(self, kind: Kind, inp: Layout | None, depth: int = 0, index: int | None = None) -> Layout | None:
+        """The layout a project module returns when its first input has layout inp (of the
+        index-th element when it returns a tuple)."""
         model = self.builder.model_of(kind)
         if model is None:
             return None
-        key = (id(model), inp)
+        key = (id(model), inp, index)
         if key in self._out_layouts:
             return self._out_layouts[key]
         self._out_layouts[key] = None
@@ -272,7 +290,10 @@ class Analysis:
         if flow is not None and flow.params and flow.returns:
             first = next(iter(flow.params))
             solver = AxesSolver(self, flow, {first: inp}, depth)
-            outs = {solver.of(r) for r in flow.returns}
+            returned = flow.returns
+            if index is not None:
+                returned = [r.inputs[index] if r.op == "tuple" and len(r.inputs) > index else r for r in returned]
+            outs = {solver.of(r) for r in returned}
             outs.discard(None)
             out = outs.pop() if len(outs) == 1 else None
         self._out_layouts[key] = out
@@ -561,8 +582,26 @@ def walk_kind(kind: Kind | None, depth: int = 0) -> Iterator[Kind]:
     if kind is None or depth > 6:
         return
     yield kind
-    for sub in (kind.block, kind.final_norm, *kind.elements):
+    for sub in (kind.block, kind.final_norm, *kind.elements, *kind.appended):
         yield from walk_kind(sub, depth + 1)
+
+
+def built_kinds(model: ModuleModel) -> Iterator[Kind]:
+    """Every module object the class's own __init__ (or a builder method) constructs, on any
+    path: its submodules and what they contain, including the modules it hands to a
+    project class's constructor (`Block(c_in, c_out, downsample=nn.Sequential(conv, bn))`),
+    each once."""
+    seen: set[int] = set()
+    todo: list[tuple[Kind, int]] = [(k, 0) for sub in model.own() for k in (sub.kind, *sub.alternatives)]
+    while todo:
+        kind, depth = todo.pop()
+        if id(kind) in seen or depth > 6:
+            continue
+        seen.add(id(kind))
+        yield kind
+        todo.extend((k, depth + 1) for k in (kind.block, kind.final_norm, *kind.elements, *kind.appended)
+                    if k is not None)
+        todo.extend((k, depth + 1) for _, k in kind.bound if not k.factory)
 
 
 def class_text(cls: ClassInfo) -> str:

@@ -46,6 +46,9 @@ class Kind:
     depth: int | None = None
     aliased: bool = False            # [m] * n: one instance repeated
     elements: tuple["Kind", ...] = ()   # nn.Sequential(a, b, c); ModuleList([a, b])
+    # stacks: other kinds appended after the first one (`layers.append(nn.Sequential(conv, norm))`
+    # in a loop after a different stem): held by the container too
+    appended: tuple["Kind", ...] = ()
     norm_first: bool | None = None   # nn.TransformerEncoderLayer
     final_norm: "Kind | None" = None     # nn.TransformerEncoder(norm=...)
     channels_first: bool = False     # a LayerNorm that normalizes dim 1 on purpose (LayerNorm2d)
@@ -139,7 +142,16 @@ _BUILTIN_CALLS = frozenset({"dict", "list", "tuple", "set", "int", "float", "str
                             "isinstance", "hasattr", "print", "super", "type", "iter", "next", "any", "all"})
 
 
+def _more(stack: Kind, kind: Kind) -> tuple[Kind, ...]:
+    """The stack's appended kinds plus kind, unless it is the stack's block already."""
+    if kind is stack.block or any(k is kind for k in stack.appended):
+        return stack.appended
+    return stack.appended + (kind,)
+
+
 def _rank(kind: Kind) -> int:
+    if kind.category == "sequential" and not kind.elements or kind.category == "stack" and kind.block is None:
+        return 0            # a placeholder (`self.shortcut = nn.Sequential()`) is an identity
     order = {"norm": 5, "stack": 4, "transformer_stack": 4, "project": 3, "sequential": 3}
     return order.get(kind.category, 1 if kind.category not in ("unknown", "identity") else 0)
 
@@ -836,7 +848,7 @@ class _Init:
         holder = f.value
         if isinstance(holder, ast.Name) and holder.id in self.lists:
             cur = self.lists[holder.id]
-            self.lists[holder.id] = replace(cur, block=cur.block or kind,
+            self.lists[holder.id] = replace(cur, block=cur.block or kind, appended=_more(cur, kind),
                                             depth=None if cur.depth is None or depth is None else cur.depth + depth)
         elif isinstance(holder, ast.Attribute) and isinstance(holder.value, ast.Name) \
                 and holder.value.id == "self" and holder.attr in self.subs:
@@ -844,4 +856,5 @@ class _Init:
             if sub.kind.category == "stack":
                 cur = sub.kind
                 sub.kind = replace(cur, block=cur.block if cur.block and cur.block.category != "unknown" else kind,
+                                   appended=_more(cur, kind),
                                    depth=None if cur.depth is None or depth is None else cur.depth + depth)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 
 from ...findings import Severity
+from ..flow import Flow, Value
+from ..handnorm import rescalings
 from ..index import ClassInfo
-from ..model import Analysis, walk_kind
+from ..model import Analysis, class_text, walk_kind
 from .common import Reporter
 
 FP16_MIN_SUBNORMAL = 5.96e-8
@@ -18,6 +20,8 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     nf = a.norm_class(cls)
     hand = a.hand_norm(cls) if nf is not None else None
     if hand is None:
+        if report.on("NL404"):
+            _inline_rescalings(a, cls, report)
         return
     path = cls.file.path
     if report.on("NL401"):
@@ -77,3 +81,48 @@ def _eps_at_instantiation(a: Analysis, cls: ClassInfo, report: Reporter) -> None
                            f"`{cls.name}.{sub.attr}` builds {k.name} with eps={kw.value.value:g}, which rounds "
                            "to 0 in float16 (the hand-written norm does not upcast): all-zero rows give NaN; "
                            "use eps >= 1e-6")
+
+
+_RESCALE_TOKENS = ("norm(", "std(", "sqrt(", "** 0.5", "**0.5", "** -0.5", "**-0.5")
+
+
+def _inline_rescalings(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
+    """NL404 outside norm modules: an activation divided by its own norm (cosine attention,
+    CLIP features written as `x / x.norm(dim=-1, keepdim=True)`) in forward or in a method
+    the module's users call, with no eps and no clamp."""
+    text = class_text(cls)
+    if not any(tok in text for tok in _RESCALE_TOKENS):
+        return
+    flows: list[tuple[Flow, bool]] = []
+    flow = a.flow(cls)
+    if flow is not None:
+        flows.append((flow, True))
+    for fn in a.entry_methods(cls):
+        body = ast.get_source_segment(cls.file.parsed.text, fn) or ""
+        if any(tok in body for tok in _RESCALE_TOKENS):
+            flows.append((a.entry_flow(cls, fn), False))
+    for flow, is_forward in flows:
+        for r in rescalings(flow, _data_of(flow, is_forward)):
+            if r.division.has_eps:
+                continue
+            data = r.data.var or r.data.text()
+            report("NL404", r.data.path, r.node,
+                   f"`{r.data.owner}` divides `{data}` by its own norm (`{ast.unparse(r.stat.node)}`) with no "
+                   "eps: a zero row (padding, a masked position) gives 0/0 = NaN; use "
+                   "`F.normalize(x, dim=-1)` (it clamps the norm) or `.clamp_min(eps)` the denominator")
+
+
+def _data_of(flow: Flow, is_forward: bool):
+    """What counts as an activation in a flow: whatever derives from forward's inputs or
+    from a module's output; in another entry method, from its parameters that reach a
+    module (the inputs it runs the network on) or from a module's output. A parameter's
+    or buffer's own statistics (weight standardization, a codebook) are not."""
+    outputs = [v for v in flow.values if v.op in ("call", "block", "norm")]
+    params = list(flow.params.values())
+    if not is_forward:
+        params = [p for p in params if any(o.has_ancestor(p) for o in outputs)]
+    sources = params + outputs
+
+    def is_data(v: Value) -> bool:
+        return any(v is s or v.has_ancestor(s) for s in sources)
+    return is_data

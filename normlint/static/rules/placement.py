@@ -81,7 +81,8 @@ def _sublayer(v: Value) -> bool:
 def _nl301(a: Analysis, cls: ClassInfo, model, report: Reporter) -> None:
     limit = int(a.ctx.option("NL301", "post-norm-max-depth"))
     for sub in model.own():
-        for k in walk_kind(sub.kind):
+        # every module bound on some path (`if mode == "a": self.t = ... elif ...: self.t = ...`)
+        for k in {id(k): k for alt in (sub.kind, *sub.alternatives) for k in walk_kind(alt)}.values():
             if k.category in ("stack", "transformer_stack", "transformer") and k.depth is not None \
                     and k.depth > limit:
                 _report_post_norm_stack(a, cls, sub, k, limit, report)
@@ -660,6 +661,16 @@ def _chained(flow: Flow, first: Value, other: Value) -> bool:
                for c in flow.values[first.id + 1:other.id])
 
 
+def _meant_another(a: Analysis, cls: ClassInfo, model: ModuleModel, first: Value, other: Value) -> bool:
+    """One norm attribute called on two independent inputs (media and latents), while the
+    class registers a norm of the same kind that nothing uses: the second site meant that
+    one (a copy-paste slip), not a shared norm by design."""
+    if not (first.op == other.op == "norm" and first.attr == other.attr and first.kind is not None
+            and first.call_site is None and other.call_site is None and first.attr and "." not in first.attr):
+        return False
+    return any(s.kind.name == first.kind.name and s.attr != first.attr for s in _unused_norms(a, cls, model))
+
+
 def _data_reaches(v: Value, target: Value, limit: int = 400) -> bool:
     """target is v or feeds v as data (a module's first input, an operand), not only
     through a mask or a keyword argument."""
@@ -738,7 +749,9 @@ def _nl304(a: Analysis, cls: ClassInfo, model: ModuleModel, flow: Flow, report: 
             where = other.call_site or other.node
             if id(where) in reported or not held1 & held2 or (first.call_site or first.node) is where:
                 continue
-            if exclusive(first.conds, other.conds) or not _chained(flow, first, other):
+            if exclusive(first.conds, other.conds):
+                continue
+            if not _chained(flow, first, other) and not _meant_another(a, cls, model, first, other):
                 continue
             if first.op != "norm" and _merges_streams(other, first):
                 continue    # one module applied to the stream and to its concatenation (RegionViT's R2L)
