@@ -938,9 +938,9 @@ def _branch_norm_free(a: Analysis, flow: Flow, r: Residual) -> bool:
             if k is None or k.category == "unknown":
                 return False
             if k.category in ("project", "sequential"):
-                if a.summaries.of_kind(k) is None and k.category == "project":
-                    return False
-                if _held_norms(a, k, ()) or _holds_any_norm(a, k):
+                if not (u.inputs and (u.inputs[0] is skip or u.inputs[0].has_ancestor(skip))):
+                    continue     # a module on another input (a context projection) leaves the stream as it is
+                if not a.summaries.reads_input_raw(k):
                     return False
     return True
 
