@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-def check_paths(paths, **kwargs):
+def check_paths(paths=(".",), **kwargs):
     from .api import check_paths as _check_paths
     return _check_paths(paths, **kwargs)
 

@@ -12,7 +12,7 @@ import click
 
 from . import __version__
 from .cli_files import file_options
-from .cli_fix import (FixFlags, add_noqa_to_files, fix_hint, fix_only_summary, fix_options, fixed_summary,
+from .cli_fix import (FilePolicies, FixFlags, add_noqa_summary, add_noqa_to_files, fix_hint, fix_only_summary, fix_options, fixed_summary,
                       show_fixes, unified_diff, write_all)
 from .cli_options import _codes, output_options, selection_options, write_output
 from .errors import NormlintError
@@ -79,12 +79,14 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
     """Check Python files and notebooks for normalization bugs (static analysis; never imports
     your code). PATHS default to the current directory; `-` reads the source from stdin."""
     from .cli_files import NO_FILES, show_files as list_files, show_settings as settings_text
-    from .cli_files import split_stdin, verbose_lines
-    from .fix.run import fix_policy, fix_report
+    from .cli_files import split_stdin, stdin_documents, verbose_lines
+    from .fix.apply import MAX_PASSES
+    from .fix.run import fix_report
     from .settings import Overrides, Settings
     from .static.engine import RunOptions, check_paths
 
     flags = FixFlags(**fix_flags)
+    flags.validate()
     overrides = Overrides(select=_codes(select), extend_select=_codes(extend_select), ignore=_codes(ignore),
                           exclude=_codes(exclude), extend_exclude=_codes(extend_exclude) or ())
     settings = Settings.from_file(config_file, overrides)
@@ -113,41 +115,40 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
     if report.files_checked == 0:
         # As ruff: a warning, not "All checks passed!", and no failure by itself.
         click.echo(f"normlint: warning: {NO_FILES}", err=True)
-    # Each file's own configuration decides which of its fixes apply; the summary and the
-    # hint about hidden unsafe fixes speak for the configuration of the current directory.
-    config = settings.config_for_dir(Path.cwd())
-    policy = fix_policy(config, unsafe=flags.unsafe_fixes)
+    # Each file's own configuration decides which of its fixes apply, and so its marks.
+    policies = FilePolicies({p: c.config for c in report.components for p in c.paths},
+                            settings.config_for_dir(Path.cwd()), flags.unsafe_fixes)
+    # A document read from stdin is written back to stdout: the report goes to stderr.
+    stdin = stdin_documents(documents) if flags.writes or flags.add_noqa else {}
     if flags.add_noqa:
-        added, skipped, failed = add_noqa_to_files(findings, report.sources)
+        added, skipped, failed = add_noqa_to_files(findings, report.sources, stdin)
         for message in failed:
             click.echo(f"normlint: error: {message}", err=True)
         if not quiet:
-            note = f" ({skipped} lines skipped: a comment cannot go there)" if skipped else ""
-            click.echo(f"Added {added} noqa directive{'' if added == 1 else 's'}.{note}")
+            click.echo(add_noqa_summary(added, skipped), err=bool(stdin))
         sys.exit(2 if errors or failed else 0)
     run = None
     sources = report.sources
     if flags.fixing:
-        run = fix_report(findings, report.sources, report.components,
-                         lambda cfg: fix_policy(cfg, unsafe=flags.unsafe_fixes))
+        run = fix_report(findings, report.sources, report.components, policies.of)
         for d in run.dropped:
             click.echo(f"normlint: warning: {d.finding.path}:{d.finding.line}: {d.finding.code} fix not "
                        f"applied: {d.reason}", err=True)
         for members in run.unconverged:
             click.echo(f"normlint: warning: {', '.join(members)}: fixes still applicable after "
-                       f"{policy.max_passes} passes; run --fix again", err=True)
+                       f"{MAX_PASSES} passes; run --fix again", err=True)
         findings, sources = run.findings, {**report.sources, **run.fixed}
         if flags.show_diff:
             click.echo(unified_diff(run.originals, run.fixed), nl=False)
         elif flags.writes:
-            for message in write_all(run.originals, run.fixed):
+            for message in write_all(run.originals, run.fixed, stdin):
                 errors.append(message)
                 click.echo(f"normlint: error: {message}", err=True)
         if flags.show_diff or flags.fix_only:
             if not quiet:
                 lines = [*(show_fixes(run.applied) if flags.show_fixes else ()),
-                         fix_only_summary(len(run.applied), findings, policy, config, would=flags.show_diff)]
-                click.echo("\n".join(lines), err=flags.show_diff)
+                         fix_only_summary(len(run.applied), findings, policies, would=flags.show_diff)]
+                click.echo("\n".join(lines), err=flags.show_diff or bool(stdin))
             sys.exit(2 if errors else (1 if flags.show_diff and run.applied else 0))
     if statistics and output_format in ("concise", "full"):
         text = render_statistics(findings)
@@ -155,21 +156,19 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
         text = json.dumps([{"code": code, "name": get_rule(code).name, "severity": severity.value, "count": n}
                            for (code, severity), n in rule_statistics(findings)], indent=2) + "\n"
     else:
-        text = render(findings, output_format, sources=sources, fixable=policy.applies)
+        text = render(findings, output_format, sources=sources, fixable=policies.applies)
     if output_format in ("concise", "full"):
         lines = text.splitlines()[:-1]    # the renderer's summary line, replaced by the fix-aware one
         if not quiet and report.files_checked:
             lines += show_fixes(run.applied) if run is not None and flags.show_fixes else []
             lines.append(fixed_summary(len(run.applied) if run else 0, findings, summary_line))
-            hint = fix_hint(findings, policy, config)
+            hint = fix_hint(findings, policies)
             lines += [hint] if hint else []
         text = "".join(line + "\n" for line in lines)
-    write_output(text, output_file)
-    if errors:
-        sys.exit(2)
-    sys.exit(0 if exit_zero else exit_code(findings))
-
-    write_output(text, output_file)
+    if stdin and not output_file:
+        click.echo(text, nl=False, err=True)
+    else:
+        write_output(text, output_file)
     if errors:
         sys.exit(2)
     sys.exit(0 if exit_zero else exit_code(findings))

@@ -49,13 +49,20 @@ def split_stdin(paths: Sequence[str], stdin_filename: str | None) -> tuple[list[
     return walk, {stdin_filename or "-": data}
 
 
+def stdin_documents(documents: dict[str, bytes]) -> dict[str, bytes]:
+    """The documents read from stdin, by the path they are reported as."""
+    from .static.engine import display_path
+
+    return {n if n == "-" else display_path(Path(n)): data for n, data in documents.items()}
+
+
 def show_files(paths: Sequence[str], documents: dict[str, bytes], settings: Settings) -> tuple[list[str], list[str]]:
     """The display paths that would be checked, sorted, and the paths that could not be walked."""
     from .static.discovery import discover
     from .static.engine import display_path
 
     found = discover(paths, settings=settings)
-    names = {display_path(f) for f in found.files} | {n if n == "-" else display_path(Path(n)) for n in documents}
+    names = {display_path(f) for f in found.files} | set(stdin_documents(documents))
     return sorted(names), found.errors
 
 

@@ -10,12 +10,14 @@ remains (exit 0). The exit status otherwise follows what remains after fixing.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
-from typing import Sequence
+import sys
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import click
 
 from .config import Config
+from .errors import NormlintError
 from .findings import Finding
 from .registry import get_rule
 
@@ -54,15 +56,53 @@ class FixFlags:
     def writes(self) -> bool:
         return (self.fix or self.fix_only) and not self.show_diff
 
+    def validate(self) -> None:
+        """--add-noqa silences what a fix would change: asking for both is a mistake."""
+        if self.add_noqa and self.fixing:
+            flag = "--fix" if self.fix else "--fix-only" if self.fix_only else "--diff"
+            raise NormlintError(f"--add-noqa cannot be combined with {flag}: fix first, then add "
+                                f"`noqa` comments for what remains")
+
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
-def fix_hint(findings: Sequence[Finding], policy, config: Config) -> str | None:
+@dataclass
+class FilePolicies:
+    """Which fixes apply to each finding: ``fixable``, ``unfixable`` and ``unsafe-fixes``
+    come from the finding's own file's configuration, as every other key does, so the
+    `[*]` marks and the summary say what `--fix` does wherever normlint runs from."""
+
+    configs: Mapping[str, Config]     # path -> the configuration its file was checked with
+    default: Config                   # for the rest (files that did not parse)
+    unsafe: bool | None = None        # --unsafe-fixes / --no-unsafe-fixes
+    _policies: dict = field(default_factory=dict)
+
+    def of(self, config: Config):
+        from .fix.run import fix_policy
+
+        if id(config) not in self._policies:
+            self._policies[id(config)] = (config, fix_policy(config, unsafe=self.unsafe))
+        return self._policies[id(config)][1]
+
+    def _config(self, f: Finding) -> Config:
+        return self.configs.get(f.path, self.default)
+
+    def applies(self, f: Finding) -> bool:
+        return self.of(self._config(f)).applies(f)
+
+    def hidden(self, f: Finding) -> bool:
+        """An unsafe fix that --unsafe-fixes would apply, unless its configuration says
+        `unsafe-fixes = false` (then it is not even mentioned)."""
+        config = self._config(f)
+        return config.unsafe_fixes is not False and self.of(config).hidden(f)
+
+
+def fix_hint(findings: Sequence[Finding], policies: FilePolicies) -> str | None:
     """"[*] 2 fixable with the `--fix` option (1 hidden fix can be enabled with ...)."."""
-    applicable = sum(1 for f in findings if policy.applies(f))
-    hidden = 0 if config.unsafe_fixes is False else sum(1 for f in findings if policy.hidden(f))
+    applicable = sum(1 for f in findings if policies.applies(f))
+    hidden = sum(1 for f in findings if policies.hidden(f))
     more = (f"{_plural(hidden, 'hidden fix', 'hidden fixes')} can be enabled with the "
             f"`--unsafe-fixes` option")
     if applicable:
@@ -83,8 +123,8 @@ def fixed_summary(fixed: int, remaining: Sequence[Finding], summary_line) -> str
             + (f": {breakdown}." if breakdown else "."))
 
 
-def fix_only_summary(fixed: int, remaining: Sequence[Finding], policy, config: Config, *, would: bool) -> str:
-    hidden = 0 if config.unsafe_fixes is False else sum(1 for f in remaining if policy.hidden(f))
+def fix_only_summary(fixed: int, remaining: Sequence[Finding], policies: FilePolicies, *, would: bool) -> str:
+    hidden = sum(1 for f in remaining if policies.hidden(f))
     note = f" ({_plural(hidden, 'fix', 'fixes')} available with `--unsafe-fixes`)" if hidden else ""
     if fixed:
         verb = "Would fix" if would else "Fixed"
@@ -113,35 +153,58 @@ def show_fixes(applied: Sequence[Finding]) -> list[str]:
 
 
 def unified_diff(originals: dict[str, str], fixed: dict[str, str]) -> str:
+    """A patch `git apply` and `patch` accept: lines break where Python's do (not at form
+    feeds), and a last line with no newline is followed by git's marker on each side."""
+    from .positions import split_lines
+
     out: list[str] = []
     for path in sorted(fixed):
-        out.extend(difflib.unified_diff(originals[path].splitlines(keepends=True),
-                                        fixed[path].splitlines(keepends=True),
-                                        fromfile=f"a/{path}", tofile=f"b/{path}"))
-        if out and not out[-1].endswith(("\n", "\r")):
-            out[-1] += "\n\\ No newline at end of file\n"
+        for line in difflib.unified_diff(split_lines(originals[path]), split_lines(fixed[path]),
+                                         fromfile=f"a/{path}", tofile=f"b/{path}"):
+            out.append(line)
+            if not line.endswith(("\n", "\r")):
+                out.append("\n\\ No newline at end of file\n")
     return "".join(out)
 
 
-def write_all(originals: dict[str, str], fixed: dict[str, str]) -> list[str]:
-    """Write every fixed file; the errors, one line each."""
-    from .fix.write import write_fixed
+def write_all(originals: dict[str, str], fixed: dict[str, str], stdin: Mapping[str, bytes] | None = None) -> list[str]:
+    """Write every fixed file; the errors, one line each. ``stdin`` maps the path a
+    document read from stdin is reported as to its bytes: that document goes to stdout,
+    fixed or as it was (ruff's convention: an editor replaces its buffer with the output)."""
+    from .fix.write import encode_like, write_fixed
 
+    stdin = stdin or {}
     errors = []
     for path in sorted(fixed):
+        if path in stdin:
+            continue
         error = write_fixed(path, originals[path], fixed[path])
         if error is not None:
             errors.append(error)
+    for path, data in stdin.items():
+        out = sys.stdout.buffer
+        try:
+            out.write(encode_like(data, fixed[path]) if path in fixed else data)
+        except UnicodeEncodeError as exc:
+            out.write(data)
+            errors.append(f"cannot encode the fixed {path} in its declared encoding: {exc.reason}")
+        out.flush()
     return errors
 
 
-def add_noqa_to_files(findings: Sequence[Finding], sources: dict[str, str]) -> tuple[int, int, list[str]]:
-    """(directives added, lines skipped, errors) over every file with a finding."""
-    from .fix.add_noqa import add_noqa
+def add_noqa_to_files(findings: Sequence[Finding], sources: dict[str, str],
+                      stdin: Mapping[str, bytes] | None = None) -> tuple[int, dict[str, int], list[str]]:
+    """(directives added, lines skipped by reason, errors) over every file with a finding;
+    ``stdin`` as for ``write_all``."""
+    from .fix.add_noqa import NOT_SUPPRESSIBLE, add_noqa
 
     by_path: dict[str, list[Finding]] = {}
+    in_notebooks = set()
     for f in findings:
-        if f.path in sources:
+        if f.cell is not None:
+            if f.code not in NOT_SUPPRESSIBLE:
+                in_notebooks.add((f.path, f.cell, f.line))
+        elif f.path in sources:
             by_path.setdefault(f.path, []).append(f)
     originals, fixed = {}, {}
     added = skipped = 0
@@ -151,4 +214,11 @@ def add_noqa_to_files(findings: Sequence[Finding], sources: dict[str, str]) -> t
         skipped += result.skipped
         if result.text != sources[path]:
             originals[path], fixed[path] = sources[path], result.text
-    return added, skipped, write_all(originals, fixed)
+    skipped_by = {"a comment cannot go there": skipped, "notebooks are not rewritten": len(in_notebooks)}
+    return added, {why: n for why, n in skipped_by.items() if n}, write_all(originals, fixed, stdin)
+
+
+def add_noqa_summary(added: int, skipped: dict[str, int]) -> str:
+    """E.g. "Added 2 noqa directives (1 line skipped: a comment cannot go there)."""
+    notes = "; ".join(f"{_plural(n, 'line')} skipped: {why}" for why, n in skipped.items())
+    return f"Added {_plural(added, 'noqa directive')}{f' ({notes})' if notes else ''}."

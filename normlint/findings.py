@@ -54,6 +54,9 @@ class Fix:
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem at ``path``: 1-based ``line`` and ``column`` (columns count characters,
+    as editors do), ``end_line``/``end_column`` exclusive when known."""
+
     code: str
     name: str
     severity: Severity
@@ -67,7 +70,10 @@ class Finding:
     module: str | None = None
     fix: Fix | None = field(default=None, compare=False)
     # What a fixer needs that only the analysis knows, as (name, value) pairs: NL302's
-    # ("norm_ctor", "nn.LayerNorm(d_model)") and ("stream", "x"). Never shown to users.
+    # ("norm_ctor", "nn.LayerNorm(d_model)"), ("stream", "x"), ("stack_attr", "layers");
+    # NL304's ("meant", "ff_norm") (a registered, unused norm of the same kind the second
+    # site should call), ("object", "shared") and ("mechanical", "no") (no mechanical fix).
+    # Never shown to users.
     fix_facts: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     # In a notebook: the 1-based index of the cell (markdown cells count), and line/column
     # are then within that cell. ``file_position`` is where the same spot sits in the

@@ -37,3 +37,10 @@ def run_normlint(*args: str, cwd: Path, timeout: float = 60, env: dict | None = 
     import os
     return subprocess.run([sys.executable, "-m", "normlint", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def run_normlint_input(*args: str, input: str | bytes, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``normlint ARGS`` with ``input`` on stdin; stdout and stderr as bytes."""
+    data = input.encode("utf-8") if isinstance(input, str) else input
+    return subprocess.run([sys.executable, "-m", "normlint", *args], cwd=cwd, input=data,
+                          capture_output=True, timeout=timeout)

@@ -8,6 +8,7 @@ The audit-side reproducers of the same issue (#14) are in tests/runtime/test_sta
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 import os
 import shutil
 import stat
@@ -110,6 +111,33 @@ def test_file_name_that_is_not_utf8(runner, tree, cache, fmt):
         assert "\\xff.py" in text and "ok.py" in text
     # and on stdout
     assert "\\xff.py:5:15: NL303" in _check(runner, ".", *([] if cache else ["--no-cache"])).stdout
+
+
+@pytest.mark.parametrize("fmt", ["concise", "full", "json", "sarif", "github", "junit"])
+def test_file_name_with_control_characters(runner, tree, fmt):
+    """`a\\x01b.py` and a name with a newline: junit stays well-formed XML (XML 1.0 has no
+    \\x01) and text output keeps one finding per line; the characters show as \\xNN."""
+    try:
+        write(tree, "a\x01b.py", ONE_FINDING)
+        write(tree, "new\nline.py", ONE_FINDING)
+    except OSError:
+        pytest.skip("this file system does not take control characters in file names")
+    result = _check(runner, ".", "--no-cache", "--output-format", fmt)
+    assert result.exit_code == 1, result.output
+    out = result.stdout
+    if fmt == "junit":
+        cases = ET.fromstring(out.split("\n", 1)[1]).findall("./testsuite/testcase")
+        assert sorted(c.get("file") for c in cases) == ["a\\x01b.py", "new\\x0aline.py", "ok.py"]
+    elif fmt == "sarif":
+        uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                for r in json.loads(out)["runs"][0]["results"]]
+        assert sorted(uris) == ["a%01b.py", "new%0Aline.py", "ok.py"]
+    elif fmt == "json":
+        assert sorted(d["path"] for d in json.loads(out)) == ["a\\x01b.py", "new\\x0aline.py", "ok.py"]
+    elif fmt == "concise":
+        assert [line.split(":")[0] for line in out.splitlines()[:3]] == ["a\\x01b.py", "new\\x0aline.py", "ok.py"]
+    else:
+        assert "a\\x01b.py" in out and "new\\x0aline.py" in out and "\x01" not in out
 
 
 def test_file_symlink_loop_inside_a_folder(runner, tree):
@@ -415,3 +443,41 @@ def test_compiler_warnings_about_checked_code_do_not_reach_stderr():
         warnings.simplefilter("error")
         parsed = reading.parse_source('import re\nx = re.compile("\\d")\ny = 1()\n', "w.py")
     assert parsed.tree is not None
+
+
+def test_a_string_where_codes_are_expected_is_one_selector_not_its_letters(tree):
+    """`select="NL3"` would otherwise be iterated letter by letter ("unknown rule code 'N'"),
+    and `exclude="*.py"` would exclude everything by its '*'."""
+    import normlint
+
+    text = ONE_FINDING
+    assert [f.code for f in normlint.check_source(text, select="NL3")] == ["NL303"]
+    assert normlint.check_source(text, ignore="NL303,NL9") == []
+    assert [f.code for f in normlint.check_source(text, select="NL1", extend_select="NL303")] == ["NL303"]
+    assert normlint.fix_source(text, unsafe_fixes=True, fixable="NL4").applied == []
+    assert normlint.check_paths(".", exclude="other.py").files_checked == normlint.check_paths(".").files_checked
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda n: n.check_source(b"import torch\n"), "text must be a str"),
+    (lambda n: n.check_source(None), "text must be a str"),
+    (lambda n: n.fix_source(b"import torch\n"), "text must be a str"),
+    (lambda n: n.check_source("x = 1\n", config={"select": ["NL3"]}), "config must be a normlint.config.Config"),
+    (lambda n: n.check_paths(["."], config={"select": ["NL3"]}), "config must be a normlint.config.Config"),
+    (lambda n: n.check_paths([b"."]), "paths must be str or os.PathLike"),
+    (lambda n: n.check_paths(["."], jobs="2"), "jobs must be a positive int"),
+    (lambda n: n.check_paths(["."], jobs=0), "jobs must be a positive int"),
+    (lambda n: n.check_paths([], documents={"x.py": 5}), "documents must map a path to str or bytes"),
+    (lambda n: n.check_source("x = 1\n", select=[5]), "select must be codes"),
+])
+def test_api_misuse_is_a_normlint_error_naming_the_argument(tree, call, needle):
+    import normlint
+
+    with pytest.raises(normlint.NormlintError, match=needle):
+        call(normlint)
+
+
+def test_check_paths_defaults_to_the_current_directory(tree):
+    import normlint
+
+    assert normlint.check_paths().files_checked == normlint.check_paths(["."]).files_checked > 0

@@ -199,3 +199,19 @@ def test_unreadable_config_is_one_line(tmp_path, content):
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "invalid TOML" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_symlinked_file_gets_the_configuration_of_the_directory_it_is_linked_into(tmp_path, monkeypatch):
+    """`proj/pkg/shared.py -> ../../vendor/shared.py`: checked as a file of proj, it gets
+    proj's configuration and per-file ignores (by its path in proj), as ruff reads it."""
+    write(tmp_path, "vendor/shared.py", BROKEN)
+    write(tmp_path, "proj/pyproject.toml", "[tool.normlint]\nselect = ['NL9']\n"
+                                            "[tool.normlint.per-file-ignores]\n'pkg/shared.py' = ['NL900']\n")
+    (tmp_path / "proj/pkg").mkdir(parents=True)
+    (tmp_path / "proj/pkg/shared.py").symlink_to(tmp_path / "vendor/shared.py")
+    monkeypatch.chdir(tmp_path / "proj")
+    report = check_paths(["."])
+    assert report.configs == {tmp_path / "proj/pyproject.toml": 1}
+    assert report.findings == []
+    write(tmp_path, "proj/pyproject.toml", "[tool.normlint]\nselect = ['NL9']\n")
+    assert [(f.path, f.code) for f in check_paths(["."]).findings] == [("pkg/shared.py", "NL900")]

@@ -191,3 +191,87 @@ def test_fixture_tree_fix_diff_is_stable(runner, monkeypatch):
     result = _check(runner, "fixtures", "--select", "ALL", "--diff", "--unsafe-fixes")
     assert result.exit_code == 1 and "+++ b/fixtures/NL303/gpt_block_rebinds_x.py" in result.stdout
     assert {p: p.read_bytes() for p in FIXTURES.rglob("*.py")} == before
+
+
+def _stdin(project, *args, text: str | bytes = RMSNORM):
+    from .helpers import run_normlint_input
+
+    return run_normlint_input("check", "--no-cache", *args, input=text, cwd=project)
+
+
+def test_fix_on_stdin_prints_the_fixed_source_and_reports_on_stderr(project):
+    """ruff's convention for editors and pipes: with `-`, the fixed source goes to stdout
+    (the source as it was when nothing applies) and the report to stderr; no file is
+    written, not even the one --stdin-filename names."""
+    (project / "m.py").write_text(RMSNORM)
+    proc = _stdin(project, "-", "--stdin-filename", "m.py", "--fix")
+    assert proc.stdout == SAFE_FIXED.encode()
+    assert b"Found 2 findings (1 fixed, 1 remaining): 1 info." in proc.stderr
+    assert proc.returncode == 0
+    assert (project / "m.py").read_text() == RMSNORM
+    proc = _stdin(project, "-", "--fix-only", "--unsafe-fixes")
+    assert proc.stdout == ALL_FIXED.encode() and b"Fixed 2 findings." in proc.stderr and proc.returncode == 0
+    clean = _stdin(project, "-", "--fix", "--unsafe-fixes", text=ALL_FIXED)
+    assert clean.stdout == ALL_FIXED.encode() and clean.returncode == 0
+    broken = _stdin(project, "-", "--fix", text="def f(:\n")
+    assert broken.stdout == b"def f(:\n" and b"NL900" in broken.stderr and broken.returncode == 1
+
+
+def test_fix_on_stdin_keeps_crlf_and_bom(project):
+    data = b"\xef\xbb\xbf" + RMSNORM.replace("\n", "\r\n").encode()
+    proc = _stdin(project, "-", "--fix", text=data)
+    assert proc.stdout == b"\xef\xbb\xbf" + SAFE_FIXED.replace("\n", "\r\n").encode()
+
+
+def test_add_noqa_on_stdin_prints_the_source(project):
+    proc = _stdin(project, "-", "--add-noqa")
+    assert proc.returncode == 0, proc.stderr
+    assert b"eps=1e-12):  # noqa: NL401\n" in proc.stdout and b"self.eps)  # noqa: NL402\n" in proc.stdout
+    assert b"Added 2 noqa directives." in proc.stderr
+
+
+@pytest.mark.parametrize("flags", [["--add-noqa", "--fix"], ["--add-noqa", "--fix-only"], ["--add-noqa", "--diff"]])
+def test_add_noqa_with_a_fix_flag_is_a_usage_error(runner, project, flags):
+    result = _check(runner, "m.py", *flags)
+    assert result.exit_code == 2
+    assert "--add-noqa cannot be combined with" in result.stderr
+    assert (project / "m.py").read_text() == RMSNORM
+
+
+def test_marks_and_hints_follow_each_files_own_configuration(runner, tmp_path, monkeypatch):
+    """A sub-project that sets `unsafe-fixes = true` gets its unsafe fixes applied by --fix
+    wherever normlint runs from: `[*]` and the summary must say so, and must not promise
+    an unsafe fix to a file whose own configuration does not allow it."""
+    write(tmp_path, "pyproject.toml", "[tool.normlint]\nselect = ['ALL']\n")
+    write(tmp_path, "root.py", RMSNORM)
+    write(tmp_path, "sub/normlint.toml", "unsafe-fixes = true\n")
+    write(tmp_path, "sub/m.py", RMSNORM)
+    monkeypatch.chdir(tmp_path)
+    lines = _check(runner, ".").stdout.splitlines()
+    assert [l.split(":")[0] for l in lines if "NL401 [*]" in l] == ["sub/m.py"]
+    assert lines[-1] == ("[*] 3 fixable with the `--fix` option (1 hidden fix can be enabled with the "
+                         "`--unsafe-fixes` option).")
+    monkeypatch.chdir(tmp_path / "sub")
+    lines = _check(runner, ".", "../root.py").stdout.splitlines()
+    assert [l.split(":")[0] for l in lines if "NL401 [*]" in l] == ["m.py"]
+    assert lines[-1] == ("[*] 3 fixable with the `--fix` option (1 hidden fix can be enabled with the "
+                         "`--unsafe-fixes` option).")
+    fixed = _check(runner, ".", "../root.py", "--fix-only")
+    assert fixed.stdout.splitlines()[-1] == "Fixed 3 findings (1 fix available with `--unsafe-fixes`)."
+    assert (tmp_path / "root.py").read_text() == SAFE_FIXED and (tmp_path / "sub/m.py").read_text() == ALL_FIXED
+
+
+def test_diff_of_a_file_without_a_final_newline_or_with_form_feeds_is_a_valid_patch(runner, project):
+    """Each diff line is one line of the patch: a last line with no newline gets git's
+    marker right after it (on the `-` and on the `+` side), and a form feed inside a line
+    (old GNU-style page breaks) is not a line break."""
+    old = "        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)"
+    new = ("        return self.weight * x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + "
+           "self.eps).to(x.dtype)")
+    write(project, "m.py", RMSNORM.rstrip("\n"))
+    out = _check(runner, "m.py", "--diff").stdout
+    assert out.endswith(f"-{old}\n\\ No newline at end of file\n+{new}\n\\ No newline at end of file\n"), out
+    write(project, "m.py", RMSNORM + "\x0c\nDEPTH = 2")
+    out = _check(runner, "m.py", "--diff").stdout
+    assert out.endswith(f"-{old}\n+{new}\n \x0c\n DEPTH = 2\n\\ No newline at end of file\n"), out
+    assert all(line[:1] in " -+@\\" for line in out.split("\n")[:-1]), out

@@ -21,7 +21,7 @@ from normlint.fix import write as fix_write
 from normlint.fix.apply import FixPolicy
 from normlint.fix.run import fix_report
 from normlint.static.engine import Component
-from normlint.fix.text import apply_edits
+from normlint.positions import apply_edits
 from normlint.fix.verify import check_fixes
 from normlint.static.engine import check_text
 

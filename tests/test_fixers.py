@@ -12,7 +12,7 @@ from normlint import fix_source
 from normlint.findings import Engine, Finding, Severity
 from normlint.fix.attach import attach_fixes
 from normlint.fix.catalog import DISPLAY_ONLY, SAFE, UNSAFE
-from normlint.fix.text import apply_edits
+from normlint.positions import apply_edits
 
 
 def _finding(code: str, text: str, needle: str, occurrence: int = 1) -> Finding:
@@ -264,6 +264,34 @@ def test_nl404_uses_the_class_eps_and_accepts_the_denominator_as_anchor():
         """)
     out = _fixed("NL404", text, "torch.sqrt(var)")
     assert "return x / torch.sqrt(var + self.eps)" in out
+
+
+@pytest.mark.parametrize("expr", [
+    "x / x.amax(dim=-1, keepdim=True).detach()",    # a row's max can be negative: clamping flips its sign
+    "x / x.sum(-1, keepdim=True)",
+    "x / scale",
+])
+def test_nl404_never_clamps_a_denominator_that_can_be_negative(expr):
+    fix = _fix("NL404", f"def f(x, scale):\n    return {expr}\n", expr)
+    assert fix.applicability == DISPLAY_ONLY and not fix.edits
+
+
+def test_nl404_clamps_a_name_bound_to_a_norm():
+    text = "def f(d):\n    n = torch.norm(d, dim=-1)\n    return d / n\n"
+    assert _fixed("NL404", text, "d / n") == "def f(d):\n    n = torch.norm(d, dim=-1)\n    return d / n.clamp_min(1e-6)\n"
+
+
+def test_nl404_uses_self_eps_only_where_self_is_bound():
+    text = textwrap.dedent("""\
+        class N:
+            def __init__(self, eps=1e-5):
+                self.eps = eps
+
+            @staticmethod
+            def normalize(x, var):
+                return x / torch.sqrt(var)
+        """)
+    assert "return x / torch.sqrt(var + 1e-6)" in _fixed("NL404", text, "torch.sqrt(var)")
 
 
 def test_nl401_raises_only_literals_below_the_floor():

@@ -256,3 +256,69 @@ def test_a_burst_of_changes_is_checked_once_on_the_latest_text(client, tmp_path)
     msg = client.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri)
     assert msg["params"]["version"] == 4
     assert [d["code"] for d in msg["params"]["diagnostics"]] == ["NL303"]
+
+
+# A real safe fix (NL402's upcast) on a line where characters of two UTF-16 units come first.
+RMS = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+
+
+    class RMSNorm(nn.Module):
+        def __init__(self, d, eps=1e-5):
+            super().__init__()
+            self.eps = eps
+
+        def forward(self, x):
+            𝑥𝑥 = x; var = 𝑥𝑥.pow(2).mean(-1, keepdim=True)
+            return x * torch.rsqrt(var + self.eps)
+    """)
+
+
+def _apply(text: str, edits: list[dict]) -> str:
+    """Apply LSP text edits (UTF-16 positions) the way an editor does."""
+    lines = text.splitlines(keepends=True)
+
+    def offset(pos: dict) -> int:
+        line = lines[pos["line"]]
+        units = line.encode("utf-16-le")[:2 * pos["character"]].decode("utf-16-le")
+        return sum(len(l) for l in lines[:pos["line"]]) + len(units)
+
+    for e in sorted(edits, key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]),
+                    reverse=True):
+        text = text[:offset(e["range"]["start"])] + e["newText"] + text[offset(e["range"]["end"]):]
+    return text
+
+
+def test_a_real_quick_fix_after_astral_characters(client, tmp_path):
+    doc = tmp_path / "rms.py"
+    client.open(doc, RMS)
+    (diag,) = client.diagnostics(doc.as_uri())
+    line = RMS.splitlines()[10]
+    start = len(line[:line.index("𝑥𝑥.pow")].encode("utf-16-le")) // 2
+    assert diag["code"] == "NL402" and diag["range"]["start"] == {"line": 10, "character": start}
+    reply = client.request("textDocument/codeAction", {
+        "textDocument": {"uri": doc.as_uri()}, "range": diag["range"], "context": {"diagnostics": [diag]}})
+    (action,) = reply["result"]
+    fixed = _apply(RMS, action["edit"]["changes"][doc.as_uri()])
+    assert "𝑥𝑥 = x; var = 𝑥𝑥.float().pow(2).mean(-1, keepdim=True).to(𝑥𝑥.dtype)\n" in fixed
+
+
+def test_no_quick_fix_from_findings_of_an_older_text(client, tmp_path):
+    """The edits were computed on the text that was checked: after a change that is not
+    checked yet they would land in the wrong place, so none is offered until it is."""
+    doc = tmp_path / "stale.py"
+    uri = doc.as_uri()
+    client.open(doc, RMS)
+    (diag,) = client.diagnostics(uri)
+    edited = "# a new first line\n" + RMS
+    client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},
+                                             "contentChanges": [{"text": edited}]})
+    reply = client.request("textDocument/codeAction", {
+        "textDocument": {"uri": uri}, "range": diag["range"], "context": {"diagnostics": [diag]}})
+    assert reply["result"] == []
+    (diag,) = client.diagnostics(uri)       # the change is checked: fixes for the new text
+    reply = client.request("textDocument/codeAction", {
+        "textDocument": {"uri": uri}, "range": diag["range"], "context": {"diagnostics": [diag]}})
+    (action,) = reply["result"]
+    assert "var = 𝑥𝑥.float()" in _apply(edited, action["edit"]["changes"][uri])

@@ -179,3 +179,25 @@ def test_notebook_from_stdin(tmp_path, nb):
     proc = subprocess.run([sys.executable, "-m", "normlint", "check", "-", "--stdin-filename", "x.ipynb",
                            "--no-cache"], input=nb.read_bytes(), cwd=tmp_path, capture_output=True, timeout=60)
     assert proc.stdout.decode().startswith("x.ipynb:cell 3:10:13: NL303")
+
+
+def test_add_noqa_and_fix_say_that_notebooks_are_not_rewritten(nb, tmp_path):
+    """Edits would have to rewrite the notebook's JSON: they are not offered, and
+    --add-noqa says what it skipped instead of claiming there was nothing to do."""
+    before = nb.read_bytes()
+    proc = run_normlint("check", "model.ipynb", "--no-cache", "--add-noqa", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Added 0 noqa directives (1 line skipped: notebooks are not rewritten).\n"
+    fix = run_normlint("check", "model.ipynb", "--no-cache", "--fix", "--unsafe-fixes", cwd=tmp_path)
+    assert fix.returncode == 1 and "NL303" in fix.stdout
+    assert nb.read_bytes() == before
+
+
+def test_junit_points_at_the_line_of_the_notebook_file(nb):
+    """Like github and sarif: a consumer that opens `file` at `line` sees the cell's line."""
+    import xml.etree.ElementTree as ET
+
+    finding = check_paths(["model.ipynb"]).findings[0]
+    case = ET.fromstring(render([finding], "junit").split("\n", 1)[1]).find("./testsuite/testcase")
+    assert case.get("file") == "model.ipynb" and case.get("line") == str(finding.file_position[0])
+    assert "model.ipynb:cell 3:10:13" in case.get("name")

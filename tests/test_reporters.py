@@ -122,3 +122,13 @@ def test_json_fix_object():
     data = json.loads(render([_with_fix(FINDINGS[0], Fix("m", (Edit(1, 2, 1, 3, "x"),), "safe"))], "json"))
     assert data[0]["fix"] == {"message": "m", "applicability": "safe",
                               "edits": [{"line": 1, "column": 2, "end_line": 1, "end_column": 3, "replacement": "x"}]}
+
+
+def test_full_output_counts_lines_as_python_does():
+    """A form feed or a U+2028 in a comment is not a line break for Python: the snippet
+    of a later line must be that line."""
+    text = "import torch  # page\x0c break\n# a \u2028 in a comment\nx = 1\nnorm = torch.nn.BatchNorm1d(4)\n"
+    f = Finding("NL101", "batchnorm-in-sequence-model", Severity.WARNING, Engine.STATIC, "m.py", 4, 8, "m",
+                end_line=4, end_column=31)
+    out = render([f], "full", sources={"m.py": text})
+    assert "4 | norm = torch.nn.BatchNorm1d(4)\n" in out and "^" * 23 in out

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from ..findings import Finding
 from .fixers.noqa import parse_directive
-from .text import split_lines
+from ..positions import split_lines
 
 NOT_SUPPRESSIBLE = frozenset({"NL900", "NL901"})   # a syntax error; an unused noqa itself
 

@@ -36,16 +36,16 @@ def fix_source(text: str, *, path: str = "<string>", unsafe_fixes: bool = False,
     prefix. No file is read or written. A text with a syntax error comes back unchanged
     (with its NL900 in ``remaining``).
     """
-    from ..api import _tuple
+    from ..api import _config, _strings, _text, overrides
     from ..selection import validate_selectors
-    from ..settings import Overrides
     from ..static.engine import Component, check_text
 
+    text = _text(text)
+    fixable, unfixable = _strings("fixable", fixable), _strings("unfixable", unfixable)
     for selectors in (fixable, unfixable):
         if selectors is not None:
             validate_selectors(selectors)
-    cfg = Overrides(select=_tuple(select), extend_select=_tuple(extend_select),
-                    ignore=_tuple(ignore)).apply(config or Config())
+    cfg = overrides(select, extend_select, ignore).apply(_config(config) or Config())
     findings = check_text(text, path, cfg)
     policy = fix_policy(cfg, unsafe=unsafe_fixes, fixable=fixable, unfixable=unfixable)
     run = fix_report(findings, {path: text}, [Component((path,), cfg)], policy)

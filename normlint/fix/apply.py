@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Sequence
 
 from ..findings import Finding
 from .catalog import SAFE, UNSAFE
-from .text import apply_edits
+from ..positions import apply_edits
 from .verify import check_fixes
 
 MAX_PASSES = 10

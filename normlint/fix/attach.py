@@ -15,7 +15,7 @@ from ..findings import Finding, Fix
 from ..registry import get_rule
 from ..suppress import Suppressions
 from .catalog import DISPLAY_ONLY, FIXERS, FixerInfo
-from .text import touched_lines
+from ..positions import touched_lines
 
 
 def suggestion(finding: Finding, note: str = "") -> Fix:

@@ -5,7 +5,7 @@ Detection runs on ``ast``, and libcst is slow (its parser ~10x ``ast``, its posi
 metadata ~3x its parser), so a fix parses only the top-level statement (class, function,
 assignment) around the finding, never the whole module: a fix rewrites that statement's
 nodes, and module-level additions (an ``import copy``) are plain text edits placed from
-the outline. The finding's span (ast positions: UTF-8 byte columns) maps to the smallest
+the outline. The finding's span (character columns, as findings carry) maps to the smallest
 libcst node that covers it; a fix's rendered statement is diffed against the original
 text, so the edits cover exactly what changed and everything else (comments, quotes,
 blank lines, line endings) stays byte for byte.
@@ -22,7 +22,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, ParentNodeProvider, PositionProvider
 
 from ..findings import Edit, Finding, Fix
-from .text import byte_to_char_column, edits_between, split_lines
+from ..positions import edits_between, split_lines
 
 N = TypeVar("N", bound=cst.CSTNode)
 Replacement = Union[cst.CSTNode, cst.FlattenSentinel, cst.RemovalSentinel]
@@ -151,10 +151,10 @@ class SourceTree:
         """The finding's span as libcst positions in ``text``: (line, 0-based character column)."""
         lines = split_lines(self.text)
 
-        def at(line: int, byte_col: int) -> tuple[int, int]:
+        def at(line: int, column: int) -> tuple[int, int]:
             line -= self.offset
             text = lines[line - 1] if 0 < line <= len(lines) else ""
-            return line, byte_to_char_column(text, max(byte_col, 0))
+            return line, min(max(column, 0), len(text))
 
         start = at(finding.line, finding.column - 1)
         if finding.end_line is None or finding.end_column is None:

@@ -1,9 +1,7 @@
 """Findings as LSP diagnostics, and their fixes as quick-fix code actions.
 
-Positions differ in units: a finding's column is 1-based and counts UTF-8 bytes (what
-CPython's ``ast`` reports), an ``Edit``'s is 1-based and counts characters, and the client
-counts from 0 in the encoding it negotiated (UTF-16 by default). pygls' position codec
-converts characters to the client's units; the bytes are converted here.
+Findings' and edits' columns are 1-based and count characters; the client counts from 0
+in the encoding it negotiated (UTF-16 by default), which pygls' position codec converts to.
 """
 
 from __future__ import annotations
@@ -21,11 +19,6 @@ _SEVERITY = {Severity.ERROR: lsp.DiagnosticSeverity.Error, Severity.WARNING: lsp
              Severity.INFO: lsp.DiagnosticSeverity.Information}
 
 
-def _char_index(line: str, byte_column: int) -> int:
-    """The character index of a 0-based UTF-8 byte offset into ``line``."""
-    return len(line.encode("utf-8")[:max(byte_column, 0)].decode("utf-8", errors="ignore"))
-
-
 def _line(lines: Sequence[str], index: int) -> str:
     return lines[index].rstrip("\r\n") if 0 <= index < len(lines) else ""
 
@@ -39,10 +32,10 @@ def finding_range(f: Finding, doc: TextDocument) -> lsp.Range:
         end = lsp.Position(line - 1, len(_line(lines, line - 1)))
     else:
         first = _line(lines, f.line - 1)
-        start = lsp.Position(f.line - 1, _char_index(first, f.column - 1))
+        start = lsp.Position(f.line - 1, min(max(f.column - 1, 0), len(first)))
         if f.end_line is not None and f.end_column is not None:
             last = _line(lines, f.end_line - 1)
-            end = lsp.Position(f.end_line - 1, _char_index(last, f.end_column - 1))
+            end = lsp.Position(f.end_line - 1, min(max(f.end_column - 1, 0), len(last)))
         else:
             end = lsp.Position(f.line - 1, len(first))   # to the end of the line
         if (end.line, end.character) < (start.line, start.character):

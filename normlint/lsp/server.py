@@ -42,7 +42,9 @@ def check_document(path: Path | None, text: str) -> list[Finding]:
 
 @dataclass
 class _State:
-    findings: dict[str, list[Finding]] = field(default_factory=dict)   # uri -> last findings
+    # uri -> (the document version that was checked, its findings): fixes are edits of
+    # that version's text, never offered for another
+    findings: dict[str, tuple[int | None, list[Finding]]] = field(default_factory=dict)
 
 
 class _Protocol(LanguageServerProtocol):
@@ -69,6 +71,7 @@ class NormlintServer(LanguageServer):
         logger.debug("ignored a bad message: %s: %s", type(error).__name__, _one_line(error))
 
     def check(self, uri: str) -> None:
+        version = getattr(self.workspace.text_documents.get(uri), "version", None)
         try:
             doc = self.workspace.get_text_document(uri)
             path = Path(doc.path) if uri.startswith("file:") else None
@@ -83,8 +86,7 @@ class NormlintServer(LanguageServer):
             self._tell(lsp.MessageType.Error, f"normlint: internal error on {uri}: "
                                               f"{type(exc).__name__}: {_one_line(exc)}")
             findings, diagnostics = [], []
-        self.state.findings[uri] = findings
-        version = getattr(self.workspace.text_documents.get(uri), "version", None)
+        self.state.findings[uri] = (version, findings)
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics,
                                                                             version=version))
 
@@ -130,11 +132,12 @@ def build_server() -> NormlintServer:
                     lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
     def code_action(ls: NormlintServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
         uri = params.text_document.uri
-        findings = ls.state.findings.get(uri)
-        if not findings:
-            return []
+        checked, findings = ls.state.findings.get(uri, (None, []))
         try:
-            return code_actions(findings, ls.workspace.get_text_document(uri), params.range)
+            doc = ls.workspace.get_text_document(uri)
+            if not findings or doc.version != checked:   # edited since: its check is pending
+                return []
+            return code_actions(findings, doc, params.range)
         except Exception as exc:
             logger.error("normlint: no code actions for %s: %s", uri, _one_line(exc))
             return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Callable, Mapping, Sequence
 
@@ -41,14 +42,19 @@ def render(findings: Sequence[Finding], output_format: str = "concise", *,
     return renderer(findings)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def printable_path(path: str) -> str:
-    """``path`` as valid Unicode: a file name that is not UTF-8 (which Python holds as
-    surrogate escapes, and no UTF-8 output can carry) shows its odd bytes as ``\\xNN``."""
+    """``path`` as valid, printable Unicode: a file name that is not UTF-8 (which Python
+    holds as surrogate escapes, and no UTF-8 output can carry) shows its odd bytes as
+    ``\\xNN``, and so do control characters (a newline would split a finding's line; XML
+    has no ``\\x01``)."""
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
-        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return path
+        path = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 
 
 def exit_code(findings: Sequence[Finding]) -> int:

@@ -16,9 +16,11 @@ def render(findings: Sequence[Finding]) -> str:
     if not findings:
         ET.SubElement(suite, "testcase", name="No findings", classname="normlint")
     for f in findings:
+        # in a notebook, the line of its JSON file that holds the cell's line (as github, sarif)
+        line = (f.file_position or (1, 1))[0] if f.cell is not None else f.line
         case = ET.SubElement(suite, "testcase", classname=f.path,
                              name=f"{f.code} {f.location}",
-                             file=f.path, line=str(f.line))
+                             file=f.path, line=str(line))
         failure = ET.SubElement(case, "failure", type=f.code, message=f.message)
         failure.text = str(f)
     ET.indent(suites)

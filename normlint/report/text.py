@@ -6,6 +6,7 @@ import tokenize
 from typing import Callable, Mapping, Sequence
 
 from ..findings import Finding, Severity, summary_counts
+from ..positions import split_lines
 from ..registry import get_rule
 
 
@@ -51,7 +52,8 @@ def _source_line(path: str, line: int, sources: Mapping[str, str], cache: dict) 
                     text = fh.read()
             except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
                 text = None
-        cache[path] = text.splitlines() if text is not None else None
+        # lines as Python counts them: not at form feeds or U+2028, as str.splitlines would
+        cache[path] = [line.rstrip("\r\n") for line in split_lines(text)] if text is not None else None
     lines = cache[path]
     if lines is None or not 1 <= line <= len(lines):
         return None
@@ -62,7 +64,7 @@ def _fix_lines(f: Finding, sources: Mapping[str, str]) -> list[str]:
     """The lines the fix changes: ``- old`` (old line numbers) and ``+ new`` (new ones)."""
     import difflib
 
-    from ..fix.text import apply_edits, split_lines
+    from ..positions import apply_edits, split_lines
 
     text = sources.get(f.path)
     if text is None or not f.fix.edits:

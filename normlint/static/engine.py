@@ -31,6 +31,7 @@ from ..selection import resolve_selection
 from ..suppress import Suppressions
 from .analyzer import analyze
 from .cache import Cache, component_key, content_hash, engine_fingerprint
+from .columns import character_columns
 from .context import RuleContext
 from .discovery import ProjectFilter, discover, resolved
 from .facts import components, scan
@@ -114,11 +115,7 @@ class Policy:
         if not self.per_file:
             return frozenset()
         if path not in self._ignored:
-            abs_path = resolved(Path(path))
-            try:
-                rel = abs_path.relative_to(self.root).as_posix()
-            except ValueError:
-                rel = abs_path.name
+            rel = _relative(Path(os.path.abspath(path)), self.root)
             self._ignored[path] = frozenset().union(*(codes for spec, codes in self.per_file
                                                       if spec.match_file(rel)))
         return self._ignored[path]
@@ -127,16 +124,29 @@ class Policy:
         return f.code in self.enabled and f.code not in self.ignored_codes(f.path)
 
 
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to the (resolved) project ``root``: by its directory, so that a file
+    symlinked into the project counts as the project's, else by its target; else its name."""
+    for candidate in (resolved(path.parent) / path.name, resolved(path)):
+        try:
+            return candidate.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return path.name
+
+
 def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], policy: Policy,
               *, run_rules: bool = True, context: Sequence[ParsedFile] = ()) -> list[Finding]:
     """Analyse ``parsed`` together (with ``context``: files read only to resolve imports,
-    nothing is reported for them), then apply selection, per-file ignores and noqa."""
+    nothing is reported for them), then apply selection, per-file ignores and noqa. Columns
+    leave here counting characters (see columns.py)."""
     ctx = RuleContext(enabled=policy.enabled, options=policy.options)
     if run_rules and parsed:
         analyze([*parsed, *context], ctx)
     skip = {pf.path for pf in context}
+    texts = {pf.path: pf.text for pf in parsed}
     by_path: dict[str, list[Finding]] = {}
-    for f in (*failures, *ctx.findings):
+    for f in (*failures, *character_columns(ctx.findings, texts)):
         if f.path not in skip and policy.reports(f):
             by_path.setdefault(f.path, []).append(f)
     result: list[Finding] = []
@@ -147,7 +157,7 @@ def run_files(parsed: Sequence[ParsedFile], failures: Sequence[Finding], policy:
     for rest in by_path.values():   # NL900 for files that never parsed
         result.extend(rest)
     from ..fix.attach import attach_fixes   # libcst loads only for files with a fixable finding
-    return sort_findings(attach_fixes(result, {pf.path: pf.text for pf in parsed}))
+    return sort_findings(attach_fixes(result, texts))
 
 
 @dataclass(frozen=True)
@@ -213,7 +223,7 @@ def check_paths(paths: Sequence[str | os.PathLike], settings: Settings | Config,
         checked[key] = (name if name == "-" else display_path(Path(name)), Path(name))
     groups: dict[int, tuple[Config, list[tuple[Path, str, Path]]]] = {}
     for key, (display, given) in checked.items():
-        config = settings.config_for(key)
+        config = settings.config_for(given)   # where the file was found: a symlink's own directory
         groups.setdefault(id(config), (config, []))[1].append((key, display, given))
     caches: dict[Path, tuple[Cache, set[str]]] = {}
     run = _Run(settings, options, report, ProjectFilter(settings), documents)

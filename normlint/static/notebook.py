@@ -88,10 +88,10 @@ class Notebook:
         if not 1 <= line <= len(cell.raw) or cell.raw[line - 1] is None:
             return None
         raw_line, raw_col, ascii_only = cell.raw[line - 1]
-        # the JSON holds the source as written, magics included; a finding's column counts
-        # UTF-8 bytes (as CPython's ast does), the JSON text characters
+        # the JSON holds the source as written, magics included, with escapes where the
+        # writer used them; a finding's column counts characters of the source
         source_line = _split_lines(dict(self.sources).get(cell.number, ""))[line - 1:line] or [""]
-        before = source_line[0].encode("utf-8")[:max(column - 1, 0)].decode("utf-8", errors="ignore")
+        before = source_line[0][:max(column - 1, 0)]
         prefix = json.dumps(before, ensure_ascii=ascii_only)[1:-1]
         return raw_line, raw_col + 1 + len(prefix) + 1   # the opening quote, then 1-based
 

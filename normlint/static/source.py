@@ -11,7 +11,3 @@ class ParsedFile:
     path: str          # as reported in findings (relative to the cwd where possible)
     text: str
     tree: ast.Module
-
-    @property
-    def lines(self) -> list[str]:
-        return self.text.splitlines()

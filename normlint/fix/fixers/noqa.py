@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ...findings import Finding, Fix
 from ...suppress import _CODE, _DIRECTIVE, _LIST_START
 from ..catalog import SAFE
-from ..text import byte_to_char_column, edits_between, split_lines
+from ...positions import edits_between, split_lines
 
 _CODE_IN_MESSAGE = re.compile(r"\b(NL\d{3})\b")
 _ITEM = re.compile(r"[^\s,\uff0c]+")
@@ -69,7 +69,7 @@ def remove_unused_code(text: str, finding: Finding) -> Fix | None:
     raw = lines[finding.line - 1]
     line = raw.rstrip("\r\n")
     ending = raw[len(line):]
-    col = byte_to_char_column(line, finding.column - 1)
+    col = finding.column - 1
     comment = line[col:]
     directive = parse_directive(comment)
     if directive is None or not directive.codes:

@@ -197,9 +197,18 @@ def _biased(tree: SourceTree, call: cst.Call) -> Fix | None:
 # -- NL404 ------------------------------------------------------------------------------
 
 
+def _self_bound(tree: SourceTree, node: cst.CSTNode) -> bool:
+    """``self`` names the instance here: inside a method (or a function nested in one)
+    whose first parameter is ``self``, not a staticmethod's."""
+    for fn in tree.ancestors(node):
+        if isinstance(fn, cst.FunctionDef) and fn.params.params and fn.params.params[0].name.value == "self":
+            return True
+    return False
+
+
 def _class_eps(tree: SourceTree, node: cst.CSTNode) -> cst.BaseExpression:
     cls = tree.enclosing(node, cst.ClassDef)
-    if cls is not None:
+    if cls is not None and _self_bound(tree, node):
         assigned = {self_attr(t.target) for n in walk(cls) if isinstance(n, cst.Assign) for t in n.targets}
         for attr in _EPS_ATTRS:
             if attr in assigned:
@@ -229,6 +238,48 @@ def _denominator(tree: SourceTree, node: cst.CSTNode) -> cst.BaseExpression | No
     return node if isinstance(node, cst.BaseExpression) else None
 
 
+# Results that are never negative (a norm, an absolute value, a root), and methods that
+# keep the sign of what they are called on.
+_MAGNITUDES = frozenset({"norm", "vector_norm", "matrix_norm", "abs", "sqrt", "square", "exp", "softplus"})
+_SIGN_KEEPING = frozenset({"detach", "float", "double", "half", "bfloat16", "to", "type", "type_as", "clone",
+                           "contiguous", "unsqueeze", "squeeze", "view", "reshape", "expand", "expand_as"})
+
+
+def _even_power(e: cst.BaseExpression) -> bool:
+    return isinstance(e, cst.Integer) and int(e.evaluated_value) % 2 == 0
+
+
+def _non_negative(tree: SourceTree, e: cst.BaseExpression, depth: int = 0) -> bool:
+    """Whether ``e`` is a magnitude (clamping it from below keeps its meaning): a norm, an
+    absolute value, a root, an even power, their products and sums with non-negative
+    numbers, or a local name bound once to one of these."""
+    if depth > 8:
+        return False
+    if isinstance(e, (cst.Integer, cst.Float)):
+        return True
+    if isinstance(e, cst.BinaryOperation):
+        if isinstance(e.operator, cst.Power):
+            return _even_power(e.right)
+        return isinstance(e.operator, (cst.Multiply, cst.Divide, cst.Add)) and \
+            _non_negative(tree, e.left, depth + 1) and _non_negative(tree, e.right, depth + 1)
+    if isinstance(e, cst.Call):
+        name = call_name(e)
+        if name in _MAGNITUDES:
+            return True
+        if name == "pow":
+            return bool(e.args) and _even_power(e.args[-1].value)
+        if name in _SIGN_KEEPING and isinstance(e.func, cst.Attribute):
+            return _non_negative(tree, e.func.value, depth + 1)
+        return False
+    if isinstance(e, cst.Name):
+        fn = tree.enclosing(e, cst.FunctionDef)
+        bound = [n.value for n in walk(fn) if isinstance(n, cst.Assign) and len(n.targets) == 1
+                 and isinstance(n.targets[0].target, cst.Name) and n.targets[0].target.value == e.value] \
+            if fn is not None else []
+        return len(bound) == 1 and _non_negative(tree, bound[0], depth + 1)
+    return False
+
+
 def add_eps(tree: SourceTree, finding: Finding, node: cst.CSTNode) -> Fix | None:
     denom = _denominator(tree, node)
     if denom is None:
@@ -250,10 +301,12 @@ def add_eps(tree: SourceTree, finding: Finding, node: cst.CSTNode) -> Fix | None
     elif name == "std" and isinstance(denom.func, cst.Attribute):
         new = _root_of(denom, eps)
         what = f"take the root of the variance plus `{eps_text}`"
-    else:
+    elif _non_negative(tree, denom):
         # an L2 norm (or a name bound to one): clamp it, as F.normalize does
         new = method_call(denom, "clamp_min", cst.Arg(eps))
         what = f"clamp the denominator to at least `{eps_text}`"
+    else:
+        return None         # clamping a denominator that can be negative would flip its sign
     return tree.fix(f"Guard the denominator: {what}", {denom: new}, UNSAFE)
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from ..findings import Edit
+from .findings import Edit
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
@@ -20,13 +20,6 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 def split_lines(text: str) -> list[str]:
     """The lines of ``text``, each with its line ending (the last may have none)."""
     return _LINE.findall(text)
-
-
-def byte_to_char_column(line_text: str, byte_col: int) -> int:
-    """ast reports columns as UTF-8 byte offsets; libcst and editors count characters."""
-    if line_text.isascii():
-        return byte_col
-    return len(line_text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
 
 
 @dataclass(frozen=True)
