@@ -4,6 +4,7 @@ the Keras convention, a bias that BatchNorm cancels)."""
 from __future__ import annotations
 
 import ast
+import re
 
 from .. import kinds
 from ...findings import Severity
@@ -52,13 +53,14 @@ def check_file(a: Analysis, info: FileInfo, report: Reporter) -> None:
     if not report.on("NL501"):
         return
     text = info.parsed.text
-    if ".parameters()" not in text and "decay" not in text:
+    if ".parameters()" not in text and "decay" not in text and "DECAY" not in text:
         return  # neither an optimizer over all parameters nor a no_decay list: skip the walk
     for node in ast.walk(info.parsed.tree):
         if isinstance(node, ast.Call):
             _optimizer(info, node, report)
         elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                and "decay" in node.targets[0].id.lower() and isinstance(node.value, (ast.List, ast.Tuple, ast.Set)):
+                and _NO_DECAY_NAME.search(node.targets[0].id.lower()) \
+                and isinstance(node.value, (ast.List, ast.Tuple, ast.Set)):
             _no_decay(a, info, node, report)
 
 
@@ -88,9 +90,17 @@ def _optimizer(info: FileInfo, call: ast.Call, report: Reporter) -> None:
            "`weight_decay=0.0`")
 
 
+# a list that names what is excluded from weight decay (no_decay, skip_decay, nowd,
+# decay_exclude), not any list whose name mentions decay (`_DECAY_FNS`: schedule names)
+_NO_DECAY_NAME = re.compile(r"(no|skip|skips|exclude[sd]?|without|non|nowd)_?(weight_?)?decay"
+                            r"|decay_?(exclude[sd]?|skip|skips|blacklist|ignore[sd]?)|nowd")
+# a parameter name or a fragment of one: dotted identifiers ('bias', 'LayerNorm.weight')
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*\.?")
+
+
 def _no_decay(a: Analysis, info: FileInfo, node: ast.Assign, report: Reporter) -> None:
     entries = [e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
-    if not entries or len(entries) != len(node.value.elts):
+    if not entries or len(entries) != len(node.value.elts) or not all(_PARAM_NAME.fullmatch(e) for e in entries):
         return
     names = a.norm_attr_names(info)
     if not names:
