@@ -106,6 +106,20 @@ class Analysis:
                             cls.name, flow, running, self._says_channels_first(cls, text), self._eps_terms)
         return self._hand[key]
 
+    def hand_norm_function(self, info: FileInfo, fn: ast.FunctionDef) -> HandNorm | None:
+        """The norm a module-level function computes by hand (`def rms_norm(x, weight, eps)`),
+        or None. Judged as a parameter-free module whose forward is the function; one with
+        many parameters (a whole model step) is not a norm."""
+        key = id(fn)
+        if key not in self._hand:
+            self._hand[key] = None
+            text = ast.get_source_segment(info.parsed.text, fn) or ""
+            if len(fn.args.posonlyargs + fn.args.args) <= 4 and any(tok in text for tok in _STAT_TOKENS):
+                cls = ClassInfo(fn.name, fn, info, (), {"forward": fn}, {})  # type: ignore[arg-type]
+                flow = Walker(self, ModuleModel(cls, {}, {})).run(fn)
+                self._hand[key] = analyse_handnorm(fn.name, flow, False, False, self._eps_terms)
+        return self._hand[key]
+
     def _says_channels_first(self, cls: ClassInfo, text: str) -> bool:
         """A channels-first norm says so: data_format, a permute, or a gain shaped (1, C, 1...)."""
         if "channels_first" in text or "data_format" in text:
@@ -195,12 +209,14 @@ class Analysis:
         if result is None and self.builder.torch_base_category(cls) is None:
             # (a Conv2d subclass that standardizes its weight with F.batch_norm is a conv)
             fwd = cls.methods.get("forward")
-            if fwd is not None and "__init__" in cls.methods:
+            if fwd is not None:
+                # (no __init__: a parameter-free norm, its eps maybe a forward parameter)
                 fnorms = [kinds.torch_functional_norm(cls.file.imports.qualname(n.func))
                           for n in ast.walk(fwd) if isinstance(n, ast.Call)] \
                     if "_norm(" in class_text(cls) else []
                 fnorms = [f for f in fnorms if f and f != "normalize"]
-                if fnorms and not self._has_heavy_submodule(cls, cls.methods["__init__"]):
+                init = cls.methods.get("__init__")
+                if fnorms and not (init is not None and self._has_heavy_submodule(cls, init)):
                     permutes = any(isinstance(n, ast.Attribute) and n.attr in ("permute", "transpose")
                                    for n in ast.walk(fwd))
                     result = (kinds.FUNCTIONAL_NORMS[fnorms[0]], permutes)

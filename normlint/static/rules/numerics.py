@@ -7,7 +7,7 @@ import ast
 from ...findings import Severity
 from ..flow import Flow, Value
 from ..handnorm import rescalings
-from ..index import ClassInfo
+from ..index import ClassInfo, FileInfo
 from ..model import Analysis, class_text, walk_kind
 from .common import Reporter
 
@@ -35,14 +35,8 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
                        f"`{cls.name}` adds eps={value:g}, below float16's smallest subnormal (5.96e-8): it "
                        f"rounds to 0 in half precision and all-zero (padding) rows give NaN{note}; use "
                        "eps >= 1e-6", sev)
-    if report.on("NL402") and hand.family != "batch":
-        st = next((s for s in hand.stats if s.upcast is False and s.squared), None)
-        if st is not None:
-            report("NL402", path, st.node,
-                   f"`{cls.name}.forward` computes a squared statistic (`{ast.unparse(st.node)}`) in the "
-                   "input dtype: under fp16/bf16 it loses precision and fp16 x*x overflows at |x| >= 256; "
-                   "upcast first: "
-                   "`x.float().pow(2).mean(-1, keepdim=True)` and cast the result back")
+    if report.on("NL402"):
+        _squared_in_input_dtype(f"{cls.name}.forward", path, hand, report)
     if report.on("NL403") and hand.centered:
         for st in hand.stats:
             if st.op in ("std", "var") and not st.biased:
@@ -63,6 +57,29 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
                        f"`{cls.name}.forward` divides by `{ast.unparse(div.denominator)}` with no eps: a "
                        "constant row (padding) makes it 0 and the output NaN/Inf; add eps inside the root "
                        "(`torch.sqrt(var + eps)`) or clamp the denominator")
+
+
+def check_file(a: Analysis, info: FileInfo, report: Reporter) -> None:
+    """NL402 on a norm written as a module-level function (`def rms_norm(x, weight, eps)`),
+    called from wherever: the same structure as a norm class's forward."""
+    if not report.on("NL402"):
+        return
+    for fn in info.functions.values():
+        hand = a.hand_norm_function(info, fn)
+        if hand is not None:
+            _squared_in_input_dtype(f"{fn.name}", info.path, hand, report)
+
+
+def _squared_in_input_dtype(where: str, path: str, hand, report: Reporter) -> None:
+    if hand.family == "batch":
+        return
+    st = next((s for s in hand.stats if s.upcast is False and s.squared), None)
+    if st is not None:
+        report("NL402", path, st.node,
+               f"`{where}` computes a squared statistic (`{ast.unparse(st.node)}`) in the "
+               "input dtype: under fp16/bf16 it loses precision and fp16 x*x overflows at |x| >= 256; "
+               "upcast first: "
+               "`x.float().pow(2).mean(-1, keepdim=True)` and cast the result back")
 
 
 def _eps_at_instantiation(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
