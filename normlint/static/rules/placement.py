@@ -584,10 +584,14 @@ def _nl303(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
             src = s.inputs[0].var if s.inputs[0].var else var
             users = [u for u in flow.uses(s) if u.op in ("call", "block") and u.attr]
             sub = f"self.{users[0].attr}" if users else "f"
+            # the sum is the stream's next value: named after what the add is bound to
+            # (`h = norm(x); x = h + ff(h)` suggests `x = ...`, not `h = ...`)
+            out = r.add.var or src
+            what = "rebinds" if var == src else "binds"
             report("NL303", s.path, s.node,
-                   f"`{s.owner}.forward` rebinds `{var}` to `{ref(s)}({src})` before the residual add, so the "
+                   f"`{s.owner}.forward` {what} `{var}` to `{ref(s)}({src})` before the residual add, so the "
                    f"skip path carries normalized values; keep the residual: "
-                   f"`{var} = {src} + {sub}({ref(s)}({src}))`")
+                   f"`{out} = {src} + {sub}({ref(s)}({src}))`")
             return
 
 
