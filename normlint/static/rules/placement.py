@@ -505,6 +505,11 @@ def _norm_ctor(a: Analysis, cls: ClassInfo, run: StackRun) -> str | None:
             return None
         chain_here = chain + [k for k in pre.route if k is not None]
         if pre.op == "norm" and pre.kind is not None and pre.kind.call is not None:
+            if not (pre.inputs and root(pre.inputs[0]).op == "param"):
+                # the block normalizes a view of its input (`norm(x.transpose(1, 2))`: a
+                # GroupNorm over channels-first inside, channels-last outside): the same norm
+                # after the stack would read another axis
+                return None
             scope = pre.model.cls if pre.model is not None else None
             return rewrite(a, cls, chain_here, pre.kind, scope)
         if pre.op in ("call", "block") and pre.kind is not None:
