@@ -854,6 +854,12 @@ class Walker:
                     return self._binop(ast.Mult(), args[0], args[1], e, frame)
                 data = tuple(args) + tuple(kwargs.values())
                 return self.new("func", data, e, frame, name=qual)
+        if isinstance(func, ast.Attribute) and func.attr == "processor" and isinstance(func.value, ast.Name) \
+                and func.value.id == "self" and "self" not in frame.env \
+                and "processor" not in frame.model.submodules:
+            inlined = self._processor_call(e, frame)
+            if inlined is not None:
+                return inlined
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) \
                 and isinstance(func.value.func, ast.Name) and func.value.func.id == "super":
             inlined = self._super_call(func.attr, e, frame)
@@ -926,6 +932,23 @@ class Walker:
             self.block(fn.body, inner)
             return self._result(inner.returns, node, frame)
         return None
+
+    def _processor_call(self, node: ast.Call, frame: Frame) -> Value | None:
+        """`self.processor(self, hidden_states, ...)` (diffusers' attention modules): the
+        processor class's `__call__` run inline, its `attn` parameter standing for the module.
+        Only a processor the module certainly uses (its `_default_processor_cls`, or the one
+        class its __init__ builds for `processor`) defined in the module's own file."""
+        if frame.depth >= MAX_INLINE_DEPTH or not node.args or not (
+                isinstance(node.args[0], ast.Name) and node.args[0].id == "self"):
+            return None
+        fn = self.a.processor_call(frame.model.cls)
+        if fn is None or id(fn) in frame.active:
+            return None
+        args, kwargs = self._args(node, frame)
+        inner = frame.child(frame.model, frame.prefix, {}, frame.site + (id(node),), id(fn))
+        self._bind_params(fn, inner, args[1:], kwargs)
+        self.block(fn.body, inner)
+        return self._result(inner.returns, node, frame)
 
     @staticmethod
     def _takes_callable(data) -> bool:

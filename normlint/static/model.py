@@ -6,6 +6,7 @@ sequence evidence."""
 from __future__ import annotations
 
 import ast
+import copy as copy_module
 import re
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -69,6 +70,7 @@ class Analysis:
         self._run_loads: dict[int, frozenset[str]] = {}
         self._callers: dict[int, list[tuple[ClassInfo, Value]]] | None = None
         self._entries: dict[int, Flow] = {}
+        self._processors: dict[tuple, ast.FunctionDef | None] = {}
         self.sequence_params = SEQUENCE_PARAMS | frozenset(ctx.option("NL101", "sequence-markers") or [])
 
     # -- classes ------------------------------------------------------------------------
@@ -119,6 +121,37 @@ class Analysis:
                 flow = Walker(self, ModuleModel(cls, {}, {})).run(fn)
                 self._hand[key] = analyse_handnorm(fn.name, flow, False, False, self._eps_terms)
         return self._hand[key]
+
+    def processor_call(self, cls: ClassInfo) -> ast.FunctionDef | None:
+        """The `__call__` of the attention processor a module certainly delegates forward to,
+        rewritten so that its module parameter (`attn`) reads as `self` (and the processor's
+        own `self` as `_processor`), or None. The processor is the `_default_processor_cls`
+        of the class (or a base), else the one processor class __init__ builds; it must live
+        in the module's own file (findings inside it then point at the right file)."""
+        key = ("processor", id(cls))
+        if key in self._processors:
+            return self._processors[key]
+        self._processors[key] = None
+        proc = None
+        for c in self.index.mro(cls):
+            const = c.constants.get("_default_processor_cls")
+            if isinstance(const, (ast.Name, ast.Attribute)):
+                proc = self.index.resolve_class(const, c.file)
+                break
+        init = cls.methods.get("__init__")
+        if proc is None and init is not None:
+            built = {id(found): found for n in ast.walk(init) if isinstance(n, ast.Call)
+                     for found in [self.index.resolve_class(n.func, cls.file)]
+                     if found is not None and "__call__" in found.methods and "Processor" in found.name}
+            proc = next(iter(built.values())) if len(built) == 1 else None
+        fn = proc.methods.get("__call__") if proc is not None and proc.file is cls.file else None
+        if fn is None or len(fn.args.args) < 3:
+            return None
+        own, attn = fn.args.args[0].arg, fn.args.args[1].arg
+        copy = _RenameNames({own: "_processor", attn: "self"}).visit(copy_module.deepcopy(fn))
+        copy.args.args = copy.args.args[1:]
+        self._processors[key] = copy
+        return copy
 
     def _says_channels_first(self, cls: ClassInfo, text: str) -> bool:
         """A channels-first norm says so: data_format, a permute, or a gain shaped (1, C, 1...)."""
@@ -618,6 +651,21 @@ def built_kinds(model: ModuleModel) -> Iterator[Kind]:
         todo.extend((k, depth + 1) for k in (kind.block, kind.final_norm, *kind.elements, *kind.appended)
                     if k is not None)
         todo.extend((k, depth + 1) for _, k in kind.bound if not k.factory)
+
+
+class _RenameNames(ast.NodeTransformer):
+    def __init__(self, names: dict[str, str]):
+        self.names = names
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        if node.id in self.names:
+            node.id = self.names[node.id]
+        return node
+
+    def visit_arg(self, node: ast.arg) -> ast.arg:
+        if node.arg in self.names:
+            node.arg = self.names[node.arg]
+        return node
 
 
 def class_text(cls: ClassInfo) -> str:

@@ -16,6 +16,8 @@ layers. It answers:
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
 _TRIVIAL = ("dropout", "identity", "act")
 # torch layers with parameters that read their input as it is
 _RAW_READERS = ("linear", "conv", "attention", "rnn")
+# functional layers that read their input as it is
+_RAW_FUNCS = ("linear", "conv1d", "conv2d", "conv3d", "bilinear")
+# a module of unknown kind named for a positional encoding (relative position bias, rotary)
+_POSITIONAL = re.compile(r"pos(itional)?_?(emb|enc|bias)|rel_pos|rotary|rope")
 _WALK_BACK = ("method", "getitem", "attr", "phi", "unary")
 
 
@@ -158,11 +164,16 @@ class Summaries:
                 if u.op == "norm":
                     result = False
                     break
+                if u.op == "func" and (u.name or "").rsplit(".", 1)[-1] in _RAW_FUNCS:
+                    found = True         # F.linear(x, self.in_proj_weight): a projection of it
+                    continue
                 if u.op in ("call", "block"):
                     k = u.kind
                     if k is not None and k.category in _TRIVIAL:
                         todo.append(u)
                         continue
+                    if k is None and _POSITIONAL.search((u.attr or u.name or "").lower()):
+                        continue         # a positional encoding reads it for a bias, not a norm
                     # as the module's first input, read raw by it; as a side argument (context=)
                     # or by a module of unknown kind, it may be normalized there
                     first_in = bool(u.inputs) and (u.inputs[0] is cur or u.inputs[0].has_ancestor(cur))

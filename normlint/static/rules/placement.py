@@ -59,15 +59,18 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
 # -- shared predicates ------------------------------------------------------------------
 
 
-def _is_stream(flow: Flow, v: Value) -> bool:
-    """v is a residual stream of this forward: its input, a residual sum, or the value a
-    loop over layers carries in."""
+def _is_stream(flow: Flow, v: Value, depth: int = 0) -> bool:
+    """v is a residual stream of this forward: its input, a residual sum, the value a loop
+    over layers carries in, or one of those plus a conditioning term
+    (`h = h + self.context_proj(ctx)`)."""
     v = root(v)
     if v.op == "param" and v.site == () and v in flow.params.values():
         return True
     if any(r.add is v for r in flow.residuals):
         return True
-    return any(v in loop.entry.values() for loop in flow.loops)
+    if any(v in loop.entry.values() for loop in flow.loops):
+        return True
+    return v.op == "add" and depth < 4 and any(_is_stream(flow, i, depth + 1) for i in v.inputs)
 
 
 def _sublayer(v: Value) -> bool:
