@@ -61,8 +61,8 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
 
 def _is_stream(flow: Flow, v: Value, depth: int = 0) -> bool:
     """v is a residual stream of this forward: its input, a residual sum, the value a loop
-    over layers carries in, or one of those plus a conditioning term
-    (`h = h + self.context_proj(ctx)`)."""
+    over layers carries in, one of those plus a conditioning term
+    (`h = h + self.context_proj(ctx)`), or the join of optional sublayers' sums."""
     v = root(v)
     if v.op == "param" and v.site == () and v in flow.params.values():
         return True
@@ -70,7 +70,12 @@ def _is_stream(flow: Flow, v: Value, depth: int = 0) -> bool:
         return True
     if any(v in loop.entry.values() for loop in flow.loops):
         return True
-    return v.op == "add" and depth < 4 and any(_is_stream(flow, i, depth + 1) for i in v.inputs)
+    if depth >= 4:
+        return False
+    if v.op == "phi":
+        # the stream after an optional sublayer (`if self.attn2 is not None: h = attn2(...) + h`)
+        return bool(v.inputs) and all(_is_stream(flow, i, depth + 1) for i in v.inputs)
+    return v.op == "add" and any(_is_stream(flow, i, depth + 1) for i in v.inputs)
 
 
 def _sublayer(v: Value) -> bool:
