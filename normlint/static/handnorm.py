@@ -197,6 +197,22 @@ def _derives(v: Value, src: Value) -> bool:
     return v is src or v.has_ancestor(src)
 
 
+def _reaches_avoiding(v: Value, src: Value, blocked: set[int], limit: int = 2000) -> bool:
+    """src is v or an ancestor of v through a path that avoids the blocked values."""
+    if not _derives(v, src):
+        return False
+    todo, seen = [v], set()
+    while todo and len(seen) < limit:
+        cur = todo.pop()
+        if cur is src:
+            return True
+        if cur.id in seen or cur.id in blocked:
+            continue
+        seen.add(cur.id)
+        todo.extend(i for i in cur.inputs if i is src or i.has_ancestor(src))
+    return False
+
+
 def analyse(cls_name: str, flow: Flow, running_stats: bool, channels_first: bool,
             eps_resolver) -> HandNorm | None:
     """A HandNorm when the forward normalizes its input by structure, else None.
@@ -232,17 +248,24 @@ def analyse(cls_name: str, flow: Flow, running_stats: bool, channels_first: bool
     def from_stat(v: Value) -> bool:
         return any(_derives(v, s) for s in stat_values)
 
+    stat_ids = {s.id for s in stat_values}
+
+    def rescales_activation(v: Value) -> bool:
+        # the activation itself (x, x - mean), not a statistic rescaled by another (the
+        # Frechet mean of a set of points divided by its own norm is not a norm layer)
+        return any(_reaches_avoiding(v, p, stat_ids) for p in params)
+
     divisions: list[Division] = []
     for v in values:
         if v.op == "binop" and v.name == "Div" and len(v.inputs) == 2:
             num, den = v.inputs
-            if from_stat(den) and any(_derives(num, p) for p in params) and den.op != "meta":
+            if from_stat(den) and rescales_activation(num) and den.op != "meta":
                 divisions.append(_division(v, den, v.node, stat_values, values))
         elif v.op == "binop" and v.name == "Mult" and len(v.inputs) == 2:
             for a, b in ((v.inputs[0], v.inputs[1]), (v.inputs[1], v.inputs[0])):
                 # x * rsqrt(var + eps): the reciprocal root of a statistic rescales the activation
                 r = _reciprocal_root_of(b)
-                if r is None or not from_stat(r) or not any(_derives(a, p) for p in params):
+                if r is None or not from_stat(r) or not rescales_activation(a):
                     continue
                 den = r.inputs[0] if r.inputs else r
                 divisions.append(_division(r, den, r.node, stat_values, values))

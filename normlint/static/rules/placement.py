@@ -9,6 +9,7 @@ call of one) and where their output goes, in the caller too; instance identity o
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 from ..ctor import rewrite
@@ -17,7 +18,7 @@ from ..index import ClassInfo
 from ..model import Analysis, walk_kind
 from ..modules import Kind, ModuleModel
 from ..summary import certain_norm, placement_of
-from .common import Reporter, ref
+from .common import Reporter, producer, ref
 
 _PARAMETRIZED = {"linear", "conv", "attention", "project", "rnn", "sequential", "stack", "transformer",
                  "transformer_layer", "transformer_stack", "embedding"}
@@ -976,6 +977,33 @@ def _holds_any_norm(a: Analysis, kind: Kind, depth: int = 0) -> bool:
                                      for k in sub.alternatives or [sub.kind])
 
 
+_NOT_CONTEXT = re.compile(r"mask|rotary|rope|pos|freq|temb|emb|bias|scale|shift|gate|cache")
+
+
+def _cross_input(sub: Value, r: Residual) -> bool:
+    """The sublayer also reads a tensor that is not the stream and not a mask, position or
+    conditioning scalar: cross-attention's context (`encoder_hidden_states=...`)."""
+    call = sub.call_site if isinstance(sub.call_site, ast.Call) else sub.node
+    if not isinstance(call, ast.Call):
+        return False
+    stream = producer(r.skip).var
+    named = [(None, e) for e in call.args[1:]] + [(k.arg, k.value) for k in call.keywords]
+    for key, e in named:
+        if not isinstance(e, ast.Name) or e.id == stream:
+            continue
+        if not _NOT_CONTEXT.search(f"{key or ''} {e.id}".lower()):
+            return True
+    return False
+
+
+def _modulated(flow: Flow, norm: Value) -> bool:
+    """The norm's output is scaled by a value that does not derive from it (adaLN:
+    `norm(x) * (1 + scale) + shift`)."""
+    return any(u.op == "binop" and u.name == "Mult" and any(not (i is norm or i.has_ancestor(norm))
+                                                              for i in u.inputs)
+               for u in flow.uses(norm))
+
+
 def _positional(v: Value) -> bool:
     """A depthwise convolution: a conditional positional encoding (CPVT), not a sublayer."""
     k = v.kind
@@ -1011,6 +1039,8 @@ def _nl309(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
                 continue
             if not _branch_norm_free(a, flow, r):
                 continue
+            if _cross_input(sub, r) and all(_modulated(flow, p.pre) for p in pre):
+                continue    # adaLN DiTs (PixArt-alpha, LTX-Video): cross-attention reads the raw stream by design
             other = pre[0].pre
             name = f"self.{sub.attr.split('[')[0]}" if sub.attr else ref(sub)
             report("NL309", sub.path, sub.call_site or sub.node,
