@@ -250,6 +250,11 @@ class ModelBuilder:
             self._active.discard(id(fn))
         if not found:
             return None
+        if ev.unknown_return:
+            # a path returns what the model cannot read (monai's `get_norm_layer`: Identity
+            # for "", else a norm class looked up by name): unknown, as an unreadable arm of
+            # an IfExp, so the Identity is not taken for certain (a norm still outranks it)
+            found.append(UNKNOWN)
         out = found[0]
         for k in found[1:]:
             out = _Init._pick(out, k)
@@ -281,6 +286,7 @@ class _Init:
         self.params: set[str] = set()
         self.param_attrs: set[str] = set()
         self.returns = returns                # factory functions: kinds of `return` values
+        self.unknown_return = False           # ... and one of them is a module it cannot read
         self.inherited = False
         self.super_depth = 0
         self.owner = cls                      # the class whose __init__ is being read
@@ -678,7 +684,10 @@ class _Init:
                 self._super_init(stmt.value, only_new)
             elif isinstance(stmt, ast.Return):
                 if self.returns is not None and stmt.value is not None:
-                    self.returns.append(self.kind(stmt.value))
+                    k = self.kind(stmt.value)
+                    self.returns.append(k)
+                    if k is None and not (isinstance(stmt.value, ast.Constant) and stmt.value.value is None):
+                        self.unknown_return = True
             elif isinstance(stmt, ast.For):
                 self.loop_depths.append(self._range_len(stmt.iter))
                 self._walk(stmt.body, only_new, True)
