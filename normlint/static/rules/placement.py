@@ -248,7 +248,8 @@ def _comes_from(a: Analysis, v: Value, src: Value, relayout: bool = True) -> boo
     def step(cur: Value):
         if _carries(cur):
             return cur.inputs
-        if cur.op in ("method", "func") and (cur.name or "").rsplit(".", 1)[-1] in passing:
+        if cur.op in ("method", "func") and (cur.name or "").rsplit(".", 1)[-1] in passing \
+                or _batch_time_swap(cur):
             return cur.inputs[:1]     # (a (L, B, C) stream transposed to batch-first is the same stream)
         if cur.op == "call" and cur.kind is not None and _elementwise_module(a, cur.kind):
             return cur.inputs[:1]
@@ -256,6 +257,16 @@ def _comes_from(a: Analysis, v: Value, src: Value, relayout: bool = True) -> boo
             return cur.inputs      # scale and shift (adaLN's `x * (1 + scale) + shift`)
         return None
     return walks_back_to(v, src, step, limit=32)
+
+
+def _batch_time_swap(v: Value) -> bool:
+    """`x.transpose(0, 1)`: fairseq's (T, B, C) stream to batch-first; the feature axis stays
+    last, so it is not a move of channels (a relayout)."""
+    call = v.node
+    if not (v.op == "method" and v.name == "transpose" and isinstance(call, ast.Call) and len(call.args) == 2):
+        return False
+    dims = {a.value for a in call.args if isinstance(a, ast.Constant)}
+    return dims == {0, 1}
 
 
 def _elementwise_module(a: Analysis, kind: Kind) -> bool:
@@ -289,13 +300,19 @@ def _head_module(a: Analysis, u: Value) -> bool:
         return False
     # an LM head normalizes inside (dense -> act -> LayerNorm -> decoder) and ends with its
     # decoder; a neck that ends with a norm (SAM: conv -> LN -> conv -> LN) is not a head
-    if s.flow.norms and not any(_sublayer(v) and any(v.has_ancestor(n) for n in s.flow.norms)
+    if s.flow.norms and not any((_sublayer(v) or _functional_layer(v)) and any(v.has_ancestor(n) for n in s.flow.norms)
                                 and any(r is v or r.has_ancestor(v) for r in s.flow.returns)
                                 for v in s.flow.values):
         return False
     subs = a.builder.model_of(k).submodules.values()
     return not a.starts_with_norm(k) and not any(sub.kind.category in ("stack", "transformer_stack") for sub in subs) \
         and any(kk.category in ("linear", "conv", "embedding") for sub in subs for kk in walk_kind(sub.kind))
+
+
+def _functional_layer(v: Value) -> bool:
+    """`F.linear(x, self.weight)`: a layer written as a function of a parameter (ESM's and
+    fairseq's LM heads decode with the tied embedding weight)."""
+    return v.op == "func" and (v.name or "").rsplit(".", 1)[-1] in ("linear", "conv1d", "conv2d", "conv3d")
 
 
 def _reaches_output(flow: Flow, u: Value, stream: Value | None, relayout_ok: bool = False) -> bool:
