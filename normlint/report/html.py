@@ -29,6 +29,7 @@ _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;
 max-width:1200px;padding:0 1em;color:#222}
 h1{font-size:1.5em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+.wide{overflow-x:auto;max-width:100%}td.name{min-width:12em}
 table{border-collapse:collapse;font-size:12.5px}td,th{border:1px solid #ddd;padding:3px 6px;
 text-align:left;vertical-align:top}th{background:#f4f4f4}tr.flagged td{background:#fff4e5}
 .error{color:#b00020;font-weight:600}.warning{color:#a15c00;font-weight:600}.info{color:#555}
@@ -55,6 +56,12 @@ class AuditSummary:
 
 def _e(value) -> str:
     return html.escape(str(value), quote=True)
+
+
+def _breakable(value) -> str:
+    """Escaped, with line-break opportunities after the dots of a module path and the
+    slashes of a file path (a deep model's names are wider than a table cell)."""
+    return re.sub(r"([./])", r"\1<wbr>", _e(value))
 
 
 def _number(value) -> str:
@@ -110,10 +117,21 @@ def _findings_table(findings) -> str:
         rows.append(
             f'<tr><td class="{_e(severity)}">{_e(severity)}</td>'
             f'<td><a href="#rule-{_e(f.code)}">{_e(f.code)}</a></td>'
-            f"<td>{_e(f.module or '')}</td><td><code>{_e(f.path)}:{f.line}</code></td>"
+            f'<td class="name">{_breakable(f.module or "")}</td>'
+            f'<td class="name"><code>{_breakable(f.path)}:{f.line}</code></td>'
             f"<td>{_e(f.message)}</td></tr>")
-    return ("<table><thead><tr><th>severity</th><th>rule</th><th>module</th><th>location</th>"
-            f"<th>message</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return _wide("<table><thead><tr><th>severity</th><th>rule</th><th>module</th><th>location</th>"
+                 f"<th>message</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _wide(table: str) -> str:
+    """A table that scrolls inside the page when it is wider than the screen (a deep model's
+    module names, site-packages paths) instead of running off its right edge."""
+    return f'<div class="wide">{table}</div>'
+
+
+def _percent(value) -> str:
+    return f"{100 * value:.0f}%" if isinstance(value, (int, float)) and math.isfinite(value) else ""
 
 
 def _norms_table(report: "AuditReport", profile: "DepthProfile | None") -> str:
@@ -134,14 +152,16 @@ def _norms_table(report: "AuditReport", profile: "DepthProfile | None") -> str:
             axes += "/" + _axes(n.measured_axes)
         cells = [n.module, n.kind, n.placement, axes,
                  "?" if n.feature_axis is None else n.feature_axis, n.calls, n.dtype]
-        numbers = [n.eps, n.stats.get("input_rms"), n.stats.get("output_rms"),
-                   n.stats.get("rows_below_eps"), median.get(n.module)]
+        numbers = [_number(n.eps), _number(n.stats.get("input_rms")),
+                   _number(n.stats.get("output_rms")), _percent(n.stats.get("rows_below_eps")),
+                   _number(median.get(n.module))]
         css = ' class="flagged"' if n.module in flagged else ""
-        rows.append(f"<tr{css}>" + "".join(f"<td>{_e(c)}</td>" for c in cells)
-                    + "".join(f'<td class="num">{_number(v)}</td>' for v in numbers)
+        rows.append(f'<tr{css}><td class="name">{_breakable(cells[0])}</td>'
+                    + "".join(f"<td>{_e(c)}</td>" for c in cells[1:])
+                    + "".join(f'<td class="num">{v}</td>' for v in numbers)
                     + f"<td>{_e(n.verdict)}</td></tr>")
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return _wide(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def _plots(profile: "DepthProfile | None", numeric: bool) -> str:

@@ -15,7 +15,8 @@ from ..findings import Finding, sort_findings
 from ..registry import RULES, RUNTIME
 from ..selection import resolve_selection
 from .analysis import Analysis, analyse, resolve_values
-from .arguments import check_not_torchscript, check_optimizer, code_list, describe, strings
+from .arguments import (check_inputs_not_empty, check_not_torchscript, check_optimizer, code_list,
+                        describe, strings)
 from .probes import Probe, ProbeSettings, StatBuffer
 from .rules import RuleContext, run_rules
 from .state import PreservedState, clone_inputs
@@ -117,6 +118,7 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
     check_optimizer(optimizer)
     # A tokenizer's BatchEncoding is a Mapping, not a dict: call the model with its keywords.
     inputs = dict(example_inputs) if isinstance(example_inputs, Mapping) else example_inputs
+    check_inputs_not_empty(inputs)
     notes: list[str] = _initialise_lazy_modules(model, inputs)
     numeric = not _on_meta(model, inputs)
     paths = {}

@@ -35,6 +35,12 @@ def code_list(value, argument: str) -> list[str] | None:
     if values is None:
         raise NormlintError(f"audit({argument}=...) takes rule codes or prefixes: a string such "
                             f"as 'NL3' or a list of them, got {describe(value)}")
+    # As on the command line (`--select ""`): a selection of nothing would silently turn
+    # every rule off and pass.
+    if any(not v.strip() for v in values) or (argument == "select" and not values):
+        raise NormlintError(f"audit({argument}=...) needs rule codes, prefixes or 'ALL', got "
+                            f"{describe(value) if isinstance(value, str) else values!r}; "
+                            f"{argument}=None means the default")
     return values
 
 
@@ -55,3 +61,16 @@ def check_not_torchscript(model: nn.Module) -> None:
             raise NormlintError(f"cannot audit TorchScript: {what} a {type(module).__name__} "
                                 "(torch.jit.script/trace) and hooks cannot see inside it; "
                                 "audit the eager nn.Module instead")
+
+
+def check_inputs_not_empty(inputs) -> None:
+    """A batch of 0 samples (or of 0 tokens) runs every norm on no value: nothing would be
+    measured and the report would read as clean. Inputs without tensors are left alone."""
+    from torch.utils._pytree import tree_leaves
+
+    from .input_specs import describe_inputs
+
+    tensors = [t for t in tree_leaves(inputs) if isinstance(t, torch.Tensor)]
+    if tensors and all(t.numel() == 0 for t in tensors):
+        raise NormlintError(f"the example inputs are empty ({describe_inputs(inputs)}): a norm "
+                            "run on no value measures nothing; give at least one sample")

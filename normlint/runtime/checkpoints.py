@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import NormlintError
-from .user_code import call_user, one_line
+from .user_code import UserCodeError, call_user, describe_exception, one_line
 
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "module")
 
@@ -31,9 +31,18 @@ def _torch_load(path: str, *, weights_only: bool, meta: bool) -> Any:
         if weights_only and "Unsupported global" in str(exc):
             raise _HoldsObjects(path) from None
         raise NormlintError(f"cannot read {path}: not a torch checkpoint "
-                            f"({_first_line(exc)})") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+                            f"({_unpickler_reason(exc)})") from None
+    except EOFError:
+        raise NormlintError(f"cannot read {path}: the file is empty or truncated") from None
+    except (RuntimeError, OSError, ValueError) as exc:
         raise NormlintError(f"cannot read {path}: {_first_line(exc)}") from None
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """What the weights-only unpickler found wrong: torch's message opens with advice to
+    retry with ``weights_only=False``, which is wrong for a corrupt file and unsafe anyway."""
+    _, marker, reason = str(exc).partition("WeightsUnpickler error:")
+    return (one_line(reason)[0] if marker else "") or _first_line(exc)
 
 
 class _HoldsObjects(NormlintError):
@@ -65,9 +74,20 @@ def load_pickled_module(path: str, *, trust_pickle: bool, meta: bool) -> nn.Modu
                 "--trust-pickle if you trust its source, or save a state_dict and use a "
                 "factory with --weights") from None
         raise _state_dict_hint(path, _describe_weights(loaded))
-    loaded = call_user(f"unpickling {path}",
-                       lambda: torch.load(path, map_location="meta" if meta else "cpu",
-                                          weights_only=False))
+    try:
+        loaded = call_user(f"unpickling {path}",
+                           lambda: torch.load(path, map_location="meta" if meta else "cpu",
+                                              weights_only=False))
+    except UserCodeError as exc:
+        cause = exc.__cause__
+        if not isinstance(cause, (ImportError, AttributeError)):
+            raise
+        # A pickle names its classes by module and name; they are imported again here.
+        raise UserCodeError(
+            f"unpickling {path} needs the classes it was saved with, importable from here "
+            f"({describe_exception(cause)}): run from the folder their package is in or put it "
+            "on PYTHONPATH; a class defined in a script's __main__ cannot be unpickled elsewhere",
+            exc.details) from cause
     if isinstance(loaded, nn.Module):
         return loaded
     if isinstance(loaded, dict):
@@ -162,11 +182,18 @@ def load_weights(model: nn.Module, path: str, *, meta: bool) -> list[str]:
     if misfits:
         raise NormlintError(f"weights {path} do not fit {type(model).__name__}: "
                             f"{len(misfits)} tensor(s) differ in shape, e.g. {misfits[0]}")
-    missing = [k for k in expected if k not in state]
+    # A tied tensor (a head sharing the embedding's weight) is one tensor under several
+    # names; safetensors and save_pretrained store it once, and loading fills every name.
+    names_of: dict[int, list[str]] = {}
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        names_of.setdefault(id(tensor), []).append(key)
+    tied = {key: names for names in names_of.values() if len(names) > 1 for key in names}
+    missing = [k for k in expected if k not in state and not any(t in state for t in tied.get(k, ()))]
     unexpected = [k for k in state if k not in expected]
     if missing:
-        notes.append(f"{path}: {len(missing)} of the model's {len(expected)} tensors are missing "
-                     f"from the file and keep the factory's values: {_some(missing)}")
+        notes.append(f"{path}: {len(missing)} of the model's {len(expected)} tensors "
+                     f"{'is' if len(missing) == 1 else 'are'} missing from the file (kept as the "
+                     f"target built them): {_some(missing)}")
     if unexpected:
         notes.append(f"{path}: {len(unexpected)} tensors in the file are not in the model and "
                      f"were ignored: {_some(unexpected)}")

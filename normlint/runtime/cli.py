@@ -18,6 +18,9 @@ from ..errors import AuditError, NormlintError
 from ..report import exit_code, render
 
 _DTYPES = ("float32", "float16", "bfloat16")
+_META_FAILURE = (" (on the meta device tensors have shapes but no values: a forward that reads "
+                 "values, e.g. .item() or `if mask.any()`, or needs a kernel that meta lacks "
+                 "cannot run there; audit on the cpu, with --init random for a directory)")
 _TEXT_FORMATS = ("concise", "full")
 
 
@@ -146,7 +149,9 @@ def format_run(run: AuditRun, output_format: str) -> str:
         return render_html(report, run.summary, run.profile, run.notes)
     text = render(report.findings, output_format)
     if output_format not in _TEXT_FORMATS:
-        for note in run.notes:  # machine formats stay parseable: the notes go to stderr
+        # Machine formats stay parseable: every note (loading, lazy modules, the meta
+        # device's structural-only audit) goes to stderr.
+        for note in [*run.notes, *report.notes]:
             click.echo(f"normlint: note: {note}", err=True)
         return text
     summary = run.summary
@@ -158,7 +163,7 @@ def format_run(run: AuditRun, output_format: str) -> str:
 
 def _choose_inputs(request: AuditRequest, loaded, meta: bool):
     """(inputs, where they came from): --input, --text, the target's own, or derived."""
-    from .hf import derive_inputs, is_transformers_model, tokenize
+    from .hf import derive_inputs, derived_input_notes, is_transformers_model, tokenize
     from .input_specs import build_inputs, parse_input_spec
 
     if request.input_specs and request.texts:
@@ -178,7 +183,8 @@ def _choose_inputs(request: AuditRequest, loaded, meta: bool):
         return loaded.inputs, "from the factory", []
     if is_transformers_model(loaded.model):
         name = getattr(loaded.model, "main_input_name", "input_ids")
-        return derive_inputs(loaded.model, meta=meta), f"derived from the config: {name}", []
+        inputs = derive_inputs(loaded.model, meta=meta)
+        return inputs, f"derived from the config: {name}", derived_input_notes(loaded.model, inputs)
     raise NormlintError(f"{request.target} gives a model without example inputs; "
                         "give --input SPEC (e.g. --input float32[2,16,64])")
 
@@ -191,6 +197,7 @@ def run_audit(request: AuditRequest, enabled, options, progress=None) -> AuditRu
     from .api import audit_with
     from .input_specs import describe_inputs
     from .progress import Progress
+    from .state import seeded_rngs
     from .targets import TargetOptions, load_target, parse_arg, parse_device, to_device_dtype
     from .user_code import UserCodeError, user_session
 
@@ -200,7 +207,9 @@ def run_audit(request: AuditRequest, enabled, options, progress=None) -> AuditRu
                                    weights=request.weights, args=dict(map(parse_arg, request.args)),
                                    device=device, dtype=dtype, verbose=request.verbose)
     progress = progress or Progress(enabled=False)
-    with user_session() as session:
+    # Seeded: random weights (--init random, a factory's init) and drawn inputs are the
+    # same on every run, so a CI job sees the same numbers each time.
+    with seeded_rngs(0), user_session() as session:
         try:
             progress.stage("loading the model")
             loaded = load_target(request.target, target_options, session)
@@ -216,7 +225,10 @@ def run_audit(request: AuditRequest, enabled, options, progress=None) -> AuditRu
                 progress.stage("measuring the depth profile")
                 profile = measure_profile(model, inputs, report)
         except AuditError as exc:
-            raise NormlintError(str(exc)) from exc
+            first, newline, rest = str(exc).partition("\n")
+            if target_options.meta:  # the reason goes on the line that is shown
+                first += _META_FAILURE
+            raise NormlintError(first + newline + rest) from exc
         except SystemExit as exc:
             raise UserCodeError(f"{request.target} exited (SystemExit({exc.code!r})) while the "
                                 "audit ran it; a model must not exit",

@@ -26,7 +26,8 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
                    "spiece.model", "tokenizer.model")
 _OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-BATCH, TEXT_LENGTH, DECODER_LENGTH = 2, 16, 8
+BATCH, TEXT_LENGTH, DECODER_LENGTH, FEATURE_FRAMES = 2, 16, 8, 64
+DEFAULT_IMAGE_SIZE = 224             # for vision configs that do not say (ResNet, RegNet)
 
 
 @dataclass
@@ -102,17 +103,31 @@ def _read_config(transformers, directory: str):
         raise NormlintError(f"cannot read {path}: {describe_exception(exc)}") from None
 
 
-def _model_class(transformers, config):
-    """The class config.json's ``architectures`` names, else the base model of its type."""
-    for name in getattr(config, "architectures", None) or ():
+def _model_class(transformers, config) -> tuple[type, list[str]]:
+    """The class config.json's ``architectures`` names, else the base model of its type
+    (and a note naming the architectures this transformers does not have)."""
+    named = list(getattr(config, "architectures", None) or ())
+    for name in named:
         cls = getattr(transformers, name, None)
         if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel):
-            return cls
+            return cls, []
     try:
-        return transformers.AutoModel._model_mapping[type(config)]
+        cls = transformers.AutoModel._model_mapping[type(config)]
     except KeyError:
         raise NormlintError(f"transformers {transformers.__version__} has no model class for "
                             f"{type(config).__name__}") from None
+    notes = [f"config.json names {', '.join(named)}, which transformers {transformers.__version__} "
+             f"does not have: auditing the base model {cls.__name__} (its head is not audited)"
+             ] if named else []
+    return cls, notes
+
+
+def _describe_weight_files(files: list[str]) -> str:
+    """``model.safetensors``, or a sharded checkpoint's index and its number of shards."""
+    index = next((f for f in files if f.endswith(".index.json")), None)
+    if index is None:
+        return ", ".join(files)
+    return f"{index}, {sum(not f.endswith('.index.json') for f in files)} shards"
 
 
 def load_directory(directory: str, *, init: str = "weights", meta: bool = False,
@@ -127,7 +142,7 @@ def load_directory(directory: str, *, init: str = "weights", meta: bool = False,
     """
     with offline_transformers(verbose) as transformers:
         config = _read_config(transformers, directory)
-        cls = _model_class(transformers, config)
+        cls, notes = _model_class(transformers, config)
         what = f"building {cls.__name__} from {directory}"
         if meta or init == "random":
             with torch.device("meta") if meta else contextlib.nullcontext():
@@ -135,7 +150,7 @@ def load_directory(directory: str, *, init: str = "weights", meta: bool = False,
             if dtype is not None:
                 model = model.to(dtype)
             why = "meta device: weights not read" if meta else "--init random: random weights"
-            return LoadedDirectory(model, f"config.json ({why})")
+            return LoadedDirectory(model, f"config.json ({why})", notes)
         files = weight_files(directory)
         if not files:
             raise NormlintError(f"{directory} has a config.json but no weights (model.safetensors or "
@@ -149,7 +164,6 @@ def load_directory(directory: str, *, init: str = "weights", meta: bool = False,
         except Exception as exc:  # noqa: BLE001 - corrupt or truncated files are the user's input
             raise NormlintError(f"cannot load the weights in {directory}: "
                                 f"{describe_exception(exc)}") from None
-    notes = []
     mismatched = sorted(info.get("mismatched_keys") or ())
     if mismatched:
         first = mismatched[0]
@@ -163,7 +177,7 @@ def load_directory(directory: str, *, init: str = "weights", meta: bool = False,
         if keys:
             more = f", ... ({len(keys) - 5} more)" if len(keys) > 5 else ""
             notes.append(f"{directory}: {len(keys)} tensors {meaning}: {', '.join(keys[:5])}{more}")
-    return LoadedDirectory(model, f"config.json + {', '.join(files)}", notes)
+    return LoadedDirectory(model, f"config.json + {_describe_weight_files(files)}", notes)
 
 
 # ---------------------------------------------------------------------- derived inputs
@@ -193,11 +207,17 @@ def derive_inputs(model: nn.Module, *, meta: bool = False, seed: int = 0) -> dic
     """Example inputs for a transformers model, from its config and ``main_input_name``:
 
     - ``input_ids``: int64 (2, 16), uniform in [0, ``vocab_size``);
-    - ``pixel_values``: float32 (2, ``num_channels``, ``image_size``, ``image_size``);
-    - ``input_values`` (raw audio): float32 (2, samples for ~20 frames of the conv stack);
-    - ``input_features``: Whisper-style (2, ``num_mel_bins``, 2 x ``max_source_positions``)
-      or Speech2Text-style (2, 64, ``input_feat_size`` x ``input_channels``);
-    - encoder-decoders also get ``decoder_input_ids``: int64 (2, 8).
+    - ``pixel_values``: float32 (2, ``num_channels``, ``image_size``, ``image_size``), 224
+      when the config has no ``image_size`` (ResNet); video models (``num_frames``) get
+      (2, ``num_frames``, ``num_channels``, ``image_size``, ``image_size``);
+    - ``input_values``: raw audio, float32 (2, samples for ~20 frames of the conv stack),
+      (2, ``audio_channels``, samples) for multi-channel codecs, or a spectrogram
+      (2, ``max_length``, ``num_mel_bins``) (AST);
+    - ``input_features``: Whisper-style (2, ``num_mel_bins``, 2 x ``max_source_positions``),
+      Speech2Text-style (2, 64, ``input_feat_per_channel`` x ``input_channels``), or
+      (2, 64, ``num_mel_bins``) frames of mel features (Parakeet and other conformers);
+    - then what ``complete_inputs`` adds: the other modality of a text-and-image model
+      (CLIP), ``decoder_input_ids`` int64 (2, 8) for encoder-decoders.
 
     Raises ``NormlintError`` when the config does not say enough (then ``--input`` does).
     """
@@ -205,45 +225,109 @@ def derive_inputs(model: nn.Module, *, meta: bool = False, seed: int = 0) -> dic
     name = getattr(model, "main_input_name", "input_ids")
     generator = torch.Generator().manual_seed(seed)
     kind = type(model).__name__
-
-    def ids(length: int, decoder: bool = False) -> torch.Tensor:
-        vocab = _config_value(config, "vocab_size", decoder=decoder)
-        if not isinstance(vocab, int) or vocab < 1:
-            raise NormlintError(f"cannot derive token ids for {kind}: its config has no vocab_size; "
-                                "give --input input_ids=int64[2,16]:0..VOCAB")
-        limit = _config_value(config, "max_position_embeddings", decoder=decoder)
-        length = min(length, limit) if isinstance(limit, int) and limit > 0 else length
-        return _make((BATCH, length), torch.int64, generator, meta, high=vocab)
-
     if name == "input_ids":
-        inputs = {name: ids(TEXT_LENGTH)}
+        inputs = {name: _token_ids(config, TEXT_LENGTH, generator, meta, kind=kind)}
     elif name == "pixel_values":
-        size = _config_value(config, "image_size")
-        channels = _config_value(config, "num_channels") or 3
-        if size is None:
-            raise NormlintError(f"cannot derive pixel_values for {kind}: its config has no "
-                                "image_size; give --input pixel_values=float32[2,3,224,224]")
-        height, width = (size, size) if isinstance(size, int) else tuple(size)[:2]
-        inputs = {name: _make((BATCH, channels, height, width), torch.float32, generator, meta)}
+        inputs = {name: _make(_pixels_shape(config), torch.float32, generator, meta)}
     elif name == "input_values":
-        strides = _config_value(config, "conv_stride") or (320,)
-        inputs = {name: _make((BATCH, 20 * math.prod(strides)), torch.float32, generator, meta)}
+        inputs = {name: _make(_values_shape(config), torch.float32, generator, meta)}
     elif name == "input_features":
         inputs = {name: _make(_features_shape(config, kind), torch.float32, generator, meta)}
     else:
         raise NormlintError(f"cannot derive {name!r} for {kind}; give it with --input")
-    if getattr(config, "is_encoder_decoder", False) and _accepts(model, "decoder_input_ids"):
-        inputs["decoder_input_ids"] = ids(DECODER_LENGTH, decoder=True)
+    return complete_inputs(model, inputs, meta=meta, generator=generator)
+
+
+def complete_inputs(model: nn.Module, inputs: dict[str, torch.Tensor], *, meta: bool = False,
+                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """``inputs`` (the main input, derived or tokenized) plus what the forward needs beside
+    it: ``pixel_values`` for a model that takes text and images side by side (CLIP, SigLIP,
+    BLIP: its forward names ``pixel_values`` and its config has a ``vision_config``), and
+    ``decoder_input_ids`` for an encoder-decoder. A model whose images are image tokens
+    inside the text (LLaVA: ``image_token_id``) gets no pixels: see ``derived_input_notes``."""
+    if not is_transformers_model(model):
+        return inputs
+    config = model.config
+    generator = generator or torch.Generator().manual_seed(0)
+    inputs = dict(inputs)
+    if "pixel_values" not in inputs and _takes_images(model) and not _images_in_text(config):
+        inputs["pixel_values"] = _make(_pixels_shape(config), torch.float32, generator, meta)
+    if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" not in inputs \
+            and _names(model, "decoder_input_ids"):  # DETR's decoder takes learned queries
+        inputs["decoder_input_ids"] = _token_ids(config, DECODER_LENGTH, generator, meta,
+                                                 kind=type(model).__name__, decoder=True)
     return inputs
+
+
+def derived_input_notes(model: nn.Module, inputs: dict[str, Any]) -> list[str]:
+    """What the derived inputs leave out, when a part of the model cannot run without it."""
+    if (is_transformers_model(model) and "pixel_values" not in inputs and _takes_images(model)
+            and _images_in_text(model.config)):
+        return [f"derived inputs are token ids only: {type(model).__name__} takes images as image "
+                "tokens inside its text, so its vision tower does not run and its norms are "
+                "reported as never run (NL306); give --input with pixel_values and those tokens "
+                "to audit it"]
+    return []
+
+
+def _names(model: nn.Module, name: str) -> bool:
+    """The forward names ``name`` (not just ``**kwargs``, which many forwards take)."""
+    try:
+        return name in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _takes_images(model: nn.Module) -> bool:
+    return _names(model, "pixel_values") and getattr(model.config, "vision_config", None) is not None \
+        and getattr(model, "main_input_name", "input_ids") != "pixel_values"
+
+
+def _images_in_text(config) -> bool:
+    return any(getattr(config, k, None) is not None for k in ("image_token_id", "image_token_index"))
+
+
+def _token_ids(config, length: int, generator, meta: bool, *, kind: str,
+               decoder: bool = False) -> torch.Tensor:
+    vocab = _config_value(config, "vocab_size", decoder=decoder)
+    if not isinstance(vocab, int) or vocab < 1:
+        raise NormlintError(f"cannot derive token ids for {kind}: its config has no vocab_size; "
+                            "give --input input_ids=int64[2,16]:0..VOCAB")
+    limit = _config_value(config, "max_position_embeddings", decoder=decoder)
+    length = min(length, limit) if isinstance(limit, int) and limit > 0 else length
+    return _make((BATCH, length), torch.int64, generator, meta, high=vocab)
+
+
+def _pixels_shape(config) -> tuple[int, ...]:
+    size = _config_value(config, "image_size") or DEFAULT_IMAGE_SIZE
+    channels = _config_value(config, "num_channels") or 3
+    height, width = (size, size) if isinstance(size, int) else tuple(size)[:2]
+    frames = _config_value(config, "num_frames")
+    if isinstance(frames, int) and frames > 0:  # video: (batch, time, channels, height, width)
+        return (BATCH, frames, channels, height, width)
+    return (BATCH, channels, height, width)
+
+
+def _values_shape(config) -> tuple[int, ...]:
+    mels, frames = _config_value(config, "num_mel_bins"), _config_value(config, "max_length")
+    if isinstance(mels, int) and isinstance(frames, int):  # a spectrogram (AST)
+        return (BATCH, frames, mels)
+    samples = 20 * math.prod(_config_value(config, "conv_stride") or (320,))
+    channels = _config_value(config, "audio_channels")
+    if isinstance(channels, int) and channels > 0:  # codecs: (batch, channels, samples)
+        return (BATCH, channels, samples)
+    return (BATCH, samples)
 
 
 def _features_shape(config, kind: str) -> tuple[int, ...]:
     mels, positions = _config_value(config, "num_mel_bins"), _config_value(config, "max_source_positions")
     if isinstance(mels, int) and isinstance(positions, int):
         return (BATCH, mels, 2 * positions)  # Whisper: two conv frames per position, fixed length
-    size = _config_value(config, "input_feat_size")
-    if isinstance(size, int):
-        return (BATCH, 64, size * (_config_value(config, "input_channels") or 1))
+    per_channel = _config_value(config, "input_feat_per_channel")
+    if isinstance(per_channel, int):  # Speech2Text: (batch, frames, features)
+        return (BATCH, FEATURE_FRAMES, per_channel * (_config_value(config, "input_channels") or 1))
+    if isinstance(mels, int):  # conformers (Parakeet): (batch, frames, mel bins)
+        return (BATCH, FEATURE_FRAMES, mels)
     raise NormlintError(f"cannot derive input_features for {kind} from its config; give --input "
                         "input_features=float32[...]")
 
@@ -274,11 +358,15 @@ def tokenize(texts: list[str], directory: str, model: nn.Module, *, meta: bool =
              verbose: bool = False) -> tuple[dict[str, torch.Tensor], list[str]]:
     """``texts`` tokenized with ``directory``'s tokenizer into one padded batch with its
     attention mask (so the padding probes run on real padding), keeping only the arguments
-    the model's forward accepts. Encoder-decoders get derived ``decoder_input_ids``.
+    the model's forward accepts, then completed as derived inputs are (``complete_inputs``:
+    the images of a text-and-image model, ``decoder_input_ids`` of an encoder-decoder).
 
     Raises ``NormlintError`` when the directory has no tokenizer, the tokenizer has no pad
-    token (nor an end-of-sequence token to pad with), or its ids exceed the model's vocab.
+    token (nor an end-of-sequence token to pad with), the texts make no tokens, or its ids
+    exceed the model's vocab.
     """
+    if not os.path.isdir(directory):
+        raise NormlintError(f"--tokenizer {directory}: no such directory")
     if not has_tokenizer(directory):
         raise NormlintError(f"--text needs a tokenizer, and {directory} has none "
                             f"({', '.join(TOKENIZER_FILES[:2])}); give --input instead")
@@ -296,8 +384,21 @@ def tokenize(texts: list[str], directory: str, model: nn.Module, *, meta: bool =
                          "(the tokenizer has no pad token)")
         encoded = call_user("tokenizing --text", lambda: tokenizer(
             list(texts), padding=True, return_tensors="pt"))
+        limit = _config_value(model.config, "max_position_embeddings") \
+            if is_transformers_model(model) else None
+        ids = encoded.get("input_ids")
+        if isinstance(limit, int) and 0 < limit and isinstance(ids, torch.Tensor) \
+                and ids.dim() == 2 and ids.shape[1] > limit:
+            # As derived ids do: a position embedding has no row past the model's maximum.
+            encoded = call_user("tokenizing --text", lambda: tokenizer(
+                list(texts), padding=True, truncation=True, max_length=limit, return_tensors="pt"))
+            notes.append(f"--text: truncated to the model's {limit} positions "
+                         f"(the longest sentence has {ids.shape[1]} tokens)")
     batch = {k: v for k, v in dict(encoded).items()
              if isinstance(v, torch.Tensor) and _accepts(model, k)}
+    if any(v.numel() == 0 for v in batch.values()):
+        raise NormlintError(f"--text made no tokens with the tokenizer in {directory} "
+                            f"({', '.join(map(repr, texts))}): give sentences with words")
     if not batch:
         raise NormlintError(f"{type(model).__name__}'s forward takes none of the tokenizer's "
                             f"outputs ({', '.join(dict(encoded))}); give --input instead")
@@ -309,12 +410,9 @@ def tokenize(texts: list[str], directory: str, model: nn.Module, *, meta: bool =
     if "input_ids" in batch and isinstance(vocab, int) and int(batch["input_ids"].max()) >= vocab:
         raise NormlintError(f"the tokenizer in {directory} produced id {int(batch['input_ids'].max())}, "
                             f"outside the model's vocab_size {vocab}")
-    if is_transformers_model(model) and getattr(model.config, "is_encoder_decoder", False) \
-            and _accepts(model, "decoder_input_ids"):
-        batch["decoder_input_ids"] = derive_inputs(model)["decoder_input_ids"]
     if meta:  # masks are read as values (.item(), any()), which the meta device has none of
-        dropped = sorted(k for k in batch if k not in (main, "decoder_input_ids"))
+        dropped = sorted(k for k in batch if k != main)
         batch = {k: v.to("meta") for k, v in batch.items() if k not in dropped}
         if dropped:
             notes.append(f"meta device: {', '.join(dropped)} not passed (nothing is computed there)")
-    return batch, notes
+    return complete_inputs(model, batch, meta=meta), notes

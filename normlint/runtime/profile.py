@@ -46,15 +46,19 @@ class DepthProfile:
 
 
 def _main_stack(model: nn.Module, records: list[NormRecord]) -> tuple[str | None, list[str]]:
-    """The ModuleList/Sequential whose children hold the most norms: the model's layers."""
+    """The ModuleList/Sequential whose children hold the most norms: the model's layers.
+
+    Blocks are children with norms inside them, at least two: a Sequential of bare layers
+    (VGG's conv, BatchNorm, ReLU, pool) is a pipeline, and a wrapper whose one child holds
+    every norm is not a stack either; neither has a stream running through blocks."""
     best, best_count = None, 0
     for path, module in model.named_modules():
         if not isinstance(module, (nn.ModuleList, nn.Sequential)) or len(module) < 2:
             continue
         prefix = f"{path}." if path else ""
-        children = {f"{prefix}{name}" for name, _ in module.named_children()}
-        count = sum(any(r.module == c or r.module.startswith(c + ".") for c in children)
-                    for r in records)
+        inside = [sum(r.module.startswith(f"{prefix}{name}.") for r in records)
+                  for name, _ in module.named_children()]
+        count = sum(inside) if sum(n > 0 for n in inside) >= 2 else 0
         if count > best_count:
             best, best_count = path, count
     if best is None:

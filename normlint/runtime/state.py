@@ -165,6 +165,23 @@ class _RngState:
             torch.cuda.set_rng_state(state, index)
 
 
+@contextmanager
+def seeded_rngs(seed: int = 0):
+    """Python's ``random``, NumPy's global and torch's RNGs (CUDA's when in use) seeded with
+    ``seed`` inside, and put back as they were afterwards: what runs inside (random
+    weights, a factory's drawn inputs, dropout in train mode) is the same on every run."""
+    saved = _RngState.capture()
+    random.seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed)
+    torch.manual_seed(seed)   # every device's generator, CUDA's included
+    try:
+        yield
+    finally:
+        saved.restore()
+
+
 class PreservedState:
     """``with PreservedState(model) as state: ... with state.guard: model(x)`` — the model
     and the global RNGs come out exactly as they went in (see the module docstring).

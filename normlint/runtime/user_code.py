@@ -1,9 +1,10 @@
 """Running the user's code from ``normlint audit``: imports, factories, forwards.
 
-While it runs, what it prints goes to stderr (so ``--output-format json`` on stdout stays
-valid), an exit (``sys.exit``, ``SystemExit``) is an error rather than the audit's own exit
-status, and the folders put on ``sys.path`` and the modules imported from them are taken
-away afterwards (an audit run in-process leaves the interpreter as it found it).
+While it runs, what it prints goes to stderr, also what it writes to file descriptor 1
+below Python (so ``--output-format json`` on stdout stays valid); an exit (``sys.exit``,
+``SystemExit``) is an error rather than the audit's own exit status; and the folders put
+on ``sys.path`` and the modules imported from them are taken away afterwards (an audit
+run in-process leaves the interpreter as it found it).
 """
 
 from __future__ import annotations
@@ -73,21 +74,72 @@ class UserSession:
         self.forget.append(os.path.join(folder, ""))
 
 
+def _flush_c_stdio() -> None:
+    """Flush C's stdio buffers (a C extension's ``printf`` to a pipe sits in one until the
+    process exits, which would put it on the real stdout after all)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):   # no C library to ask (Windows, odd builds)
+        pass
+
+
+@contextlib.contextmanager
+def _stdout_descriptor_to_stderr() -> Iterator[None]:
+    """File descriptor 1 points at descriptor 2 meanwhile: what the user's code writes
+    below Python (``os.write(1, ...)``, a child process, a C extension's ``printf``) goes
+    to stderr too. Nothing changes where the descriptors cannot be duplicated."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    try:
+        yield
+    finally:
+        _flush_c_stdio()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @contextlib.contextmanager
 def user_session() -> Iterator[UserSession]:
-    """The whole audit's stay in the user's code: stdout goes to stderr, and ``sys.path``
-    and the modules imported from the session's folders are restored afterwards."""
+    """The whole audit's stay in the user's code: stdout goes to stderr (Python's and file
+    descriptor 1's), and ``sys.path`` and the modules imported from the session's folders
+    are restored afterwards."""
     saved_path = list(sys.path)
     saved_modules = set(sys.modules)
     session = UserSession()
     own = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), _stdout_descriptor_to_stderr():
             yield session
     finally:
         sys.path[:] = saved_path
         roots = tuple(session.forget)
         for name in set(sys.modules) - saved_modules:
             path = os.path.abspath(getattr(sys.modules.get(name), "__file__", None) or os.sep)
-            if roots and path.startswith(roots) and not path.startswith(own):
+            if roots and path.startswith(roots) and not path.startswith(own) \
+                    and not _installed(path):
                 del sys.modules[name]
+
+
+def _installed(path: str) -> bool:
+    """A library module (site-packages, the interpreter's own): the user's session folders
+    may hold one (a project's ``.venv``), but importing it again is not idempotent (torch
+    registers its operators once), so it stays imported."""
+    import sysconfig
+
+    if set(path.split(os.sep)) & {"site-packages", "dist-packages"}:
+        return True
+    libraries = {os.path.join(os.path.abspath(p), "") for key, p in sysconfig.get_paths().items()
+                 if key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return path.startswith(tuple(libraries))

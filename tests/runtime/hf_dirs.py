@@ -53,12 +53,40 @@ def save_tokenizer(directory: Path, *, pad: bool = True) -> None:
     t.PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", **extra).save_pretrained(directory)
 
 
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
 def save_modality(directory: Path, kind: str) -> Path:
     """vit (vision), wav2vec2 (raw audio), whisper (features, encoder-decoder), t5 (text,
-    encoder-decoder): tiny configs, random weights, saved."""
+    encoder-decoder), clip (text and image), resnet (a config without image_size),
+    videomae (video), speech_to_text (features per channel), ast (spectrogram values),
+    parakeet (mel features), llava (images inside the text): tiny configs, random
+    weights, saved."""
     t = _transformers()
     torch.manual_seed(0)
-    if kind == "vit":
+    if kind == "clip":
+        model = t.CLIPModel(t.CLIPConfig(text_config=dict(vocab_size=100, **SMALL), projection_dim=16,
+                                         vision_config=dict(image_size=32, patch_size=8, **SMALL)))
+    elif kind == "resnet":
+        model = t.ResNetModel(t.ResNetConfig(hidden_sizes=[8, 16], depths=[1, 1], embedding_size=8))
+    elif kind == "videomae":
+        model = t.VideoMAEModel(t.VideoMAEConfig(image_size=32, patch_size=8, num_frames=4,
+                                                 tubelet_size=2, **SMALL))
+    elif kind == "speech_to_text":  # input_feat_per_channel and input_channels at their defaults
+        model = t.Speech2TextModel(t.Speech2TextConfig(
+            vocab_size=100, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+            decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, conv_channels=16))
+    elif kind == "ast":
+        model = t.ASTModel(t.ASTConfig(num_mel_bins=16, max_length=64, patch_size=8, frequency_stride=8,
+                                       time_stride=8, **SMALL))
+    elif kind == "parakeet":
+        model = t.ParakeetEncoder(t.ParakeetEncoderConfig(num_mel_bins=16, subsampling_conv_channels=8,
+                                                          **SMALL))
+    elif kind == "llava":
+        model = t.LlavaForConditionalGeneration(t.LlavaConfig(
+            text_config=t.LlamaConfig(vocab_size=200, num_key_value_heads=1, **SMALL),
+            vision_config=t.CLIPVisionConfig(image_size=32, patch_size=8, **SMALL), image_token_index=150))
+    elif kind == "vit":
         model = t.ViTModel(t.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                        intermediate_size=64, image_size=32, patch_size=8))
     elif kind == "wav2vec2":

@@ -296,3 +296,93 @@ def test_cli_says_which_mode_it_audited(tmp_path):
     path = model_file(tmp_path)
     assert "in eval mode" in run(f"{path}:make").stdout.splitlines()[0]
     assert "in train mode" in run(f"{path}:make", "--train").stdout.splitlines()[0]
+
+
+# ---------------------------------------------------------------------- found by using it
+def test_output_written_below_python_stays_off_stdout(tmp_path):
+    """A forward that writes to file descriptor 1 itself (a C extension's printf, a child
+    process, os.write) must not corrupt --output-format json either."""
+    import subprocess
+    import sys
+
+    forward = ("import os, ctypes, subprocess; os.write(1, b'fd one says hi\\n'); "
+               "subprocess.run(['echo', 'child says hi']); "
+               "ctypes.CDLL(None).printf(b'printf says hi\\n')")
+    path = model_file(tmp_path, forward=forward)
+    result = subprocess.run([sys.executable, "-m", "normlint", "audit", f"{path}:make",
+                             "--output-format", "json"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+    for who in ("fd one", "child", "printf"):
+        assert f"{who} says hi" in result.stderr
+
+
+@pytest.mark.parametrize("texts", [[""], ["", "   "]])
+def test_text_that_makes_no_tokens(gpt2_dir, texts, tmp_path):
+    target = tmp_path / "tok"
+    shutil.copytree(gpt2_dir, target)
+    hf_dirs.save_tokenizer(target)
+    args = [a for t in texts for a in ("--text", t)]
+    assert_one_line_error(run(target, *args), "--text", "no tokens")
+
+
+def test_tokenizer_directory_that_does_not_exist(gpt2_dir, tmp_path):
+    assert_one_line_error(run(gpt2_dir, "--text", "a cat", "--tokenizer", tmp_path / "nope"),
+                          "--tokenizer", "no such directory")
+
+
+def test_empty_example_inputs_are_refused(tmp_path):
+    """A batch of 0 samples runs every norm on no value: nothing is measured, and a clean
+    report would be a lie."""
+    factory = model_file(tmp_path)
+    assert_one_line_error(run(f"{factory}:make", "--input", "float32[0,3,8]"), "empty", "float32[0,3,8]")
+    empty = write(tmp_path / "empty.py", MODEL.replace("torch.randn(2, 3, 8)", "torch.randn(0, 3, 8)")
+                  .format(forward="pass", factory="pass"))
+    assert_one_line_error(run(f"{empty}:make"), "empty")
+    with pytest.raises(normlint.NormlintError, match="empty"):
+        normlint.audit(nn.LayerNorm(8), torch.randn(0, 3, 8))
+    assert normlint.audit(nn.LayerNorm(8), torch.randn(1, 3, 8)).norms   # one sample is fine
+
+
+def test_forward_that_reads_values_on_meta_says_why(tmp_path):
+    path = model_file(tmp_path, forward="assert x.abs().max().item() < 1e9")
+    line = assert_one_line_error(run(f"{path}:make", "--device", "meta"), "meta")
+    assert "values" in line and "cpu" in line.lower()
+
+
+def test_pickle_whose_classes_cannot_be_imported(tmp_path, monkeypatch):
+    package = tmp_path / "src" / "normlint_gone_pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(textwrap.dedent("""\
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.norm = nn.LayerNorm(8)
+            def forward(self, x):
+                return self.norm(x)
+        """))
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", "import torch, normlint_gone_pkg as p; "
+                    "torch.save(p.Net(), 'net.pt')"], cwd=tmp_path, check=True,
+                   env={**__import__("os").environ, "PYTHONPATH": str(tmp_path / "src")})
+    monkeypatch.chdir(tmp_path)
+    line = assert_one_line_error(run("net.pt", "--trust-pickle", "--input", "float32[2,3,8]"),
+                                 "normlint_gone_pkg")
+    assert "importable" in line and "PYTHONPATH" in line
+
+
+def test_garbage_weights_file_does_not_advise_weights_only_false(tmp_path):
+    factory = model_file(tmp_path)
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"\x00garbage" * 10)
+    line = assert_one_line_error(run(f"{factory}:make", "--weights", weights), "cannot read")
+    assert "weights_only` set to `False`" not in line and "likely succeed" not in line
+
+
+def test_api_refuses_an_empty_selection():
+    with pytest.raises(normlint.NormlintError, match="select"):
+        normlint.audit(nn.LayerNorm(8), torch.randn(2, 3, 8), select=[])

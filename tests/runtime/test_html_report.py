@@ -102,9 +102,9 @@ def test_html_report_content(tmp_path):
     for value in ("eval", "int64[2,12]", "cpu", "float32"):
         assert value in words
     # the norms table: one row per norm, with the measured RMS columns
-    rows = [r for r in text.split("<tr") if "<td>" in r]
+    rows = [r.replace("<wbr>", "") for r in text.split("<tr") if "<td>" in r]
     for module in ("blocks.0.norm1", "blocks.0.norm2", "blocks.1.norm1", "blocks.1.norm2", "final_norm"):
-        assert any(f"<td>{module}</td>" in r for r in rows), module
+        assert any(f">{module}</td>" in r for r in rows), module
     assert "input RMS" in words and "median var / eps" in words
     # findings link to their rule page's text, included in the page
     links = {a["href"] for a in page.all("a") if a.get("href", "").startswith("#rule-")}
@@ -170,3 +170,47 @@ def test_a_model_without_a_stack_is_profiled_norm_by_norm(tmp_path):
     assert result.exit_code == 1
     assert "No stack of blocks holds these norms" in text and text.count("<svg") == 2
     assert_self_contained(Page(text), text)
+
+
+PIPELINE = '''\
+import torch, torch.nn as nn
+
+def make():
+    layers, channels = [], 3
+    for width in (8, 16):
+        layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                   nn.MaxPool2d(2)]
+        channels = width
+    model = nn.Sequential(nn.Sequential(*layers), nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
+    return model.eval(), torch.randn(4, 3, 16, 16)
+'''
+
+
+def test_a_pipeline_of_layers_is_not_a_stack_of_blocks(tmp_path):
+    """A Sequential of bare layers (VGG: conv, BatchNorm, ReLU, pool) has no blocks and no
+    residual stream; the page must not plot its layer outputs as one."""
+    factory = tmp_path / "vgg.py"
+    factory.write_text(PIPELINE)
+    result, text = render(f"{factory}:make", tmp_path=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "No stack of blocks holds these norms" in text
+    assert "residual stream&#x27;s RMS after each block" not in text
+    assert "residual stream's RMS after each block" not in text
+
+
+def test_wide_tables_scroll_inside_the_page_and_long_names_wrap(tmp_path):
+    """A 24-layer model's module names and site-packages paths are wider than a screen:
+    each table scrolls on its own and its cells may wrap, so no column leaves the page."""
+    result, text = render(NL303, tmp_path=tmp_path)
+    assert text.count("<table") == text.count('<div class="wide"><table') == 2
+    css = "".join(Page(text).styles).replace(" ", "")
+    assert ".wide{overflow-x:auto" in css
+    assert ">blocks.<wbr>1.<wbr>norm1</td>" in text                # breaks after the dots
+    assert "nl303_residual_rebound_to_normalized.<wbr>py:" in text
+
+
+def test_rows_below_eps_are_a_percentage(tmp_path):
+    result, text = render(f"{FIXTURES}/nl406_eps_dominates_variance.py:bad", tmp_path=tmp_path)
+    assert result.exit_code == 1, result.output
+    assert "rows with var &lt; eps/10" in text
+    assert re.search(r'<td class="num">100%</td>', text), text

@@ -62,6 +62,31 @@ def test_directory_is_audited_with_its_real_weights(gpt2_dir):
     assert "--init random: random weights" in random.stdout and "NL406" not in codes(random)
 
 
+def test_sharded_directory_names_its_index_not_every_shard(tmp_path):
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(hf_dirs.gpt2_config()).save_pretrained(tmp_path, max_shard_size="20KB")
+    shards = len(list(tmp_path.glob("model-*.safetensors")))
+    assert shards > 2
+    result = run(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert f"(config.json + model.safetensors.index.json, {shards} shards)" in result.stdout.splitlines()[0]
+
+
+def test_an_architecture_transformers_lacks_falls_back_to_the_base_model_with_a_note(gpt2_dir, tmp_path):
+    import shutil
+
+    target = tmp_path / "fancy"
+    shutil.copytree(gpt2_dir, target)
+    config = json.loads((target / "config.json").read_text())
+    config["architectures"] = ["GPT2FancyModel"]
+    (target / "config.json").write_text(json.dumps(config))
+    result = run(target)
+    assert result.exit_code in (0, 1), result.output
+    assert result.stdout.startswith("audit: GPT2Model in eval mode")
+    assert "note: config.json names GPT2FancyModel, which transformers" in result.stdout
+    assert "the base model GPT2Model" in result.stdout
+
+
 def test_directory_loading_sets_offline_mode(gpt2_dir, monkeypatch):
     from normlint.runtime import hf
 
@@ -94,6 +119,13 @@ def test_a_hub_name_is_not_looked_up():
     ("wav2vec2", "input_values float32[2,400]"),
     ("whisper", "input_features float32[2,16,64], decoder_input_ids int64[2,8]"),
     ("t5", "input_ids int64[2,16], decoder_input_ids int64[2,8]"),
+    # a model of two modalities gets both; a vision config without image_size gets 224
+    ("clip", "input_ids int64[2,16], pixel_values float32[2,3,32,32]"),
+    ("resnet", "pixel_values float32[2,3,224,224]"),
+    ("videomae", "pixel_values float32[2,4,3,32,32]"),
+    ("speech_to_text", "input_features float32[2,64,80], decoder_input_ids int64[2,8]"),
+    ("ast", "input_values float32[2,64,16]"),
+    ("parakeet", "input_features float32[2,64,16]"),
 ])
 def test_inputs_derived_per_modality(tmp_path, kind, inputs):
     directory = hf_dirs.save_modality(tmp_path / kind, kind)
@@ -101,6 +133,24 @@ def test_inputs_derived_per_modality(tmp_path, kind, inputs):
     assert result.exit_code in (0, 1), result.output
     assert f"inputs: {inputs} (derived from the config" in result.stdout
     assert "no normalization ran" not in result.stdout
+
+
+def test_text_for_a_model_of_two_modalities_gets_the_other_derived(tmp_path, gpt2_dir):
+    directory = hf_dirs.save_modality(tmp_path / "clip", "clip")
+    result = run(directory, "--text", "the cat sat", "--text", "a dog", "--tokenizer", gpt2_dir)
+    assert result.exit_code in (0, 1), result.output
+    assert "input_ids int64[2,3], attention_mask int64[2,3], pixel_values float32[2,3,32,32]" \
+        in result.stdout
+
+
+def test_images_inside_the_text_are_not_derived_and_a_note_says_so(tmp_path):
+    """LLaVA-style models take pixel_values only with as many image tokens in the text as
+    the vision tower makes features: the derived token ids have none, so the vision tower
+    does not run, and the output says why its norms never ran."""
+    result = run(hf_dirs.save_modality(tmp_path / "llava", "llava"))
+    assert "inputs: input_ids int64[2,16] (derived" in result.stdout
+    assert "note: derived inputs are token ids only" in result.stdout
+    assert "vision_tower" in result.stdout
 
 
 def test_derived_inputs_respect_vocab_and_meta():
@@ -127,6 +177,16 @@ def test_text_is_tokenized_into_a_padded_batch(gpt2_dir):
     assert notes == []
     result = run(gpt2_dir, "--text", "the cat sat", "--text", "the dog sat on the mat")
     assert "inputs: input_ids int64[2,6], attention_mask int64[2,6] (--text" in result.stdout
+
+
+def test_text_longer_than_the_model_takes_is_truncated(gpt2_dir):
+    """Derived ids stop at max_position_embeddings; tokenized sentences must too (GPT2's
+    position embedding raised IndexError on the 65th token)."""
+    long = " ".join(["the cat sat on the mat"] * 20)   # 120 tokens; n_positions is 64
+    result = run(gpt2_dir, "--text", long, "--text", "a dog")
+    assert result.exit_code in (0, 1), result.output
+    assert "input_ids int64[2,64], attention_mask int64[2,64]" in result.stdout
+    assert "note: --text: truncated to the model's 64 positions" in result.stdout
 
 
 def test_text_on_the_meta_device_passes_the_ids_only(gpt2_dir):
@@ -218,7 +278,7 @@ def test_weights_with_missing_and_unexpected_keys_are_reported(tmp_path):
     torch.save(state, weights)
     result = run(f"{factory}:make", "--input", IDS, "--weights", weights)
     assert result.exit_code == 0, result.output
-    assert "2 of the model's 5 tensors are missing from the file" in result.stdout
+    assert "2 of the model's 5 tensors are missing from the file" in result.stdout, result.stdout
     assert "head.weight, head.bias" in result.stdout
     assert "1 tensors in the file are not in the model and were ignored: extra.bias" in result.stdout
     machine = run(f"{factory}:make", "--input", IDS, "--weights", weights, "--output-format", "json")
@@ -249,6 +309,76 @@ def test_weights_nested_and_prefixed_checkpoints(tmp_path):
     assert model.weight.tolist() == [5.0] * 4
 
 
+def test_weights_of_tied_parameters_are_not_reported_missing(tmp_path):
+    """A head tied to the embedding is one tensor under two names; safetensors (and
+    save_pretrained) store it once. Loading the file fills both names."""
+    from safetensors.torch import save_model
+
+    factory = tmp_path / "tied.py"
+    source = _factory_file(tmp_path).read_text()
+    assert "    return TinyLM(dim)\n" in source
+    factory.write_text(source.replace("    return TinyLM(dim)\n", "    model = TinyLM(dim)\n"
+                                      "    model.head.weight = model.embed.weight\n    return model\n"))
+    model = nn.Module()
+    model.embed, model.norm, model.head = nn.Embedding(50, 8), nn.LayerNorm(8), nn.Linear(8, 50)
+    model.head.weight = model.embed.weight
+    weights = tmp_path / "tied.safetensors"
+    save_model(model, str(weights))
+    for meta in ([], ["--device", "meta"]):
+        result = run(f"{factory}:make", "--input", IDS, "--weights", weights, *meta)
+        assert result.exit_code == 0, result.output
+        assert "missing" not in result.stdout, result.stdout
+
+
+def test_machine_formats_carry_every_note_on_stderr(tmp_path):
+    factory = _factory_file(tmp_path)
+    for fmt in ("json", "sarif", "github", "junit"):
+        result = run(f"{factory}:make", "--input", IDS, "--device", "meta", "--output-format", fmt)
+        assert result.exit_code == 0, result.output
+        assert "normlint: note: meta device: numeric checks skipped" in result.stderr, fmt
+        assert "note:" not in result.stdout
+
+
+def test_audits_are_reproducible_and_leave_the_rngs_alone(tmp_path, gpt2_dir):
+    """Random weights (--init random, a factory's own init) and inputs a factory draws
+    with torch, NumPy or Python's random are the same on every run, so CI sees the same
+    numbers; the caller's RNG states are as they were."""
+    import random
+
+    import numpy as np
+
+    from normlint.runtime.api import RUNTIME_CODES
+    from normlint.runtime.cli import AuditRequest, run_audit
+
+    factory = tmp_path / "drawn.py"
+    factory.write_text(_factory_file(tmp_path).read_text() + textwrap.dedent("""
+        def drawn():
+            import random
+            import numpy as np
+            import torch
+            ids = torch.tensor(np.random.randint(0, 50, (2, 8))) + random.randrange(0, 1)
+            return TinyLM(), ids % 50
+        """))
+
+    def measured(target, **request):
+        run_ = run_audit(AuditRequest(target, **request), RUNTIME_CODES, {})
+        return [n.stats for n in run_.report.norms]
+
+    rngs = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    for target, request in ((str(gpt2_dir), {"init": "random"}), (f"{factory}:drawn", {})):
+        first = measured(target, **request)
+        random.random(), np.random.rand(), torch.rand(1)   # the caller's draws in between
+        assert measured(target, **request) == first, target
+        assert first and first[0]["input_rms"] > 0
+    random.setstate(rngs[0])
+    np.random.seed(1)
+    torch.manual_seed(1)
+    before = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    measured(f"{factory}:drawn")
+    assert random.getstate() == before[0]
+    assert (np.random.get_state()[1] == before[1]).all() and torch.equal(torch.get_rng_state(), before[2])
+
+
 # ---------------------------------------------------------------------- factories
 def test_package_factory_with_relative_imports_from_cwd(tmp_path, monkeypatch):
     package = tmp_path / "normlint_test_pkg_rel"
@@ -273,6 +403,30 @@ def test_package_factory_with_relative_imports_from_cwd(tmp_path, monkeypatch):
     assert by_module.exit_code == 0, by_module.output
     assert "float32[2,4,16]" in by_module.stdout
     assert "normlint_test_pkg_rel" not in sys.modules  # the session forgets what it imported
+
+
+def test_the_session_keeps_libraries_installed_inside_the_project(tmp_path, monkeypatch):
+    """A virtualenv inside the project (``.venv/``, as the README sets one up) is under the
+    current directory, but what the audit imports from it is a library, not the user's
+    code: dropping it from sys.modules would make the next import run it again (torch
+    then refuses to register its operators twice)."""
+    site = tmp_path / ".venv" / "lib" / "python3" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "normlint_test_installed_lib.py").write_text("LOADED = []\nLOADED.append(1)\n")
+    monkeypatch.syspath_prepend(str(site))
+    (tmp_path / "normlint_test_own_model.py").write_text(textwrap.dedent("""\
+        import torch, torch.nn as nn
+        import normlint_test_installed_lib
+
+        def make():
+            return nn.LayerNorm(8), torch.randn(2, 4, 8)
+        """))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "normlint_test_installed_lib", raising=False)
+    result = run("normlint_test_own_model:make")
+    assert result.exit_code == 0, result.output
+    assert "normlint_test_own_model" not in sys.modules
+    assert sys.modules["normlint_test_installed_lib"].LOADED == [1]
 
 
 def test_arg_values_are_literals_or_strings():

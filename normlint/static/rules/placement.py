@@ -894,6 +894,8 @@ def _nl307(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
             continue
         inp = root(v.inputs[0])
         if inp.op == "norm" and inp is not v and inp.attr != v.attr and certain_norm(inp) and certain_norm(v):
+            if _kept_beside(flow, inp, v):
+                continue  # the normalized stream is kept: v is a branch's pre-norm on a copy
             report("NL307", v.path, v.node,
                    f"`{v.owner}.forward` applies {ref(v)} directly to the output of {ref(inp)}: the second "
                    "norm is redundant (near-identity); drop one of them")
@@ -916,6 +918,16 @@ def _nl307(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
             report("NL307", path, node,
                    f"`{v.owner}` applies {ref(v)} to the output of {what} ({inp.kind.name}), {last}: two "
                    "consecutive norms; drop the final norm (or make the layers pre-norm)")
+
+
+def _kept_beside(flow: Flow, first: Value, second: Value) -> bool:
+    """Whether ``first`` (a norm's output) is kept and later combined with what ``second``
+    feeds: ``torch.stack([x, f(norm0(x))])`` (block-attention residuals), the shape of a
+    residual sublayer whose pre-norm happens to follow an embedding norm. A copy merely
+    used elsewhere (rows of a normalized memory normalized again for another head) is
+    still a double norm."""
+    return any(u is not second and not second.has_ancestor(u) and u.has_ancestor(second)
+               for u in flow.users.get(first.id, ()))
 
 
 # -- NL308 ------------------------------------------------------------------------------
