@@ -28,6 +28,7 @@ SEQUENCE_PARAMS = frozenset({
     "src_lengths", "text_lengths", "padding_mask", "src_mask", "tgt_mask", "causal_mask",
     "decoder_input_ids", "token_ids", "tokens",
 })
+_ROOT_TOKENS = ("sqrt(", "rsqrt(", "** 0.5", "**0.5", "** -0.5", "**-0.5", ".pow(0.5", ".pow(-0.5", " / ")
 _STAT_TOKENS = ("mean(", "var(", "std(", "norm(", "rsqrt(", "var_mean(", "std_mean(")
 TOKEN_PARAMS = frozenset({"input_ids", "decoder_input_ids", "token_ids", "tokens", "input_features",
                           "input_values"})
@@ -115,8 +116,11 @@ class Analysis:
         key = id(fn)
         if key not in self._hand:
             self._hand[key] = None
-            text = ast.get_source_segment(info.parsed.text, fn) or ""
-            if len(fn.args.posonlyargs + fn.args.args) <= 4 and any(tok in text for tok in _STAT_TOKENS):
+            # a norm function is short, takes a statistic and rescales by a root or a division
+            # (most module-level functions with a mean are losses, masks or attention)
+            short = len(fn.args.posonlyargs + fn.args.args) <= 4 and (fn.end_lineno or 0) - fn.lineno <= 40
+            text = node_text(info, fn) if short else ""
+            if short and any(tok in text for tok in _STAT_TOKENS) and any(tok in text for tok in _ROOT_TOKENS):
                 cls = ClassInfo(fn.name, fn, info, (), {"forward": fn}, {})  # type: ignore[arg-type]
                 flow = Walker(self, ModuleModel(cls, {}, {})).run(fn)
                 self._hand[key] = analyse_handnorm(fn.name, flow, False, False, self._eps_terms)
@@ -670,7 +674,13 @@ class _RenameNames(ast.NodeTransformer):
 
 def class_text(cls: ClassInfo) -> str:
     """The source of the class (for cheap substring checks)."""
-    starts = cls.file.line_starts
-    end = cls.node.end_lineno or len(starts) - 1
-    return cls.file.parsed.text[starts[cls.node.lineno - 1]:starts[min(end, len(starts) - 1)]]
+    return node_text(cls.file, cls.node)
+
+
+def node_text(info: FileInfo, node: ast.stmt) -> str:
+    """The source lines of a statement (for cheap substring checks; ast.get_source_segment
+    splits the whole file on every call)."""
+    starts = info.line_starts
+    end = node.end_lineno or len(starts) - 1
+    return info.parsed.text[starts[node.lineno - 1]:starts[min(end, len(starts) - 1)]]
 

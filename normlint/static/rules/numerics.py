@@ -8,7 +8,7 @@ from ...findings import Severity
 from ..flow import Flow, Value
 from ..handnorm import rescalings
 from ..index import ClassInfo, FileInfo
-from ..model import Analysis, class_text, walk_kind
+from ..model import Analysis, class_text, node_text, walk_kind
 from .common import Reporter
 
 FP16_MIN_SUBNORMAL = 5.96e-8
@@ -100,7 +100,7 @@ def _eps_at_instantiation(a: Analysis, cls: ClassInfo, report: Reporter) -> None
                            "use eps >= 1e-6")
 
 
-_RESCALE_TOKENS = ("norm(", "std(", "sqrt(", "** 0.5", "**0.5", "** -0.5", "**-0.5")
+_RESCALE_TOKENS = (".norm(", "linalg.norm(", "vector_norm(", "std(", "sqrt(", "** 0.5", "**0.5", "** -0.5", "**-0.5")
 
 
 def _inline_rescalings(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
@@ -108,14 +108,15 @@ def _inline_rescalings(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     CLIP features written as `x / x.norm(dim=-1, keepdim=True)`) in forward or in a method
     the module's users call, with no eps and no clamp."""
     text = class_text(cls)
-    if not any(tok in text for tok in _RESCALE_TOKENS):
+    # a statistic that rescales its own tensor keeps its dims (else it would not broadcast)
+    if "keepdim" not in text or not any(tok in text for tok in _RESCALE_TOKENS):
         return
     flows: list[tuple[Flow, bool]] = []
     flow = a.flow(cls)
     if flow is not None:
         flows.append((flow, True))
     for fn in a.entry_methods(cls):
-        body = ast.get_source_segment(cls.file.parsed.text, fn) or ""
+        body = node_text(cls.file, fn)
         if any(tok in body for tok in _RESCALE_TOKENS):
             flows.append((a.entry_flow(cls, fn), False))
     for flow, is_forward in flows:
