@@ -93,10 +93,11 @@ class FilePolicies:
         return self.of(self._config(f)).applies(f)
 
     def hidden(self, f: Finding) -> bool:
-        """An unsafe fix that --unsafe-fixes would apply, unless its configuration says
-        `unsafe-fixes = false` (then it is not even mentioned)."""
+        """An unsafe fix that --unsafe-fixes would apply, unless --no-unsafe-fixes or its
+        configuration's `unsafe-fixes = false` says so (then it is not even mentioned)."""
         config = self._config(f)
-        return config.unsafe_fixes is not False and self.of(config).hidden(f)
+        wanted = config.unsafe_fixes if self.unsafe is None else self.unsafe
+        return wanted is not False and self.of(config).hidden(f)
 
 
 def fix_hint(findings: Sequence[Finding], policies: FilePolicies) -> str | None:

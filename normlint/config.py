@@ -118,8 +118,9 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
             return Config(root=cwd)
     elif not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    table = _normlint_table(_read_toml(path), path)
-    return parse_table(table or {}, source=path)
+    data = _read_toml(path)
+    table = _normlint_table(data, path)
+    return parse_table(table or {}, source=path, top_level=table is data)
 
 
 def _string_list(value: Any, key: str, where: Path) -> tuple[str, ...]:
@@ -128,10 +129,13 @@ def _string_list(value: Any, key: str, where: Path) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_table(table: dict, *, source: Path) -> Config:
+def parse_table(table: dict, *, source: Path, top_level: bool = False) -> Config:
+    """``top_level``: the keys are a normlint.toml's own, not a ``[tool.normlint]`` table."""
     unknown = sorted(set(table) - _KNOWN_KEYS)
     if unknown:
-        raise ConfigError(f"{source}: unknown key '{unknown[0]}' in [tool.normlint]")
+        where = ("at the top level (normlint.toml holds [tool.normlint]'s keys there)"
+                 if top_level else "in [tool.normlint]")
+        raise ConfigError(f"{source}: unknown key '{unknown[0]}' {where}")
     values: dict[str, Any] = {}
     for key in _LIST_KEYS:
         if key in table:
@@ -158,7 +162,8 @@ def parse_table(table: dict, *, source: Path) -> Config:
             raise ConfigError(f"{source}: 'unsafe-fixes' must be true or false")
         values["unsafe_fixes"] = table["unsafe-fixes"]
     if "rules" in table:
-        values["rule_options"] = _parse_rule_options(table["rules"], source)
+        values["rule_options"] = _parse_rule_options(table["rules"], source,
+                                                     "rules" if top_level else "tool.normlint.rules")
     return Config(root=source.parent.resolve(), source=source, **values)
 
 
@@ -169,7 +174,7 @@ def _validate(selectors: tuple[str, ...], key: str, source: Path) -> None:
         raise ConfigError(f"{source}: '{key}': {exc}") from None
 
 
-def _parse_rule_options(rules: Any, source: Path) -> dict[str, dict[str, Any]]:
+def _parse_rule_options(rules: Any, source: Path, section: str) -> dict[str, dict[str, Any]]:
     if not isinstance(rules, dict):
         raise ConfigError(f"{source}: 'rules' must be a table of per-rule tables")
     parsed: dict[str, dict[str, Any]] = {}
@@ -177,9 +182,9 @@ def _parse_rule_options(rules: Any, source: Path) -> dict[str, dict[str, Any]]:
         try:
             rule = get_rule(code)
         except KeyError:
-            raise ConfigError(f"{source}: unknown rule '{code}' in [tool.normlint.rules]") from None
+            raise ConfigError(f"{source}: unknown rule '{code}' in [{section}]") from None
         if not isinstance(opts, dict):
-            raise ConfigError(f"{source}: [tool.normlint.rules.{code}] must be a table")
+            raise ConfigError(f"{source}: [{section}.{code}] must be a table")
         for name, value in opts.items():
             try:
                 opt = rule.option(name)

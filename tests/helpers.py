@@ -39,6 +39,31 @@ def run_normlint(*args: str, cwd: Path, timeout: float = 60, env: dict | None = 
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def run_normlint_unprivileged(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``normlint ARGS`` as a user whom file permissions apply to.
+
+    chmod 000 stops everyone but root: as root the run drops to nobody (uid 65534) with
+    setpriv, so ``cwd`` must be a directory nobody can enter (pytest's tmp_path is 0700;
+    use a ``tempfile.mkdtemp()`` made 0755). Skips where that is impossible.
+    """
+    import os
+    import shutil
+
+    import pytest
+
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot drop privileges")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        probe = subprocess.run([*prefix, sys.executable, "-c", "import normlint.cli"], cwd=cwd,
+                               capture_output=True, text=True, timeout=timeout)
+        if probe.returncode != 0:
+            pytest.skip(f"nobody cannot run normlint here: {probe.stderr.strip()[-200:]}")
+    return subprocess.run([*prefix, sys.executable, "-m", "normlint", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def run_normlint_input(*args: str, input: str | bytes, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
     """``normlint ARGS`` with ``input`` on stdin; stdout and stderr as bytes."""
     data = input.encode("utf-8") if isinstance(input, str) else input

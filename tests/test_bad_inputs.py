@@ -282,7 +282,7 @@ def test_invalid_pattern_through_the_api_is_a_normlint_error(tree):
     ("pyproject.toml", b"[tool.normlint]\nselect = ['NL3']\n# \xff\n", "not UTF-8"),
     ("pyproject.toml", b"tool = 1\n", "'tool' must be a table, got an integer"),
     ("pyproject.toml", b"[tool]\nnormlint = 5\n", "[tool.normlint] must be a table, got an integer"),
-    ("normlint.toml", b'tool = "normlint"\n', "unknown key 'tool'"),
+    ("normlint.toml", b'tool = "normlint"\n', "unknown key 'tool' at the top level"),
     ("pyproject.toml", b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
     ("normlint.toml", b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
 ])

@@ -58,6 +58,25 @@ def test_bad_config_names_the_key(tmp_path, body, needle):
     assert "\n" not in str(exc.value)
 
 
+
+@pytest.mark.parametrize("name, body, message", [
+    ("normlint.toml", 'tool = "normlint"',
+     "unknown key 'tool' at the top level (normlint.toml holds [tool.normlint]'s keys there)"),
+    ("normlint.toml", "[rules.NL999]\nx = 1", "unknown rule 'NL999' in [rules]"),
+    ("normlint.toml", "[rules]\nNL301 = 3", "[rules.NL301] must be a table"),
+    ("normlint.toml", "[tool.normlint]\nselct = []", "unknown key 'selct' in [tool.normlint]"),
+    ("pyproject.toml", "[tool.normlint]\nselct = []", "unknown key 'selct' in [tool.normlint]"),
+    ("pyproject.toml", "[tool.normlint.rules.NL999]\nx = 1", "unknown rule 'NL999' in [tool.normlint.rules]"),
+])
+def test_config_errors_name_the_table_as_the_file_spells_it(tmp_path, name, body, message):
+    # a normlint.toml holds the keys at its top level: "[tool.normlint]" would send the
+    # user looking for a table the file does not have
+    write(tmp_path, name, body + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path)
+    assert str(exc.value) == f"{tmp_path / name}: {message}"
+
+
 def test_explicit_missing_config(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml")

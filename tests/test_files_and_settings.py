@@ -5,6 +5,7 @@ file, not the current directory), --config, --exclude, --show-files, --show-sett
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from normlint import check_paths
 from normlint.cli import cli
 
-from .helpers import BROKEN, CLEAN, run_normlint, write
+from .helpers import BROKEN, CLEAN, run_normlint, run_normlint_unprivileged, write
 
 NO_FILES = "normlint: warning: No Python files found"
 
@@ -199,6 +200,26 @@ def test_unreadable_config_is_one_line(tmp_path, content):
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "invalid TOML" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_a_config_without_read_permission_is_one_line():
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    root = Path(tempfile.mkdtemp(prefix="normlint-config-perm-"))
+    try:
+        root.chmod(0o755)
+        write(root, "a.py", CLEAN).chmod(0o644)
+        config = write(root, "pyproject.toml", "[tool.normlint]\nselect = ['ALL']\n")
+        config.chmod(0o000)
+        proc = run_normlint_unprivileged("check", "--no-cache", "a.py", cwd=root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr == f"normlint: error: cannot read config file {config}: Permission denied\n"
 
 
 def test_a_symlinked_file_gets_the_configuration_of_the_directory_it_is_linked_into(tmp_path, monkeypatch):

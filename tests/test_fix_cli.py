@@ -127,6 +127,22 @@ def test_config_keys(runner, project):
     assert _check(runner, "m.py").exit_code == 2
 
 
+
+@pytest.mark.parametrize("config", ["", "[tool.normlint]\nunsafe-fixes = true\n"])
+def test_no_unsafe_fixes_neither_applies_nor_mentions_them(runner, project, config):
+    # README: `--no-unsafe-fixes` "neither apply nor mention them", as `unsafe-fixes = false`
+    # does, and the flag wins over the file
+    if config:
+        write(project, "pyproject.toml", config)
+    result = _check(runner, "m.py", "--no-unsafe-fixes")
+    assert result.stdout.splitlines()[-1] == "[*] 1 fixable with the `--fix` option."
+    diff = _check(runner, "m.py", "--no-unsafe-fixes", "--diff")
+    assert diff.stderr.splitlines()[-1] == "Would fix 1 finding."
+    fixed = _check(runner, "m.py", "--no-unsafe-fixes", "--fix")
+    assert (project / "m.py").read_text() == SAFE_FIXED
+    assert fixed.stdout.splitlines()[-1].startswith("Found 2 findings (1 fixed, 1 remaining)")  # no hint
+
+
 def test_fix_writes_remaining_findings_in_json(runner, project):
     result = _check(runner, "m.py", "--fix", "--output-format", "json")
     data = json.loads(result.stdout)

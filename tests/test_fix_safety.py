@@ -26,7 +26,7 @@ from normlint.fix.verify import check_fixes
 from normlint.static.engine import check_text
 
 from .conftest import FIXTURES, REPO
-from .helpers import BROKEN, run_normlint, write
+from .helpers import BROKEN, run_normlint, run_normlint_unprivileged, write
 
 ALL = Overrides(select=("ALL",)).apply(Config())
 PROJECT_SOURCES = sorted(p for p in [*FIXTURES.rglob("*.py"), *(REPO / "examples").rglob("*.py")]
@@ -147,17 +147,48 @@ def test_a_file_edited_while_fixing_is_left_alone(tmp_path):
     assert target.read_text(encoding="utf-8") == RMSNORM
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
-def test_unwritable_directory_is_a_one_line_error(tmp_path):
-    target = write(tmp_path, "d/m.py", RMSNORM)
-    target.parent.chmod(0o555)
+
+def test_a_fixed_file_is_renamed_into_place_and_a_failed_write_changes_nothing(tmp_path, monkeypatch):
+    # Atomic: the fixed text goes to a new file that replaces the old by a rename, so a
+    # reader (or a crash) never sees half a file. Runs as root too, unlike the test below.
+    target = write(tmp_path, "m.py", RMSNORM)
+    before = target.stat().st_ino
+    assert fix_write.write_fixed(str(target), RMSNORM, FIXED_RMSNORM) is None
+    assert target.read_text(encoding="utf-8") == FIXED_RMSNORM
+    assert target.stat().st_ino != before, "written in place, not renamed into place"
+
+    other = write(tmp_path, "n.py", RMSNORM)
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fix_write.os, "replace", disk_full)
+    error = fix_write.write_fixed(str(other), RMSNORM, FIXED_RMSNORM)
+    assert error == "cannot write " + str(other) + ": No space left on device"
+    assert other.read_text(encoding="utf-8") == RMSNORM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py", "n.py"], "a temporary was left"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_unwritable_directory_is_a_one_line_error():
+    # the directory, not the file, is read-only: an in-place write would succeed, the
+    # atomic one (a temporary beside the file) cannot
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="normlint-fix-perm-"))
     try:
-        proc = run_normlint("check", "--fix", "--no-cache", "d/m.py", cwd=tmp_path)
-    finally:
+        root.chmod(0o755)
+        target = write(root, "d/m.py", RMSNORM)
+        target.chmod(0o666)
+        target.parent.chmod(0o555)
+        proc = run_normlint_unprivileged("check", "--fix", "--no-cache", "d/m.py", cwd=root)
         target.parent.chmod(0o755)
-    assert proc.returncode == 2 and "cannot write d/m.py" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert target.read_text(encoding="utf-8") == RMSNORM
+        assert proc.returncode == 2 and "cannot write d/m.py" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert target.read_text(encoding="utf-8") == RMSNORM
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("bad", ["breaks the syntax", "does not remove the finding"])

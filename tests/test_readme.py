@@ -49,3 +49,38 @@ def test_audit_directory_example_matches_the_tested_one_in_docs():
     block = _block_after("<!-- audit-directory-output -->")
     assert block.startswith("$ normlint audit tiny-gpt2 ")
     assert block in (REPO / "docs" / "audit.md").read_text(encoding="utf-8")
+
+
+
+def _untracked(repo: Path) -> str:
+    import subprocess
+
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_a_fresh_clone_has_room_for_the_quick_starts_virtualenv(tmp_path):
+    # The quick start runs `python3 -m venv .venv` in a fresh clone: a tracked `.venv` (a
+    # symlink to some checkout's venv slipped in once: `.venv/` ignores directories only)
+    # makes it fail with "Unable to create directory".
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs a git checkout")
+    tracked = subprocess.run(["git", "ls-files", "--", ".venv"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout
+    assert tracked == "", f"tracked: {tracked}"
+    # the project's .gitignore keeps a .venv of either kind out of `git add -A`
+    repo = tmp_path / "clone"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    shutil.copy(REPO / ".gitignore", repo / ".gitignore")
+    (repo / ".venv").symlink_to(tmp_path)
+    assert ".venv" not in _untracked(repo)
+    (repo / ".venv").unlink()
+    (repo / ".venv").mkdir()
+    (repo / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert ".venv" not in _untracked(repo)

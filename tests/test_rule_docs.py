@@ -65,3 +65,22 @@ def test_wheel_ships_the_pages(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"normlint/_rules/{r.code}.md" for r in RULES} <= names
     assert "normlint/static/engine.py" in names
+
+
+def _table_rows(text: str) -> dict[str, tuple[str, ...]]:
+    """``| [NL101](...) | name | severity | engines | ...`` rows, by code."""
+    rows = re.findall(r"^\| \[(NL\d{3})\]\([^)]*\) \| (.+) \|$", text, re.M)
+    return {code: tuple(cell.strip() for cell in rest.split("|")) for code, rest in rows}
+
+
+@pytest.mark.parametrize("index", ["README.md", "rules/README.md"])
+def test_rule_tables_list_every_rule_as_the_registry_does(index):
+    rows = _table_rows((REPO / index).read_text(encoding="utf-8"))
+    assert list(rows) == [r.code for r in RULES], "one row per rule, in code order"
+    for rule in RULES:
+        name, severity, engines, *default = rows[rule.code]
+        assert name == rule.name
+        assert severity.split(" (")[0] == rule.severity.value
+        assert engines == ", ".join(rule.engines)
+        off = "off" in (default[0] if default else severity)
+        assert off == (not rule.default_on), f"{rule.code}: default on/off"

@@ -164,7 +164,9 @@ def _initialise_lazy_modules(model: nn.Module, inputs) -> list[str]:
     one the model's own first forward would have made."""
     from torch.nn.modules.lazy import LazyModuleMixin
 
-    lazy = [path for path, m in model.named_modules()
+    # named with their class, which the forward replaces (LazyLinear becomes Linear): a
+    # bare path such as `0` said nothing
+    lazy = [f"{path or 'the model'} ({type(m).__name__})" for path, m in model.named_modules()
             if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()]
     if not lazy:
         return []
@@ -175,7 +177,7 @@ def _initialise_lazy_modules(model: nn.Module, inputs) -> list[str]:
                 call_model(model, clone_inputs(inputs))
         except Exception as exc:
             raise AuditError(f"{type(model).__name__} forward raised {type(exc).__name__} while "
-                             f"initialising its lazy modules ({', '.join(lazy)}): {exc}") from exc
+                             f"initialising its lazy modules {', '.join(lazy)}: {exc}") from exc
     return [f"lazy modules initialised by one plain forward before the audit: {', '.join(lazy)}"]
 
 

@@ -175,13 +175,24 @@ def test_lazy_modules_are_initialised_by_one_plain_forward():
     rng = torch.get_rng_state()
     report = normlint.audit(model, x)
     assert [n.module for n in report.norms] == ["1"]
-    assert any("lazy modules initialised" in note and "0" in note for note in report.notes)
+    assert "lazy modules initialised by one plain forward before the audit: 0 (LazyLinear)" in report.notes
     assert type(model[0]) is nn.Linear and model[0].weight.shape == (4, 5)
     assert torch.equal(torch.get_rng_state(), rng)
     # From here on the model is an ordinary one, and the next audit changes nothing.
     snap = _snapshot(model, x)
     normlint.audit(model, x)
     _assert_restored(model, snap)
+
+
+
+def test_a_lazy_model_whose_first_forward_fails_says_so():
+    model = nn.Sequential(nn.LazyLinear(4), nn.LayerNorm(5))       # LayerNorm(5) after 4 features
+    with pytest.raises(normlint.AuditError) as exc:
+        normlint.audit(model, torch.randn(2, 3, 5))
+    assert str(exc.value).startswith("Sequential forward raised RuntimeError while initialising "
+                                     "its lazy modules 0 (LazyLinear): ")
+    # as a plain forward leaves it: the first layer materialised before the second failed
+    assert type(model[0]) is nn.Linear and model[0].weight.shape == (4, 5)
 
 
 def test_lazy_batchnorm_in_train_mode_keeps_its_initial_statistics():
