@@ -107,6 +107,8 @@ class Flow:
     users: dict[int, list[Value]] = field(default_factory=dict)
     for_stacks: list[tuple[ast.For, Value]] = field(default_factory=list)
     loops: list[Loop] = field(default_factory=list)
+    # value id -> its rank, where the code unpacks its shape (`b, n, d = x.shape`)
+    ranks: dict[int, int] = field(default_factory=dict)
     truncated: bool = False
 
     def finish(self) -> None:
@@ -371,11 +373,14 @@ class Walker:
             self.flow.blocks.append(v)
         return v
 
-    def run(self) -> Flow:
-        found = self.a.index.find_method(self.root_model.cls, "forward")
-        if found is None:
-            return self.flow
-        fn, _owner = found
+    def run(self, fn: ast.FunctionDef | None = None) -> Flow:
+        """The dataflow of forward, or of fn (another entry point of the module: a method
+        its users call, such as CLIP's encode_text), with its parameters unknown inputs."""
+        if fn is None:
+            found = self.a.index.find_method(self.root_model.cls, "forward")
+            if found is None:
+                return self.flow
+            fn = found[0]
         frame = Frame(self.root_model, "", {}, (), (), 0, [], frozenset({id(fn)}))
         self._bind_params(fn, frame, None, None, top=True)
         self.block(fn.body, frame)
@@ -428,6 +433,7 @@ class Walker:
             v = self.expr(s.value, frame)
             for t in s.targets:
                 self.bind(t, v, frame)
+                self._rank_fact(t, s.value, frame)
         elif isinstance(s, ast.AnnAssign):
             if s.value is not None:
                 self.bind(s.target, self.expr(s.value, frame), frame)
@@ -466,6 +472,20 @@ class Walker:
             self.block(s.finalbody, frame)
             return ended and not s.handlers
         return False
+
+    def _rank_fact(self, target: ast.expr, value: ast.expr, frame: Frame) -> None:
+        """`b, n, d = x.shape` (or `x.size()`) says x has rank 3."""
+        if not isinstance(target, (ast.Tuple, ast.List)) or any(isinstance(e, ast.Starred) for e in target.elts):
+            return
+        if isinstance(value, ast.Attribute) and value.attr == "shape":
+            base = value.value
+        elif isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "size" \
+                and not value.args and not value.keywords:
+            base = value.func.value
+        else:
+            return
+        if isinstance(base, ast.Name) and base.id in frame.env:
+            self.flow.ranks[frame.env[base.id].id] = len(target.elts)
 
     def _cond_key(self, test: ast.expr) -> tuple[object, bool]:
         """A key under which `if c:` and `if not c:` (or `is None` / `is not None`) meet.
@@ -795,10 +815,10 @@ class Walker:
     def _args(self, call: ast.Call, frame: Frame) -> tuple[list[Value], dict[str, Value]]:
         args = [self.expr(a, frame) for a in call.args]
         kwargs = {}
-        for k in call.keywords:
+        for i, k in enumerate(call.keywords):
             v = self.expr(k.value, frame)
-            if k.arg is not None:
-                kwargs[k.arg] = v
+            # f(**inputs): the unpacked mapping feeds the call too (no parameter takes it by name)
+            kwargs[k.arg if k.arg is not None else f"**{i}"] = v
         return args, kwargs
 
     def _call(self, e: ast.Call, frame: Frame) -> Value:
@@ -834,7 +854,24 @@ class Walker:
                     return self._binop(ast.Mult(), args[0], args[1], e, frame)
                 data = tuple(args) + tuple(kwargs.values())
                 return self.new("func", data, e, frame, name=qual)
+        if isinstance(func, ast.Attribute) and func.attr == "processor" and isinstance(func.value, ast.Name) \
+                and func.value.id == "self" and "self" not in frame.env \
+                and "processor" not in frame.model.submodules:
+            inlined = self._processor_call(e, frame)
+            if inlined is not None:
+                return inlined
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) \
+                and isinstance(func.value.func, ast.Name) and func.value.func.id == "super":
+            inlined = self._super_call(func.attr, e, frame)
+            if inlined is not None:
+                return inlined
         callee = self.expr(func, frame)
+        if callee.op == "selfattr" and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                and func.value.id == "self":
+            # self.model(...) with self.model set where the module model cannot see it (a
+            # loader, a setter): a call of a module or callable of unknown kind
+            args, kwargs = self._args(e, frame)
+            return self.new("call", tuple(args) + tuple(kwargs.values()), e, frame, name=func.attr)
         if isinstance(func, ast.Attribute) and callee.op not in ("module_ref", "elem_ref", "method_ref", "lambda"):
             # a method on a value: x.transpose(1, 2), x.float()
             recv = callee.inputs[0] if callee.op == "attr" and callee.inputs else callee
@@ -879,6 +916,39 @@ class Walker:
             return self.apply(kind, attr, args, kwargs, node, frame)
         return self.new("call", data + (callee,) if callee.op not in ("global", "selfattr") else data,
                         node, frame, name=callee.name)
+
+    def _super_call(self, name: str, node: ast.Call, frame: Frame) -> Value | None:
+        """super().forward(x) (or another method): the base class's method, run inline on
+        the same module object; None when no project base defines it (torch's own)."""
+        if frame.depth >= MAX_INLINE_DEPTH:
+            return None
+        for base in self.a.index.mro(frame.model.cls)[1:]:
+            fn = base.methods.get(name)
+            if fn is None or id(fn) in frame.active:
+                continue
+            args, kwargs = self._args(node, frame)
+            inner = frame.child(frame.model, frame.prefix, {}, frame.site + (id(node),), id(fn))
+            self._bind_params(fn, inner, args, kwargs)
+            self.block(fn.body, inner)
+            return self._result(inner.returns, node, frame)
+        return None
+
+    def _processor_call(self, node: ast.Call, frame: Frame) -> Value | None:
+        """`self.processor(self, hidden_states, ...)` (diffusers' attention modules): the
+        processor class's `__call__` run inline, its `attn` parameter standing for the module.
+        Only a processor the module certainly uses (its `_default_processor_cls`, or the one
+        class its __init__ builds for `processor`) defined in the module's own file."""
+        if frame.depth >= MAX_INLINE_DEPTH or not node.args or not (
+                isinstance(node.args[0], ast.Name) and node.args[0].id == "self"):
+            return None
+        fn = self.a.processor_call(frame.model.cls)
+        if fn is None or id(fn) in frame.active:
+            return None
+        args, kwargs = self._args(node, frame)
+        inner = frame.child(frame.model, frame.prefix, {}, frame.site + (id(node),), id(fn))
+        self._bind_params(fn, inner, args[1:], kwargs)
+        self.block(fn.body, inner)
+        return self._result(inner.returns, node, frame)
 
     @staticmethod
     def _takes_callable(data) -> bool:

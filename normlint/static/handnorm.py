@@ -23,6 +23,10 @@ _TORCH_REDUCTIONS = {"torch.mean", "torch.var", "torch.std", "torch.var_mean", "
 _ROOTS = {"sqrt", "rsqrt"}
 _CLAMPS = {"clamp", "clamp_min", "clip", "maximum", "max"}
 _UPCAST_DTYPES = {"float32", "float", "float64", "double"}
+# steps a statistic passes through on its way into a denominator without changing what it is
+_STAT_STEPS = {"unsqueeze", "view", "reshape", "expand", "expand_as", "repeat", "repeat_interleave", "squeeze",
+               "flatten", "float", "double", "half", "bfloat16", "to", "type", "type_as", "detach", "clone",
+               "contiguous", "transpose", "permute", "t"}
 _LOW_DTYPES = {"float16", "half", "bfloat16"}
 
 
@@ -193,6 +197,22 @@ def _derives(v: Value, src: Value) -> bool:
     return v is src or v.has_ancestor(src)
 
 
+def _reaches_avoiding(v: Value, src: Value, blocked: set[int], limit: int = 2000) -> bool:
+    """src is v or an ancestor of v through a path that avoids the blocked values."""
+    if not _derives(v, src):
+        return False
+    todo, seen = [v], set()
+    while todo and len(seen) < limit:
+        cur = todo.pop()
+        if cur is src:
+            return True
+        if cur.id in seen or cur.id in blocked:
+            continue
+        seen.add(cur.id)
+        todo.extend(i for i in cur.inputs if i is src or i.has_ancestor(src))
+    return False
+
+
 def analyse(cls_name: str, flow: Flow, running_stats: bool, channels_first: bool,
             eps_resolver) -> HandNorm | None:
     """A HandNorm when the forward normalizes its input by structure, else None.
@@ -228,17 +248,24 @@ def analyse(cls_name: str, flow: Flow, running_stats: bool, channels_first: bool
     def from_stat(v: Value) -> bool:
         return any(_derives(v, s) for s in stat_values)
 
+    stat_ids = {s.id for s in stat_values}
+
+    def rescales_activation(v: Value) -> bool:
+        # the activation itself (x, x - mean), not a statistic rescaled by another (the
+        # Frechet mean of a set of points divided by its own norm is not a norm layer)
+        return any(_reaches_avoiding(v, p, stat_ids) for p in params)
+
     divisions: list[Division] = []
     for v in values:
         if v.op == "binop" and v.name == "Div" and len(v.inputs) == 2:
             num, den = v.inputs
-            if from_stat(den) and any(_derives(num, p) for p in params) and den.op != "meta":
+            if from_stat(den) and rescales_activation(num) and den.op != "meta":
                 divisions.append(_division(v, den, v.node, stat_values, values))
         elif v.op == "binop" and v.name == "Mult" and len(v.inputs) == 2:
             for a, b in ((v.inputs[0], v.inputs[1]), (v.inputs[1], v.inputs[0])):
                 # x * rsqrt(var + eps): the reciprocal root of a statistic rescales the activation
                 r = _reciprocal_root_of(b)
-                if r is None or not from_stat(r) or not any(_derives(a, p) for p in params):
+                if r is None or not from_stat(r) or not rescales_activation(a):
                     continue
                 den = r.inputs[0] if r.inputs else r
                 divisions.append(_division(r, den, r.node, stat_values, values))
@@ -287,8 +314,8 @@ def _reciprocal_root_of(v: Value) -> Value | None:
     for _ in range(6):
         if _is_reciprocal_root(v):
             return v
-        if v.op == "method" and cast_direction(v) is not None and v.inputs:
-            v = v.inputs[0]
+        if v.op == "method" and (cast_direction(v) is not None or _short(v) in _STAT_STEPS) and v.inputs:
+            v = v.inputs[0]          # a cast, or a shape step (`rsqrt(var).repeat(4)` for quaternions)
             continue
         if v.op == "binop" and v.name == "Mult" and len(v.inputs) == 2:
             a, b = v.inputs
@@ -338,13 +365,25 @@ def _stat(v: Value, op: str, call: ast.Call, src: Value, act: Value, casts, valu
 
 
 def _division(v: Value, den: Value, node, stats: list[Value], values: list[Value]) -> Division:
-    """Where eps sits in a denominator that derives from a statistic."""
+    """Where eps sits in a denominator that derives from a statistic. Only what lies between
+    the denominator and its own statistics counts: an eps added by an earlier normalization
+    whose output the statistics were taken of (a name re-bound, `x = (x - u) / sqrt(s + eps)`
+    then statistics of x again) is not this division's."""
     eps_terms: list[Value] = []
     clamp = False
     outside = False
-    for u in values:
-        if u.id > den.id or not _derives(den, u):
+    stat_ids = {s.id for s in stats}
+    between: dict[int, Value] = {}
+    todo = [den]
+    while todo:
+        cur = todo.pop()
+        if cur.id in between:
             continue
+        between[cur.id] = cur
+        if cur.id not in stat_ids and _reduction(cur) is None:
+            todo.extend(cur.inputs)
+    values = sorted(between.values(), key=lambda u: u.id)
+    for u in values:
         if u.op == "add" and len(u.inputs) == 2:
             for side, other in ((u.inputs[0], u.inputs[1]), (u.inputs[1], u.inputs[0])):
                 if any(_derives(side, s) for s in stats) or side.op in ("meta",):
@@ -363,3 +402,104 @@ def _division(v: Value, den: Value, node, stats: list[Value], values: list[Value
     text = ast.unparse(den.node) if isinstance(den.node, ast.AST) else ""
     den_node = den.node if isinstance(den.node, ast.expr) else ast.Name(id=text or "denominator")
     return Division(node, den_node, bool(eps_terms) or clamp, outside, tuple(eps_terms), den_value=den)
+
+
+@dataclass
+class Rescaling:
+    """An activation divided by its own norm statistic outside a norm module (an inline
+    ``q / q.norm(dim=-1, keepdim=True)``, ``x * rsqrt(x.pow(2).mean(-1, keepdim=True))``)."""
+
+    node: ast.AST              # the division, or the reciprocal root that multiplies
+    data: Value                # the rescaled activation
+    stat: Value                # its statistic
+    division: Division
+
+
+def rescalings(flow: Flow, is_data) -> list[Rescaling]:
+    """Every activation (``is_data(value)``) rescaled by a norm of itself: a norm or std
+    reduction of the same value, or the root of a mean/sum of its square (or of its
+    variance). A division by a max (a pre-scale), a sum (a distribution), a count (a loss)
+    or a parameter's own norm (weight standardization) is not one."""
+    out: list[Rescaling] = []
+    values = flow.values
+    for v in values:
+        if v.op != "binop" or len(v.inputs) != 2:
+            continue
+        if v.name == "Div":
+            candidates = [(v.inputs[0], v.inputs[1], v, False)]
+        elif v.name == "Mult":
+            candidates = []
+            for a, b in ((v.inputs[0], v.inputs[1]), (v.inputs[1], v.inputs[0])):
+                r = _reciprocal_root_of(b)
+                if r is not None and r.inputs:
+                    candidates.append((a, r.inputs[0], r, True))
+        else:
+            continue
+        for num, den, at, rooted in candidates:
+            if not is_data(num):
+                continue
+            stat = _own_statistic(den, num, rooted)
+            if stat is None:
+                continue
+            out.append(Rescaling(at.node, num, stat, _division(at, den, at.node, [stat], values)))
+            break
+    return out
+
+
+def _l2(stat: Value) -> bool:
+    """A std, or a norm whose order is the default or literally 2."""
+    call = _call(stat)
+    if call is None or _reduction(stat) == "std":
+        return True
+    p = next((k.value for k in call.keywords if k.arg in ("p", "ord")), None)
+    if p is None and stat.op == "method" and call.args:
+        p = call.args[0]
+    return p is None or (isinstance(p, ast.Constant) and p.value in (2, 2.0, "fro"))
+
+
+def _same_data(a: Value, b: Value) -> bool:
+    from .flow import root
+    return root(a) is root(b)
+
+
+def _rescaled(num: Value, base: Value) -> bool:
+    """num is base, or base centred by a statistic of itself (x - x.mean(...))."""
+    if _same_data(num, base):
+        return True
+    return num.op == "binop" and num.name == "Sub" and len(num.inputs) == 2 and _same_data(num.inputs[0], base) \
+        and any(_reduction(u) is not None and _same_data(u.inputs[0], base)
+                for u in [num.inputs[1]] + [i for i in num.inputs[1].inputs])
+
+
+def _squared_base(v: Value) -> Value | None:
+    if not _is_square(v):
+        return None
+    return v.inputs[0] if v.inputs else None
+
+
+def _own_statistic(den: Value, num: Value, rooted: bool) -> Value | None:
+    """The reduction of num's own data that den is built from (through roots, casts, shape
+    steps, an added eps or a clamp), or None."""
+    todo, steps = [(den, rooted)], 0
+    while todo and steps < 24:
+        steps += 1
+        cur, r = todo.pop()
+        op = _reduction(cur)
+        if op in ("norm", "std", "vector_norm") and cur.inputs and _rescaled(num, cur.inputs[0]):
+            # an L1 or unknown p-norm rescales like a sum (routing weights), not like a norm
+            return cur if _l2(cur) else None
+        if op in ("mean", "sum", "var") and r and cur.inputs:
+            base = cur.inputs[0] if op == "var" else _squared_base(cur.inputs[0])
+            if base is not None and _rescaled(num, base):
+                return cur
+        if op is not None:
+            continue
+        if _is_root(cur) and cur.inputs:
+            todo.append((cur.inputs[0], True))
+        elif cur.op == "add":
+            todo.extend((i, r) for i in cur.inputs)
+        elif cur.op in ("method", "func") and _short(cur) in (_CLAMPS | _STAT_STEPS) and cur.inputs:
+            todo.append((cur.inputs[0], r))
+        elif cur.op in ("getitem", "unary") and cur.inputs:
+            todo.append((cur.inputs[0], r))
+    return None

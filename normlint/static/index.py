@@ -182,6 +182,7 @@ class ProjectIndex:
         if self._config_defaults is not None:
             return self._config_defaults
         out: dict[str, object] = {}
+        ambiguous: set[str] = set()
 
         def put(key: str, value) -> None:
             if value is None:
@@ -198,12 +199,23 @@ class ProjectIndex:
                     or (isinstance(d, ast.Attribute) and d.attr == "dataclass")
                     or (isinstance(d, ast.Call) and "dataclass" in ast.unparse(d.func))
                     for d in cls.node.decorator_list)
+                fields: dict[str, object] = {}
                 if is_dataclass or "Config" in cls.name or "Args" in cls.name:
                     for key, value in cls.constants.items():
-                        put(key, int_literal(value))
+                        fields[key] = int_literal(value)
                 if "Config" in cls.name and "__init__" in cls.methods:
                     for arg, default in param_defaults(cls.methods["__init__"]):
-                        put(arg.arg, int_literal(default))
+                        fields[arg.arg] = int_literal(default)
+                for key, value in fields.items():
+                    put(key, value)
+                for key, value in fields.items():
+                    # a prefixed twin (`t2u_decoder_layers = 6` beside `decoder_layers = 24`):
+                    # a sub-model built from this config may get the twin's value copied
+                    # over (SeamlessM4T remaps t2u_* before building its unit decoder)
+                    if any(k.endswith("_" + key) and v is not None and v != value for k, v in fields.items()):
+                        ambiguous.add(key)
+        for key in ambiguous:
+            out[key] = None
         self._config_defaults = out
         return out
 

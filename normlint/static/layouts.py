@@ -17,7 +17,7 @@ import ast
 import re
 from typing import TYPE_CHECKING
 
-from .flow import Flow, Value, is_transparent
+from .flow import Flow, Value, is_transparent, root
 
 if TYPE_CHECKING:
     from .model import Analysis
@@ -92,12 +92,35 @@ def _merge(a: Layout | None, b: Layout | None) -> Layout | None:
     if b is None:
         return a
     if rank(a) is None and rank(b) is not None:
-        return b if _compatible(a, b) else None
+        return _fill(b, a) if _compatible(a, b) else None
     if rank(b) is None and rank(a) is not None:
-        return a if _compatible(b, a) else None
+        return _fill(a, b) if _compatible(b, a) else None
+    if rank(a) is None and rank(b) is None and len(a) != len(b):
+        # (..., F) + (..., L, F): the longer known tail, when they agree on the shared part
+        short, long_ = (a, b) if len(a) < len(b) else (b, a)
+        return long_ if _compatible(short, long_[1:]) or _compatible(short, long_) else None
     if rank(a) is not None and rank(b) is not None and len(a) != len(b):
         return a if len(a) > len(b) else b          # broadcasting a bias or a positional table
     return a
+
+
+def _with_rank(layout: Layout | None, n: int) -> Layout | None:
+    """A layout refined by a known rank: (*, L, F) with rank 3 is (?, L, F)."""
+    if layout is None:
+        return ("?",) * n
+    if rank(layout) is None and len(layout) - 1 <= n:
+        return ("?",) * (n - len(layout) + 1) + layout[1:]
+    return layout
+
+
+def _fill(known: Layout, partial: Layout) -> Layout:
+    """A ranked layout with its unknown axes filled from a compatible (*, ...) layout."""
+    tail = partial[1:]
+    out = list(known)
+    for i in range(1, len(tail) + 1):
+        if out[-i] == "?":
+            out[-i] = tail[-i]
+    return tuple(out)
 
 
 def _compatible(partial: Layout, full: Layout) -> bool:
@@ -163,7 +186,7 @@ class AxesSolver:
     """Layouts of the values of one flow, given the layouts of its parameters."""
 
     def __init__(self, analysis: "Analysis", flow: Flow, params: dict[str, Layout | None] | None = None,
-                 depth: int = 0):
+                 depth: int = 0, infer: bool = True):
         self.a = analysis
         self.flow = flow
         self.memo: dict[int, Layout | None] = {}
@@ -171,6 +194,25 @@ class AxesSolver:
         for name, v in flow.params.items():
             if params and name in params:
                 self.memo[v.id] = params[name]
+        if infer:
+            self._infer_streams(params)
+
+    def _infer_streams(self, params: dict[str, Layout | None] | None) -> None:
+        """An input whose layout nobody gives is laid out like the residual branches added
+        to it: in `x + attn(norm(x))[0]`, x has the shape of the attention's output (a
+        residual add does not broadcast the stream). Several branches that disagree say
+        nothing."""
+        unknown = [v for v in self.flow.params.values() if self.memo.get(v.id) is None]
+        skips = {id(p): [r.branch for r in self.flow.residuals if root(r.skip) is p] for p in unknown}
+        if not any(skips.values()):
+            return
+        probe = AxesSolver(self.a, self.flow, params, self.depth, infer=False)
+        for p in unknown:
+            outs = {probe.of(b) for b in skips[id(p)]}
+            outs.discard(None)
+            ranked = {o for o in outs if rank(o) is not None} or outs
+            if len(ranked) == 1:
+                self.memo[p.id] = ranked.pop()
 
     def of(self, v: Value) -> Layout | None:
         if v.id in self.memo:
@@ -186,8 +228,12 @@ class AxesSolver:
                 if i.id not in self.memo:
                     self.memo[i.id] = None
                     todo.append(i)
+        ranks = self.flow.ranks
         for cur in sorted(order, key=lambda x: x.id):
-            self.memo[cur.id] = self._compute(cur)
+            out = self._compute(cur)
+            if cur.id in ranks:
+                out = _with_rank(out, ranks[cur.id])
+            self.memo[cur.id] = out
         return self.memo[v.id]
 
     def _in(self, v: Value, i: int = 0) -> Layout | None:
@@ -196,7 +242,8 @@ class AxesSolver:
     def _compute(self, v: Value) -> Layout | None:
         op = v.op
         if op == "param":
-            return self.memo.get(v.id)
+            given = self.memo.get(v.id)
+            return _with_rank(given, self.flow.ranks[v.id]) if v.id in self.flow.ranks else given
         if op in ("norm",):
             return self._in(v)
         if op in ("call", "block"):
@@ -278,9 +325,15 @@ class AxesSolver:
         if base is None:
             return None
         layout = self.memo.get(base.id)
-        if base.op in ("call", "block") and base.kind is not None and base.kind.category in ("attention", "rnn"):
+        if base.op in ("call", "block") and base.kind is not None and (
+                base.kind.category in ("attention", "rnn")
+                or base.kind.category == "project" and base.kind.cls is not None and self.a.is_attention(base.kind.cls)):
             # (output, weights) / (output, state): the first element is the output
             return layout if v.name == "0" or _index_is_zero(v) else None
+        if base.op in ("call", "block") and base.kind is not None and base.kind.category == "project" \
+                and base.kind.cls is not None and self.depth < 3 and (v.name == "0" or _index_is_zero(v)):
+            # a block returning (hidden_states, ...): the first element's layout
+            return self.a.output_layout(base.kind, self._in(base), self.depth + 1, index=0)
         if v.name is not None and v.name.isdigit() and base.op == "method" and base.name in ("chunk", "split",
                                                                                            "tensor_split"):
             return self.memo.get(base.inputs[0].id) if base.inputs else None

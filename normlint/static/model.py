@@ -6,6 +6,7 @@ sequence evidence."""
 from __future__ import annotations
 
 import ast
+import copy as copy_module
 import re
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -27,13 +28,14 @@ SEQUENCE_PARAMS = frozenset({
     "src_lengths", "text_lengths", "padding_mask", "src_mask", "tgt_mask", "causal_mask",
     "decoder_input_ids", "token_ids", "tokens",
 })
+_ROOT_TOKENS = ("sqrt(", "rsqrt(", "** 0.5", "**0.5", "** -0.5", "**-0.5", ".pow(0.5", ".pow(-0.5", " / ")
 _STAT_TOKENS = ("mean(", "var(", "std(", "norm(", "rsqrt(", "var_mean(", "std_mean(")
 TOKEN_PARAMS = frozenset({"input_ids", "decoder_input_ids", "token_ids", "tokens", "input_features",
                           "input_values"})
 VISION_PARAMS = frozenset({"pixel_values", "images", "image", "pixel_values_videos", "pixel_mask"})
 _SEQUENCE_CATEGORIES = {"rnn", "transformer", "transformer_stack", "transformer_layer"}
 
-__all__ = ["Analysis", "BlockSummary", "Evidence", "walk_kind", "class_text"]
+__all__ = ["Analysis", "BlockSummary", "Evidence", "walk_kind", "built_kinds", "class_text"]
 
 
 @dataclass
@@ -68,6 +70,8 @@ class Analysis:
         self._attr_loads: dict[int, frozenset[str]] = {}
         self._run_loads: dict[int, frozenset[str]] = {}
         self._callers: dict[int, list[tuple[ClassInfo, Value]]] | None = None
+        self._entries: dict[int, Flow] = {}
+        self._processors: dict[tuple, ast.FunctionDef | None] = {}
         self.sequence_params = SEQUENCE_PARAMS | frozenset(ctx.option("NL101", "sequence-markers") or [])
 
     # -- classes ------------------------------------------------------------------------
@@ -104,6 +108,54 @@ class Analysis:
                         self._hand[key] = analyse_handnorm(
                             cls.name, flow, running, self._says_channels_first(cls, text), self._eps_terms)
         return self._hand[key]
+
+    def hand_norm_function(self, info: FileInfo, fn: ast.FunctionDef) -> HandNorm | None:
+        """The norm a module-level function computes by hand (`def rms_norm(x, weight, eps)`),
+        or None. Judged as a parameter-free module whose forward is the function; one with
+        many parameters (a whole model step) is not a norm."""
+        key = id(fn)
+        if key not in self._hand:
+            self._hand[key] = None
+            # a norm function is short, takes a statistic and rescales by a root or a division
+            # (most module-level functions with a mean are losses, masks or attention)
+            short = len(fn.args.posonlyargs + fn.args.args) <= 4 and (fn.end_lineno or 0) - fn.lineno <= 40
+            text = node_text(info, fn) if short else ""
+            if short and any(tok in text for tok in _STAT_TOKENS) and any(tok in text for tok in _ROOT_TOKENS):
+                cls = ClassInfo(fn.name, fn, info, (), {"forward": fn}, {})  # type: ignore[arg-type]
+                flow = Walker(self, ModuleModel(cls, {}, {})).run(fn)
+                self._hand[key] = analyse_handnorm(fn.name, flow, False, False, self._eps_terms)
+        return self._hand[key]
+
+    def processor_call(self, cls: ClassInfo) -> ast.FunctionDef | None:
+        """The `__call__` of the attention processor a module certainly delegates forward to,
+        rewritten so that its module parameter (`attn`) reads as `self` (and the processor's
+        own `self` as `_processor`), or None. The processor is the `_default_processor_cls`
+        of the class (or a base), else the one processor class __init__ builds; it must live
+        in the module's own file (findings inside it then point at the right file)."""
+        key = ("processor", id(cls))
+        if key in self._processors:
+            return self._processors[key]
+        self._processors[key] = None
+        proc = None
+        for c in self.index.mro(cls):
+            const = c.constants.get("_default_processor_cls")
+            if isinstance(const, (ast.Name, ast.Attribute)):
+                proc = self.index.resolve_class(const, c.file)
+                break
+        init = cls.methods.get("__init__")
+        if proc is None and init is not None:
+            built = {id(found): found for n in ast.walk(init) if isinstance(n, ast.Call)
+                     for found in [self.index.resolve_class(n.func, cls.file)]
+                     if found is not None and "__call__" in found.methods and "Processor" in found.name}
+            proc = next(iter(built.values())) if len(built) == 1 else None
+        fn = proc.methods.get("__call__") if proc is not None and proc.file is cls.file else None
+        if fn is None or len(fn.args.args) < 3:
+            return None
+        own, attn = fn.args.args[0].arg, fn.args.args[1].arg
+        copy = _RenameNames({own: "_processor", attn: "self"}).visit(copy_module.deepcopy(fn))
+        copy.args.args = copy.args.args[1:]
+        self._processors[key] = copy
+        return copy
 
     def _says_channels_first(self, cls: ClassInfo, text: str) -> bool:
         """A channels-first norm says so: data_format, a permute, or a gain shaped (1, C, 1...)."""
@@ -194,12 +246,14 @@ class Analysis:
         if result is None and self.builder.torch_base_category(cls) is None:
             # (a Conv2d subclass that standardizes its weight with F.batch_norm is a conv)
             fwd = cls.methods.get("forward")
-            if fwd is not None and "__init__" in cls.methods:
+            if fwd is not None:
+                # (no __init__: a parameter-free norm, its eps maybe a forward parameter)
                 fnorms = [kinds.torch_functional_norm(cls.file.imports.qualname(n.func))
                           for n in ast.walk(fwd) if isinstance(n, ast.Call)] \
                     if "_norm(" in class_text(cls) else []
                 fnorms = [f for f in fnorms if f and f != "normalize"]
-                if fnorms and not self._has_heavy_submodule(cls, cls.methods["__init__"]):
+                init = cls.methods.get("__init__")
+                if fnorms and not (init is not None and self._has_heavy_submodule(cls, init)):
                     permutes = any(isinstance(n, ast.Attribute) and n.attr in ("permute", "transpose")
                                    for n in ast.walk(fwd))
                     result = (kinds.FUNCTIONAL_NORMS[fnorms[0]], permutes)
@@ -251,6 +305,22 @@ class Analysis:
                 self._flows[key] = Walker(self, model).run()
         return self._flows[key]
 
+    def entry_methods(self, cls: ClassInfo) -> list[ast.FunctionDef]:
+        """Methods other than forward that the module's users call (CLIP's encode_text, a
+        vocoder's inference): defined here, and never called on self by the class, its
+        bases or subclasses (those run inlined in their caller's flow)."""
+        called = self.self_attr_loads(cls)
+        return [fn for name, fn in cls.methods.items()
+                if name not in called and name != "forward" and (name == "__call__" or not name.startswith("__"))
+                and not any(isinstance(d, ast.Name) and d.id == "property" for d in fn.decorator_list)]
+
+    def entry_flow(self, cls: ClassInfo, fn: ast.FunctionDef) -> Flow:
+        """The dataflow of an entry method, its parameters unknown inputs (cached)."""
+        key = id(fn)
+        if key not in self._entries:
+            self._entries[key] = Walker(self, self.model(cls)).run(fn)
+        return self._entries[key]
+
     def layout(self, v: Value, flow: Flow) -> Layout | None:
         """The layout of a value of flow, with the forward's parameters of unknown layout."""
         solver = self._solvers.get(id(flow))
@@ -258,12 +328,13 @@ class Analysis:
             solver = self._solvers[id(flow)] = AxesSolver(self, flow)
         return solver.of(v)
 
-    def output_layout(self, kind: Kind, inp: Layout | None, depth: int = 0) -> Layout | None:
-        """The layout a project module returns when its first input has layout inp."""
+    def output_layout(self, kind: Kind, inp: Layout | None, depth: int = 0, index: int | None = None) -> Layout | None:
+        """The layout a project module returns when its first input has layout inp (of the
+        index-th element when it returns a tuple)."""
         model = self.builder.model_of(kind)
         if model is None:
             return None
-        key = (id(model), inp)
+        key = (id(model), inp, index)
         if key in self._out_layouts:
             return self._out_layouts[key]
         self._out_layouts[key] = None
@@ -272,7 +343,10 @@ class Analysis:
         if flow is not None and flow.params and flow.returns:
             first = next(iter(flow.params))
             solver = AxesSolver(self, flow, {first: inp}, depth)
-            outs = {solver.of(r) for r in flow.returns}
+            returned = flow.returns
+            if index is not None:
+                returned = [r.inputs[index] if r.op == "tuple" and len(r.inputs) > index else r for r in returned]
+            outs = {solver.of(r) for r in returned}
             outs.discard(None)
             out = outs.pop() if len(outs) == 1 else None
         self._out_layouts[key] = out
@@ -561,13 +635,52 @@ def walk_kind(kind: Kind | None, depth: int = 0) -> Iterator[Kind]:
     if kind is None or depth > 6:
         return
     yield kind
-    for sub in (kind.block, kind.final_norm, *kind.elements):
+    for sub in (kind.block, kind.final_norm, *kind.elements, *kind.appended):
         yield from walk_kind(sub, depth + 1)
+
+
+def built_kinds(model: ModuleModel) -> Iterator[Kind]:
+    """Every module object the class's own __init__ (or a builder method) constructs, on any
+    path: its submodules and what they contain, including the modules it hands to a
+    project class's constructor (`Block(c_in, c_out, downsample=nn.Sequential(conv, bn))`),
+    each once."""
+    seen: set[int] = set()
+    todo: list[tuple[Kind, int]] = [(k, 0) for sub in model.own() for k in (sub.kind, *sub.alternatives)]
+    while todo:
+        kind, depth = todo.pop()
+        if id(kind) in seen or depth > 6:
+            continue
+        seen.add(id(kind))
+        yield kind
+        todo.extend((k, depth + 1) for k in (kind.block, kind.final_norm, *kind.elements, *kind.appended)
+                    if k is not None)
+        todo.extend((k, depth + 1) for _, k in kind.bound if not k.factory)
+
+
+class _RenameNames(ast.NodeTransformer):
+    def __init__(self, names: dict[str, str]):
+        self.names = names
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        if node.id in self.names:
+            node.id = self.names[node.id]
+        return node
+
+    def visit_arg(self, node: ast.arg) -> ast.arg:
+        if node.arg in self.names:
+            node.arg = self.names[node.arg]
+        return node
 
 
 def class_text(cls: ClassInfo) -> str:
     """The source of the class (for cheap substring checks)."""
-    starts = cls.file.line_starts
-    end = cls.node.end_lineno or len(starts) - 1
-    return cls.file.parsed.text[starts[cls.node.lineno - 1]:starts[min(end, len(starts) - 1)]]
+    return node_text(cls.file, cls.node)
+
+
+def node_text(info: FileInfo, node: ast.stmt) -> str:
+    """The source lines of a statement (for cheap substring checks; ast.get_source_segment
+    splits the whole file on every call)."""
+    starts = info.line_starts
+    end = node.end_lineno or len(starts) - 1
+    return info.parsed.text[starts[node.lineno - 1]:starts[min(end, len(starts) - 1)]]
 

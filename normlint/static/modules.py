@@ -46,6 +46,9 @@ class Kind:
     depth: int | None = None
     aliased: bool = False            # [m] * n: one instance repeated
     elements: tuple["Kind", ...] = ()   # nn.Sequential(a, b, c); ModuleList([a, b])
+    # stacks: other kinds appended after the first one (`layers.append(nn.Sequential(conv, norm))`
+    # in a loop after a different stem): held by the container too
+    appended: tuple["Kind", ...] = ()
     norm_first: bool | None = None   # nn.TransformerEncoderLayer
     final_norm: "Kind | None" = None     # nn.TransformerEncoder(norm=...)
     channels_first: bool = False     # a LayerNorm that normalizes dim 1 on purpose (LayerNorm2d)
@@ -139,7 +142,16 @@ _BUILTIN_CALLS = frozenset({"dict", "list", "tuple", "set", "int", "float", "str
                             "isinstance", "hasattr", "print", "super", "type", "iter", "next", "any", "all"})
 
 
+def _more(stack: Kind, kind: Kind) -> tuple[Kind, ...]:
+    """The stack's appended kinds plus kind, unless it is the stack's block already."""
+    if kind is stack.block or any(k is kind for k in stack.appended):
+        return stack.appended
+    return stack.appended + (kind,)
+
+
 def _rank(kind: Kind) -> int:
+    if kind.category == "sequential" and not kind.elements or kind.category == "stack" and kind.block is None:
+        return 0            # a placeholder (`self.shortcut = nn.Sequential()`) is an identity
     order = {"norm": 5, "stack": 4, "transformer_stack": 4, "project": 3, "sequential": 3}
     return order.get(kind.category, 1 if kind.category not in ("unknown", "identity") else 0)
 
@@ -238,6 +250,11 @@ class ModelBuilder:
             self._active.discard(id(fn))
         if not found:
             return None
+        if ev.unknown_return:
+            # a path returns what the model cannot read (monai's `get_norm_layer`: Identity
+            # for "", else a norm class looked up by name): unknown, as an unreadable arm of
+            # an IfExp, so the Identity is not taken for certain (a norm still outranks it)
+            found.append(UNKNOWN)
         out = found[0]
         for k in found[1:]:
             out = _Init._pick(out, k)
@@ -269,6 +286,7 @@ class _Init:
         self.params: set[str] = set()
         self.param_attrs: set[str] = set()
         self.returns = returns                # factory functions: kinds of `return` values
+        self.unknown_return = False           # ... and one of them is a module it cannot read
         self.inherited = False
         self.super_depth = 0
         self.owner = cls                      # the class whose __init__ is being read
@@ -666,7 +684,10 @@ class _Init:
                 self._super_init(stmt.value, only_new)
             elif isinstance(stmt, ast.Return):
                 if self.returns is not None and stmt.value is not None:
-                    self.returns.append(self.kind(stmt.value))
+                    k = self.kind(stmt.value)
+                    self.returns.append(k)
+                    if k is None and not (isinstance(stmt.value, ast.Constant) and stmt.value.value is None):
+                        self.unknown_return = True
             elif isinstance(stmt, ast.For):
                 self.loop_depths.append(self._range_len(stmt.iter))
                 self._walk(stmt.body, only_new, True)
@@ -836,7 +857,7 @@ class _Init:
         holder = f.value
         if isinstance(holder, ast.Name) and holder.id in self.lists:
             cur = self.lists[holder.id]
-            self.lists[holder.id] = replace(cur, block=cur.block or kind,
+            self.lists[holder.id] = replace(cur, block=cur.block or kind, appended=_more(cur, kind),
                                             depth=None if cur.depth is None or depth is None else cur.depth + depth)
         elif isinstance(holder, ast.Attribute) and isinstance(holder.value, ast.Name) \
                 and holder.value.id == "self" and holder.attr in self.subs:
@@ -844,4 +865,5 @@ class _Init:
             if sub.kind.category == "stack":
                 cur = sub.kind
                 sub.kind = replace(cur, block=cur.block if cur.block and cur.block.category != "unknown" else kind,
+                                   appended=_more(cur, kind),
                                    depth=None if cur.depth is None or depth is None else cur.depth + depth)

@@ -40,7 +40,17 @@ class ImportMap:
                         continue
                     sep = "" if base.endswith(".") or not base else "."
                     aliases[a.asname or a.name] = f"{base}{sep}{a.name}"
-        return cls(aliases)
+        out = cls(aliases)
+        for node in tree.body:
+            # a module-level alias of an imported name: `MList = nn.ModuleList`
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                    and isinstance(node.value, (ast.Name, ast.Attribute)) and node.targets[0].id not in aliases:
+                head = node.value
+                while isinstance(head, ast.Attribute):
+                    head = head.value
+                if isinstance(head, ast.Name) and head.id in aliases:
+                    aliases[node.targets[0].id] = out.qualname(node.value) or ""
+        return out
 
     def qualname(self, expr: ast.AST) -> str | None:
         """The qualified name of a Name/Attribute chain, or None for anything else."""

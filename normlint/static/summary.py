@@ -16,6 +16,8 @@ layers. It answers:
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,12 @@ if TYPE_CHECKING:
     from .model import Analysis
 
 _TRIVIAL = ("dropout", "identity", "act")
+# torch layers with parameters that read their input as it is
+_RAW_READERS = ("linear", "conv", "attention", "rnn")
+# functional layers that read their input as it is
+_RAW_FUNCS = ("linear", "conv1d", "conv2d", "conv3d", "bilinear")
+# a module of unknown kind named for a positional encoding (relative position bias, rotary)
+_POSITIONAL = re.compile(r"pos(itional)?_?(emb|enc|bias)|rel_pos|rotary|rope")
 _WALK_BACK = ("method", "getitem", "attr", "phi", "unary")
 
 
@@ -117,6 +125,68 @@ class Summaries:
                     if v.op == "norm" or self.starts_with_norm(v.kind, depth + 1):
                         result = True
                         break
+        self._starts[key] = result
+        return result
+
+    def reads_input_raw(self, kind: Kind, depth: int = 0) -> bool:
+        """Certainly, on every path, a layer with parameters reads the module's first input
+        before any norm touches it (the opposite of starts_with_norm, with certainty): a
+        torch Linear/Conv/attention, a Sequential or project module whose first such layer
+        does. A norm on the way, a module the model cannot read, or a call of unknown kind
+        (an attention processor, a callable attribute) makes it not certain."""
+        cat = kind.category
+        if cat in _RAW_READERS:
+            return True
+        if depth > 3 or cat in ("norm", "unknown"):
+            return False
+        if cat == "sequential":
+            first = next((el for el in kind.elements if el.category not in _TRIVIAL), None)
+            return first is not None and self.reads_input_raw(first, depth + 1)
+        if cat != "project":
+            return False
+        model = self.a.builder.model_of(kind)
+        flow = self.a.flow_of(model) if model is not None else None
+        if flow is None or flow.truncated or not flow.params:
+            return False
+        key = (id(model), "raw")
+        if key in self._starts:
+            return self._starts[key]
+        self._starts[key] = False
+        first = next(iter(flow.params.values()))
+        todo, seen, found = [first], {first.id}, False
+        result = True
+        while todo and result:
+            cur = todo.pop()
+            for u in flow.uses(cur):
+                if u.id in seen:
+                    continue
+                seen.add(u.id)
+                if u.op == "norm":
+                    result = False
+                    break
+                if u.op == "func" and (u.name or "").rsplit(".", 1)[-1] in _RAW_FUNCS:
+                    found = True         # F.linear(x, self.in_proj_weight): a projection of it
+                    continue
+                if u.op in ("call", "block"):
+                    k = u.kind
+                    if k is not None and k.category in _TRIVIAL:
+                        todo.append(u)
+                        continue
+                    if k is None and _POSITIONAL.search((u.attr or u.name or "").lower()):
+                        continue         # a positional encoding reads it for a bias, not a norm
+                    # as the module's first input, read raw by it; as a side argument (context=)
+                    # or by a module of unknown kind, it may be normalized there
+                    first_in = bool(u.inputs) and (u.inputs[0] is cur or u.inputs[0].has_ancestor(cur))
+                    if k is None or not first_in or not self.reads_input_raw(k, depth + 1):
+                        result = False
+                        break
+                    found = True
+                    continue
+                if u.op in ("lambda", "method_ref", "elem_ref", "module_ref"):
+                    result = False
+                    break
+                todo.append(u)
+        result = result and found
         self._starts[key] = result
         return result
 

@@ -102,3 +102,10 @@ def test_nl302_attaches_no_facts_when_the_width_is_not_expressible():
                 return self.head(x)
     ''')
     assert nl302_facts(src) == [{}]
+
+
+def test_nl302_attaches_no_facts_when_the_blocks_norm_reads_a_view_of_the_stream():
+    """The blocks normalize `x.transpose(1, 2)` (GroupNorm, channels-first) while the stack's
+    stream is channels-last: adding that norm after the stack would normalize the wrong axis."""
+    fixture = "NL302/groupnorm_block_on_channels_last_stream.py"
+    assert nl302_facts((FIXTURES / fixture).read_text(encoding="utf-8"), path=fixture) == [{}]

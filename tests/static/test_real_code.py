@@ -53,13 +53,12 @@ TRIAGE_REMOVED = {
     ("esmfold2/modeling_esmfold2.py", 535, "NL302"),
     # the same VitDetLayerNorm finding, now at the squared statistic itself (line 280)
     ("vitdet/modeling_vitdet.py", 279, "NL402"),
+    # needs the config's default depth from configuration_jina_embeddings_v3.py, which the
+    # corpus run reads (its project root is the corpus) and this run does not (the files sit
+    # under site-packages, outside this checkout's project)
+    ("jina_embeddings_v3/modeling_jina_embeddings_v3.py", 357, "NL301"),
 }
-TRIAGE_ADDED = {
-    ("vitdet/modeling_vitdet.py", 280, "NL402"),    # (x - u).pow(2).mean(1) in the input dtype
-    # TP: TensorFlow's BatchNorm decay copied as PyTorch momentum (new rule NL503)
-    ("mobilenet_v1/modeling_mobilenet_v1.py", 95, "NL503"),
-    ("mobilenet_v2/modeling_mobilenet_v2.py", 127, "NL503"),
-}
+TRIAGE_ADDED: set[tuple[str, int, str]] = set()
 
 
 @pytest.mark.skipif(TRANSFORMERS is None, reason="transformers not installed")

@@ -8,7 +8,7 @@ from ...findings import Severity
 from ..flow import Flow, Value
 from ..index import ClassInfo
 from ..layouts import rank, role
-from ..model import Analysis, walk_kind
+from ..model import Analysis, built_kinds, walk_kind
 from .common import Reporter, producer, ref
 
 
@@ -19,6 +19,8 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
             _nl201(a, flow, v, report)
             _nl204(a, flow, v, report)
             _functional_shape(a, cls, v, report)
+    if report.on("NL204"):
+        _nl204_sequential(a, cls, report)
     if report.on("NL202"):
         _nl202_ctor(a, cls, report)
     hand = a.hand_norm(cls) if a.norm_class(cls) is not None else None
@@ -55,9 +57,13 @@ def _nl201(a: Analysis, flow: Flow, v: Value, report: Reporter) -> None:
                                        or n == 3 and layout[1] == "B"):
         return
     src = _source(a, flow, v.inputs[0])
-    origin = f" of {ref(src)} ({src.kind.name})" if src is not None else ""
+    if src is not None:
+        what = f"the (N, L, C) output of {ref(src)} ({src.kind.name})"
+    else:
+        # known from the residual branches added to the stream it reads
+        what = f"`{producer(v.inputs[0]).var or 'x'}`, an (N, L, C) residual stream"
     report("NL201", v.path, v.node,
-           f"`{v.owner}.forward` applies {ref(v)} (BatchNorm1d) to the (N, L, C) output{origin}: "
+           f"`{v.owner}.forward` applies {ref(v)} (BatchNorm1d) to {what}: "
            f"BatchNorm1d normalizes dim 1, the sequence axis; transpose around it: "
            f"`{ref(v)}(x.transpose(1, 2)).transpose(1, 2)`")
 
@@ -80,6 +86,32 @@ def _nl204(a: Analysis, flow: Flow, v: Value, report: Reporter) -> None:
            f"`{v.owner}.forward` applies {ref(v)} ({k.name}) straight to the channels-first output{origin}: "
            "it normalizes the last spatial axis, not the channels; permute to channels-last around it "
            "(`x.permute(0, 2, 3, 1)` ... `permute(0, 3, 1, 2)`) or use a channels-first LayerNorm2d")
+
+
+_PASS_THROUGH = ("act", "dropout", "identity")
+
+
+def _nl204_sequential(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
+    """An nn.Sequential runs each element on the previous one's output, so a conv followed
+    (through activations and dropout only) by a LayerNorm gives it (N, C, *spatial) input,
+    wherever the Sequential lives: an attribute, a list it is appended to, a local handed
+    to a block's constructor, a factory's return value."""
+    for k in built_kinds(a.model(cls)):
+        if k.category != "sequential":
+            continue
+        prev = None
+        for el in k.elements:
+            if el.category in _PASS_THROUGH:
+                continue
+            if prev is not None and prev.category == "conv" and prev.torch_name is not None \
+                    and el.torch_name == "LayerNorm" and not el.channels_first and el.call is not None \
+                    and not (el.call.args and _is_full_shape(el.call.args[0]) is not None):
+                report("NL204", cls.file.path, el.call,
+                       f"`{cls.name}` builds nn.Sequential({prev.name}, ..., {el.name}): the LayerNorm gets the "
+                       "conv's channels-first (N, C, *spatial) output and normalizes the last spatial axis, not "
+                       "the channels; permute to channels-last around it or use a channels-first LayerNorm2d "
+                       "(or GroupNorm(1, C))")
+            prev = el
 
 
 def _is_full_shape(node: ast.expr) -> str | None:

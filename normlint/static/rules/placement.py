@@ -9,6 +9,7 @@ call of one) and where their output goes, in the caller too; instance identity o
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 from ..ctor import rewrite
@@ -17,7 +18,7 @@ from ..index import ClassInfo
 from ..model import Analysis, walk_kind
 from ..modules import Kind, ModuleModel
 from ..summary import certain_norm, placement_of
-from .common import Reporter, ref
+from .common import Reporter, producer, ref
 
 _PARAMETRIZED = {"linear", "conv", "attention", "project", "rnn", "sequential", "stack", "transformer",
                  "transformer_layer", "transformer_stack", "embedding"}
@@ -59,15 +60,23 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
 # -- shared predicates ------------------------------------------------------------------
 
 
-def _is_stream(flow: Flow, v: Value) -> bool:
-    """v is a residual stream of this forward: its input, a residual sum, or the value a
-    loop over layers carries in."""
+def _is_stream(flow: Flow, v: Value, depth: int = 0) -> bool:
+    """v is a residual stream of this forward: its input, a residual sum, the value a loop
+    over layers carries in, one of those plus a conditioning term
+    (`h = h + self.context_proj(ctx)`), or the join of optional sublayers' sums."""
     v = root(v)
     if v.op == "param" and v.site == () and v in flow.params.values():
         return True
     if any(r.add is v for r in flow.residuals):
         return True
-    return any(v in loop.entry.values() for loop in flow.loops)
+    if any(v in loop.entry.values() for loop in flow.loops):
+        return True
+    if depth >= 4:
+        return False
+    if v.op == "phi":
+        # the stream after an optional sublayer (`if self.attn2 is not None: h = attn2(...) + h`)
+        return bool(v.inputs) and all(_is_stream(flow, i, depth + 1) for i in v.inputs)
+    return v.op == "add" and any(_is_stream(flow, i, depth + 1) for i in v.inputs)
 
 
 def _sublayer(v: Value) -> bool:
@@ -81,7 +90,8 @@ def _sublayer(v: Value) -> bool:
 def _nl301(a: Analysis, cls: ClassInfo, model, report: Reporter) -> None:
     limit = int(a.ctx.option("NL301", "post-norm-max-depth"))
     for sub in model.own():
-        for k in walk_kind(sub.kind):
+        # every module bound on some path (`if mode == "a": self.t = ... elif ...: self.t = ...`)
+        for k in {id(k): k for alt in (sub.kind, *sub.alternatives) for k in walk_kind(alt)}.values():
             if k.category in ("stack", "transformer_stack", "transformer") and k.depth is not None \
                     and k.depth > limit:
                 _report_post_norm_stack(a, cls, sub, k, limit, report)
@@ -238,7 +248,8 @@ def _comes_from(a: Analysis, v: Value, src: Value, relayout: bool = True) -> boo
     def step(cur: Value):
         if _carries(cur):
             return cur.inputs
-        if cur.op in ("method", "func") and (cur.name or "").rsplit(".", 1)[-1] in passing:
+        if cur.op in ("method", "func") and (cur.name or "").rsplit(".", 1)[-1] in passing \
+                or _batch_time_swap(cur):
             return cur.inputs[:1]     # (a (L, B, C) stream transposed to batch-first is the same stream)
         if cur.op == "call" and cur.kind is not None and _elementwise_module(a, cur.kind):
             return cur.inputs[:1]
@@ -246,6 +257,16 @@ def _comes_from(a: Analysis, v: Value, src: Value, relayout: bool = True) -> boo
             return cur.inputs      # scale and shift (adaLN's `x * (1 + scale) + shift`)
         return None
     return walks_back_to(v, src, step, limit=32)
+
+
+def _batch_time_swap(v: Value) -> bool:
+    """`x.transpose(0, 1)`: fairseq's (T, B, C) stream to batch-first; the feature axis stays
+    last, so it is not a move of channels (a relayout)."""
+    call = v.node
+    if not (v.op == "method" and v.name == "transpose" and isinstance(call, ast.Call) and len(call.args) == 2):
+        return False
+    dims = {a.value for a in call.args if isinstance(a, ast.Constant)}
+    return dims == {0, 1}
 
 
 def _elementwise_module(a: Analysis, kind: Kind) -> bool:
@@ -279,13 +300,19 @@ def _head_module(a: Analysis, u: Value) -> bool:
         return False
     # an LM head normalizes inside (dense -> act -> LayerNorm -> decoder) and ends with its
     # decoder; a neck that ends with a norm (SAM: conv -> LN -> conv -> LN) is not a head
-    if s.flow.norms and not any(_sublayer(v) and any(v.has_ancestor(n) for n in s.flow.norms)
+    if s.flow.norms and not any((_sublayer(v) or _functional_layer(v)) and any(v.has_ancestor(n) for n in s.flow.norms)
                                 and any(r is v or r.has_ancestor(v) for r in s.flow.returns)
                                 for v in s.flow.values):
         return False
     subs = a.builder.model_of(k).submodules.values()
     return not a.starts_with_norm(k) and not any(sub.kind.category in ("stack", "transformer_stack") for sub in subs) \
         and any(kk.category in ("linear", "conv", "embedding") for sub in subs for kk in walk_kind(sub.kind))
+
+
+def _functional_layer(v: Value) -> bool:
+    """`F.linear(x, self.weight)`: a layer written as a function of a parameter (ESM's and
+    fairseq's LM heads decode with the tied embedding weight)."""
+    return v.op == "func" and (v.name or "").rsplit(".", 1)[-1] in ("linear", "conv1d", "conv2d", "conv3d")
 
 
 def _reaches_output(flow: Flow, u: Value, stream: Value | None, relayout_ok: bool = False) -> bool:
@@ -504,6 +531,11 @@ def _norm_ctor(a: Analysis, cls: ClassInfo, run: StackRun) -> str | None:
             return None
         chain_here = chain + [k for k in pre.route if k is not None]
         if pre.op == "norm" and pre.kind is not None and pre.kind.call is not None:
+            if not (pre.inputs and root(pre.inputs[0]).op == "param"):
+                # the block normalizes a view of its input (`norm(x.transpose(1, 2))`: a
+                # GroupNorm over channels-first inside, channels-last outside): the same norm
+                # after the stack would read another axis
+                return None
             scope = pre.model.cls if pre.model is not None else None
             return rewrite(a, cls, chain_here, pre.kind, scope)
         if pre.op in ("call", "block") and pre.kind is not None:
@@ -583,10 +615,14 @@ def _nl303(cls: ClassInfo, flow: Flow, report: Reporter) -> None:
             src = s.inputs[0].var if s.inputs[0].var else var
             users = [u for u in flow.uses(s) if u.op in ("call", "block") and u.attr]
             sub = f"self.{users[0].attr}" if users else "f"
+            # the sum is the stream's next value: named after what the add is bound to
+            # (`h = norm(x); x = h + ff(h)` suggests `x = ...`, not `h = ...`)
+            out = r.add.var or src
+            what = "rebinds" if var == src else "binds"
             report("NL303", s.path, s.node,
-                   f"`{s.owner}.forward` rebinds `{var}` to `{ref(s)}({src})` before the residual add, so the "
+                   f"`{s.owner}.forward` {what} `{var}` to `{ref(s)}({src})` before the residual add, so the "
                    f"skip path carries normalized values; keep the residual: "
-                   f"`{var} = {src} + {sub}({ref(s)}({src}))`")
+                   f"`{out} = {src} + {sub}({ref(s)}({src}))`")
             return
 
 
@@ -658,6 +694,16 @@ def _chained(flow: Flow, first: Value, other: Value) -> bool:
         return True         # the first site's module is itself the sublayer in between
     return any(_sublayer(c) and c.inputs and _data_reaches(data, c) and _data_reaches(c.inputs[0], first)
                for c in flow.values[first.id + 1:other.id])
+
+
+def _meant_another(a: Analysis, cls: ClassInfo, model: ModuleModel, first: Value, other: Value) -> bool:
+    """One norm attribute called on two independent inputs (media and latents), while the
+    class registers a norm of the same kind that nothing uses: the second site meant that
+    one (a copy-paste slip), not a shared norm by design."""
+    if not (first.op == other.op == "norm" and first.attr == other.attr and first.kind is not None
+            and first.call_site is None and other.call_site is None and first.attr and "." not in first.attr):
+        return False
+    return any(s.kind.name == first.kind.name and s.attr != first.attr for s in _unused_norms(a, cls, model))
 
 
 def _data_reaches(v: Value, target: Value, limit: int = 400) -> bool:
@@ -738,7 +784,9 @@ def _nl304(a: Analysis, cls: ClassInfo, model: ModuleModel, flow: Flow, report: 
             where = other.call_site or other.node
             if id(where) in reported or not held1 & held2 or (first.call_site or first.node) is where:
                 continue
-            if exclusive(first.conds, other.conds) or not _chained(flow, first, other):
+            if exclusive(first.conds, other.conds):
+                continue
+            if not _chained(flow, first, other) and not _meant_another(a, cls, model, first, other):
                 continue
             if first.op != "norm" and _merges_streams(other, first):
                 continue    # one module applied to the stream and to its concatenation (RegionViT's R2L)
@@ -937,9 +985,9 @@ def _branch_norm_free(a: Analysis, flow: Flow, r: Residual) -> bool:
             if k is None or k.category == "unknown":
                 return False
             if k.category in ("project", "sequential"):
-                if a.summaries.of_kind(k) is None and k.category == "project":
-                    return False
-                if _held_norms(a, k, ()) or _holds_any_norm(a, k):
+                if not (u.inputs and (u.inputs[0] is skip or u.inputs[0].has_ancestor(skip))):
+                    continue     # a module on another input (a context projection) leaves the stream as it is
+                if not a.summaries.reads_input_raw(k):
                     return False
     return True
 
@@ -956,6 +1004,33 @@ def _holds_any_norm(a: Analysis, kind: Kind, depth: int = 0) -> bool:
         return kind.category == "project"
     return bool(model.opaque) or any(_holds_any_norm(a, k, depth + 1) for sub in model.submodules.values()
                                      for k in sub.alternatives or [sub.kind])
+
+
+_NOT_CONTEXT = re.compile(r"mask|rotary|rope|pos|freq|temb|emb|bias|scale|shift|gate|cache")
+
+
+def _cross_input(sub: Value, r: Residual) -> bool:
+    """The sublayer also reads a tensor that is not the stream and not a mask, position or
+    conditioning scalar: cross-attention's context (`encoder_hidden_states=...`)."""
+    call = sub.call_site if isinstance(sub.call_site, ast.Call) else sub.node
+    if not isinstance(call, ast.Call):
+        return False
+    stream = producer(r.skip).var
+    named = [(None, e) for e in call.args[1:]] + [(k.arg, k.value) for k in call.keywords]
+    for key, e in named:
+        if not isinstance(e, ast.Name) or e.id == stream:
+            continue
+        if not _NOT_CONTEXT.search(f"{key or ''} {e.id}".lower()):
+            return True
+    return False
+
+
+def _modulated(flow: Flow, norm: Value) -> bool:
+    """The norm's output is scaled by a value that does not derive from it (adaLN:
+    `norm(x) * (1 + scale) + shift`)."""
+    return any(u.op == "binop" and u.name == "Mult" and any(not (i is norm or i.has_ancestor(norm))
+                                                              for i in u.inputs)
+               for u in flow.uses(norm))
 
 
 def _positional(v: Value) -> bool:
@@ -993,6 +1068,8 @@ def _nl309(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
                 continue
             if not _branch_norm_free(a, flow, r):
                 continue
+            if _cross_input(sub, r) and all(_modulated(flow, p.pre) for p in pre):
+                continue    # adaLN DiTs (PixArt-alpha, LTX-Video): cross-attention reads the raw stream by design
             other = pre[0].pre
             name = f"self.{sub.attr.split('[')[0]}" if sub.attr else ref(sub)
             report("NL309", sub.path, sub.call_site or sub.node,

@@ -4,12 +4,14 @@ the Keras convention, a bias that BatchNorm cancels)."""
 from __future__ import annotations
 
 import ast
+import re
 
 from .. import kinds
 from ...findings import Severity
 from ..flow import is_transparent, reaches
 from ..index import ClassInfo, FileInfo
-from ..model import Analysis, class_text, walk_kind
+from ..model import Analysis, built_kinds, class_text, walk_kind
+from ..modules import Kind
 from ..names import param_defaults
 from .common import Reporter
 
@@ -46,16 +48,19 @@ def check_class(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
 def check_file(a: Analysis, info: FileInfo, report: Reporter) -> None:
     if report.on("NL503"):
         check_momentum(a, info, report)
+    if report.on("NL504") and "Sequential" in info.parsed.text and "BatchNorm" in info.parsed.text:
+        _sequential_bias_before_batchnorm(info, report)
     if not report.on("NL501"):
         return
     text = info.parsed.text
-    if ".parameters()" not in text and "decay" not in text:
+    if ".parameters()" not in text and "decay" not in text and "DECAY" not in text:
         return  # neither an optimizer over all parameters nor a no_decay list: skip the walk
     for node in ast.walk(info.parsed.tree):
         if isinstance(node, ast.Call):
             _optimizer(info, node, report)
         elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                and "decay" in node.targets[0].id.lower() and isinstance(node.value, (ast.List, ast.Tuple, ast.Set)):
+                and _NO_DECAY_NAME.search(node.targets[0].id.lower()) \
+                and isinstance(node.value, (ast.List, ast.Tuple, ast.Set)):
             _no_decay(a, info, node, report)
 
 
@@ -85,9 +90,17 @@ def _optimizer(info: FileInfo, call: ast.Call, report: Reporter) -> None:
            "`weight_decay=0.0`")
 
 
+# a list that names what is excluded from weight decay (no_decay, skip_decay, nowd,
+# decay_exclude), not any list whose name mentions decay (`_DECAY_FNS`: schedule names)
+_NO_DECAY_NAME = re.compile(r"(no|skip|skips|exclude[sd]?|without|non|nowd)_?(weight_?)?decay"
+                            r"|decay_?(exclude[sd]?|skip|skips|blacklist|ignore[sd]?)|nowd")
+# a parameter name or a fragment of one: dotted identifiers ('bias', 'LayerNorm.weight')
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*\.?")
+
+
 def _no_decay(a: Analysis, info: FileInfo, node: ast.Assign, report: Reporter) -> None:
     entries = [e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
-    if not entries or len(entries) != len(node.value.elts):
+    if not entries or len(entries) != len(node.value.elts) or not all(_PARAM_NAME.fullmatch(e) for e in entries):
         return
     names = a.norm_attr_names(info)
     if not names:
@@ -219,9 +232,9 @@ def _has_bias(k) -> bool:
     """The torch Linear/Conv certainly has a bias (bias=True, or not passed: the default)."""
     if k.call is None or k.torch_name is None or k.category not in ("linear", "conv"):
         return False
-    if k.torch_name.startswith("ConvTranspose") or k.torch_name.startswith("Lazy"):
-        return False
     kw = k.keyword("bias")
+    if kw is None and (k.torch_name.startswith("ConvTranspose") or k.torch_name.startswith("Lazy")):
+        return False       # positions differ: only an explicit bias=True is certain
     if kw is None:
         pos = _BIAS_POSITION.get(k.torch_name)
         if pos is not None and len(k.call.args) > pos:
@@ -235,14 +248,40 @@ def _is_batchnorm(k) -> bool:
     return k is not None and k.is_native_norm and k.family == "batch"
 
 
+def _torch_layer(info: FileInfo, node: ast.expr):
+    """The Kind of a torch layer constructed in place (nn.Conv2d(...)), else None."""
+    if not isinstance(node, ast.Call):
+        return None
+    qual = info.imports.qualname(node.func) or ""
+    short = qual.rsplit(".", 1)[-1]
+    if kinds.torch_norm_class(qual):
+        return Kind("norm", f"nn.{short}", family=kinds.NORM_CLASSES[short], torch_name=short, call=node)
+    cat = kinds.torch_module_category(qual)
+    return Kind(cat, f"nn.{short}", torch_name=short, call=node) if cat else None
+
+
+def _sequential_bias_before_batchnorm(info: FileInfo, report: Reporter) -> None:
+    """nn.Sequential(..., Conv2d(bias=True), BatchNorm2d, ...) built anywhere in a class of
+    the file, whatever it is assigned to (another model's attribute, a local): torch layers
+    only."""
+    for node in (n for cls in info.classes.values() for n in ast.walk(cls.node)):
+        if not (isinstance(node, ast.Call) and info.imports.qualname(node.func) == "torch.nn.Sequential"):
+            continue
+        elements = [_torch_layer(info, e) for e in node.args]
+        for prev, cur in zip(elements, elements[1:]):
+            if prev is not None and _is_batchnorm(cur) and _has_bias(prev):
+                report("NL504", info.path, prev.call,
+                       f"nn.Sequential feeds {prev.name}(...) with its bias straight into {cur.name}: the batch "
+                       "mean subtracts the bias again, so it is a wasted parameter; pass `bias=False`")
+
+
 def check_bias_before_batchnorm(a: Analysis, cls: ClassInfo, report: Reporter) -> None:
     pairs = []
-    for sub in a.model(cls).own():
-        for k in walk_kind(sub.kind):
-            if k.category == "sequential":
-                for prev, cur in zip(k.elements, k.elements[1:]):
-                    if _is_batchnorm(cur) and _has_bias(prev):
-                        pairs.append((prev, cur))
+    for k in built_kinds(a.model(cls)):
+        if k.category == "sequential":
+            for prev, cur in zip(k.elements, k.elements[1:]):
+                if _is_batchnorm(cur) and _has_bias(prev):
+                    pairs.append((prev, cur))
     flow = a.flow(cls) if "BatchNorm" in class_text(cls) or "batch_norm" in class_text(cls) else None
     for v in (flow.norms if flow is not None else []):
         if not _is_batchnorm(v.kind) or not v.inputs or v.owner != cls.name:
