@@ -1,9 +1,13 @@
 """The audit on a GPU: no host sync inside the traced forwards, and its cost against a forward.
 
-    python benchmarks/audit_gpu.py [--device cuda] [--layers 24] [--width 1024] [--repeat 5]
+    python benchmarks/audit_gpu.py --model gpt2-medium --dtype float32 --batch 8 --length 512
+    python benchmarks/audit_gpu.py --model llama-1.1b --dtype bfloat16 --batch 4 --length 1024
+    python benchmarks/audit_gpu.py --device cpu --layers 2 --width 128 --length 64   # smoke run
 
-Builds a GPT2-medium-sized model (24 layers, d_model 1024, 16 heads; random weights, no
-download), batch 8 x 512 tokens, eval mode. Every forward the audit runs goes through
+Issue 10's two GPU targets: GPT2-medium (24 layers, d_model 1024, 16 heads) in float32 at
+8 x 512 tokens, at most 3x a forward; a 1.1B Llama (TinyLlama's shape: 22 layers, hidden
+2048, 32 heads, 4 KV heads, intermediate 5632) in bfloat16 at 4 x 1024 tokens, at most 4x;
+0 host syncs in the audit's forwards. Random weights, no download, eval mode. Every forward the audit runs goes through
 ``normlint.runtime.api.call_model``; the script wraps it in
 ``torch.cuda.set_sync_debug_mode`` so that a host sync there (an ``.item()``, a
 ``.tolist()``, a data-dependent shape in a probe) is counted, and compares the count with
@@ -23,25 +27,39 @@ import warnings
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--layers", type=int, default=24)
-    ap.add_argument("--width", type=int, default=1024)
+    ap.add_argument("--model", choices=("gpt2-medium", "llama-1.1b"), default="gpt2-medium")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    ap.add_argument("--layers", type=int, help="override the model's depth (smoke runs)")
+    ap.add_argument("--width", type=int, help="override the model's width (smoke runs)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--length", type=int, default=512)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
 
     import torch
-    from transformers import GPT2Config, GPT2Model
 
     import normlint
     from normlint.runtime import api
 
     cuda = args.device.startswith("cuda")
     torch.manual_seed(0)
-    cfg = GPT2Config(n_layer=args.layers, n_embd=args.width, n_head=args.width // 64,
-                     n_positions=max(1024, args.length), vocab_size=50257)
-    model = GPT2Model(cfg).to(args.device).eval()
-    inputs = {"input_ids": torch.randint(0, 50257, (args.batch, args.length), device=args.device)}
+    dtype = getattr(torch, args.dtype)
+    if args.model == "gpt2-medium":
+        from transformers import GPT2Config, GPT2Model
+        width = args.width or 1024
+        cfg = GPT2Config(n_layer=args.layers or 24, n_embd=width, n_head=max(1, width // 64),
+                         n_positions=max(1024, args.length), vocab_size=50257)
+        model, vocab = GPT2Model(cfg), 50257
+    else:
+        from transformers import LlamaConfig, LlamaModel
+        width = args.width or 2048
+        cfg = LlamaConfig(num_hidden_layers=args.layers or 22, hidden_size=width,
+                          intermediate_size=width * 11 // 4, num_attention_heads=max(1, width // 64),
+                          num_key_value_heads=max(1, width // 512), vocab_size=32000,
+                          max_position_embeddings=max(2048, args.length))
+        model, vocab = LlamaModel(cfg), 32000
+    model = model.to(device=args.device, dtype=dtype).eval()
+    inputs = {"input_ids": torch.randint(0, vocab, (args.batch, args.length), device=args.device)}
 
     def sync():
         if cuda:
@@ -76,7 +94,8 @@ def main() -> None:
         api.call_model = original
     sync()
     print(f"device: {torch.cuda.get_device_name() if cuda else args.device}; torch {torch.__version__}")
-    print(f"model: GPT2 {args.layers} layers, d_model {args.width}, batch {args.batch} x {args.length}")
+    print(f"model: {args.model} ({sum(p.numel() for p in model.parameters()) / 1e9:.2f}B parameters), "
+          f"{args.dtype}, batch {args.batch} x {args.length}")
     print(f"norms: {len(report.norms)}, findings: {[f.code for f in report.findings]}")
     print(f"host syncs: plain forward {counts['forward']}, audit forwards "
           f"{counts.get('audit forwards', 0)} (sync debug mode 'warn')")

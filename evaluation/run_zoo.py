@@ -97,8 +97,9 @@ _W2V_POST = {"feature_extractor.conv_layers.0.layer_norm": "other",   # GroupNor
              "feature_projection.layer_norm": "other",
              "encoder.layer_norm": "post",                             # norm(x + pos_conv(x))
              "encoder.layers.*.layer_norm": "post", "encoder.layers.*.final_layer_norm": "post"}
-# A GroupNorm over time in the conv front-end depends on padding: an info, by design.
-_W2V_INFO = "info: NL102 on the GroupNorm front-end"
+# A GroupNorm over time in the conv front-end depends on padding, measured on the real frames:
+# a true positive (transformers' docs: do not batch padded audio through these models).
+_W2V_PADDING = frozenset({("NL102", "feature_extractor.conv_layers.0.layer_norm")})
 
 ZOO: tuple[ZooModel, ...] = (
     # ------------------------------------------------------------------ decoder LMs
@@ -217,14 +218,14 @@ ZOO: tuple[ZooModel, ...] = (
              "(identity and projection shortcuts alike)"),
     # ------------------------------------------------------------------ speech
     ZooModel("wav2vec2", "speech", _speech("Wav2Vec2", do_stable_layer_norm=False, feat_extract_norm="group"),
-             _W2V_POST, "GroupNorm front-end, post-LN encoder (LN before the layers)"),
+             _W2V_POST, "GroupNorm front-end, post-LN encoder (LN before the layers)", known=_W2V_PADDING),
     ZooModel("wav2vec2-stable", "speech", _speech("Wav2Vec2", do_stable_layer_norm=True, feat_extract_norm="layer"),
              {"feature_extractor.conv_layers.*.layer_norm": "other", "feature_projection.layer_norm": "other",
               "encoder.layers.*.layer_norm": "pre", "encoder.layers.*.final_layer_norm": "pre",
               "encoder.layer_norm": "final"},
              "LayerNorm front-end, pre-LN encoder with a final norm"),
     ZooModel("hubert", "speech", _speech("Hubert", do_stable_layer_norm=False, feat_extract_norm="group"),
-             _W2V_POST, "GroupNorm front-end, post-LN encoder (as wav2vec2)"),
+             _W2V_POST, "GroupNorm front-end, post-LN encoder (as wav2vec2)", known=_W2V_PADDING),
     ZooModel("wav2vec2-conformer", "speech",
              _speech("Wav2Vec2Conformer", conv_depthwise_kernel_size=3, position_embeddings_type="relative"),
              {"feature_extractor.conv_layers.0.layer_norm": "other", "feature_projection.layer_norm": "other",
@@ -238,7 +239,7 @@ ZOO: tuple[ZooModel, ...] = (
              "macaron pre-LN blocks each closed by final_layer_norm, BatchNorm in the conv module",
              # encoder.layer_norm normalizes the last block's final_layer_norm output again:
              # a real double norm (REFERENCES C10), reported as such.
-             known=frozenset({("NL307", "encoder.layer_norm")})),
+             known=frozenset({("NL307", "encoder.layer_norm")}) | _W2V_PADDING),
 )
 
 
@@ -384,10 +385,10 @@ def markdown(results: list[ZooResult]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the zoo section, leaving the rest of the document alone."""
+def write_section(path: Path, section: str, heading: str = HEADING) -> None:
+    """Replace (or append) the section under ``heading``, leaving the rest of the document alone."""
     text = path.read_text() if path.exists() else "# Evaluation\n\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text, count=1)
     else:

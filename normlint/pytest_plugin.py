@@ -6,13 +6,40 @@ must stay cheap: torch is imported only when a test actually audits a model.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
 @pytest.fixture
-def normlint_audit():
+def normlint_audit(request):
     """A function ``normlint_audit(model, inputs, *, ignore=..., select=..., **audit_kwargs)``
     that fails the test with the norms table and the findings when the audit finds a
-    warning or an error, and returns the ``AuditReport`` otherwise."""
+    warning or an error, and returns the ``AuditReport`` otherwise.
+
+    The project's ``[tool.normlint]`` applies, found as ``normlint.audit`` finds it (from
+    the model's own source file), else from pytest's rootdir: a test run from outside the
+    project (``pytest proj/tests``) that audits a library model (a transformers class)
+    still reads the project's configuration; ``config=`` overrides."""
     from .testing import assert_normalization_ok
-    return assert_normalization_ok
+
+    rootdir = Path(request.config.rootpath)
+
+    def check(model, inputs=None, **audit_kwargs):
+        __tracebackhide__ = True
+        if "config" not in audit_kwargs:
+            audit_kwargs["config"] = _project_config(model, rootdir)
+        return assert_normalization_ok(model, inputs, **audit_kwargs)
+
+    return check
+
+
+def _project_config(model, rootdir: Path) -> Path | None:
+    """The model source's configuration file (None: audit finds it), else the rootdir's."""
+    from .config import find_config_file
+    from .runtime.project import model_source_dir
+
+    folder = model_source_dir(model)
+    if folder is not None and find_config_file(folder) is not None:
+        return None
+    return find_config_file(rootdir.resolve())

@@ -14,9 +14,11 @@ Whitespace before the colon and a full-width colon are read as a colon.
 from __future__ import annotations
 
 import io
+import json
 import re
 import tokenize
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .findings import Engine, Finding
 from .registry import get_rule
@@ -147,3 +149,61 @@ class Suppressions:
                                    column=noqa.column, message=message,
                                    fix_facts=(("code", code),)))   # the code its fix removes
         return out
+
+
+# ---------------------------------------------------------------------- noqa the audit used
+# `normlint audit` honours `# noqa` too, on lines `check` may see nothing wrong with; it
+# records each line noqa it used here (in the project's cache folder), and `check` does not
+# report those as unused. A record whose line no longer carries that noqa is ignored.
+AUDIT_NOQA_FILE = "audit-noqa.json"
+
+
+def record_audit_noqa(cache_dir: Path, used: dict[str, set[tuple[int, str]]]) -> None:
+    """Add (absolute path -> {(line, code)}) to the record; a read-only tree is left alone."""
+    record = _read_audit_noqa(cache_dir)
+    for path, pairs in used.items():
+        record.setdefault(path, set()).update(pairs)
+    data = {p: sorted([line, code] for line, code in pairs) for p, pairs in sorted(record.items())}
+    try:
+        if not cache_dir.exists():
+            cache_dir.mkdir(parents=True)
+            (cache_dir / ".gitignore").write_text("# Automatically created by normlint.\n*\n")
+        (cache_dir / AUDIT_NOQA_FILE).write_text(json.dumps(data, indent=0))
+    except OSError:
+        pass
+
+
+def _read_audit_noqa(cache_dir: Path | None) -> dict[str, set[tuple[int, str]]]:
+    if cache_dir is None:
+        return {}
+    try:
+        data = json.loads((cache_dir / AUDIT_NOQA_FILE).read_text())
+        return {str(p): {(int(line), str(code)) for line, code in pairs} for p, pairs in data.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}   # no record, or not one of ours: nothing is exempt
+
+
+def drop_noqa_used_by_audit(findings: list[Finding], cache_dir: Path | None) -> list[Finding]:
+    """``check``'s NL901 findings minus the noqa directives the audit recorded as used."""
+    record = _read_audit_noqa(cache_dir)
+    if not record:
+        return findings
+    out = []
+    for f in findings:
+        code = dict(f.fix_facts).get("code")
+        pairs = record.get(str(Path(f.path).resolve()), ())
+        if f.code == "NL901" and code and (f.line, code) in pairs and _still_there(f.path, f.line, code):
+            continue
+        out.append(f)
+    return out
+
+
+def _still_there(path: str, line: int, code: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for number, text in enumerate(fh, 1):
+                if number == line:
+                    return "noqa" in text.lower() and code.lower() in text.lower()
+    except (OSError, UnicodeDecodeError):
+        pass
+    return False

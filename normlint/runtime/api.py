@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping
@@ -17,6 +19,7 @@ from ..selection import resolve_selection
 from .analysis import Analysis, analyse, resolve_values
 from .arguments import (check_inputs_not_empty, check_not_torchscript, check_optimizer, code_list,
                         describe, strings)
+from .locate import Place, display_path
 from .probes import Probe, ProbeSettings, StatBuffer
 from .rules import RuleContext, run_rules
 from .state import PreservedState, clone_inputs
@@ -24,6 +27,7 @@ from .table import format_norms_table, verdict
 from .tracer import ShapeRecorder, Trace, Tracer
 
 CHECK_GROUPS = ("axes", "batch", "padding", "numerics")
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Probe values shown in NormRecord.stats, under names that say what they measure.
 _STAT_NAMES = {"input_rms": "input_rms", "output_rms": "output_rms",
                "below_eps": "rows_below_eps", "batch": "sub_batch_deviation",
@@ -76,7 +80,8 @@ class AuditReport:
 
 def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
           select: Iterable[str] | None = None, ignore: Iterable[str] | None = None,
-          checks: str | Iterable[str] = "all", mode: str | None = None) -> AuditReport:
+          checks: str | Iterable[str] = "all", mode: str | None = None,
+          config: str | os.PathLike | bool | None = None) -> AuditReport:
     """Run ``model`` on ``example_inputs`` (a tensor, a tuple of positional arguments or a
     dict of keyword arguments) and report what its normalizations did.
 
@@ -84,6 +89,12 @@ def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
     flag as set; ``report.mode`` says which: "eval", "train" or "mixed"); ``"eval"`` or
     ``"train"`` switches the whole model for the audit (``normlint audit`` uses "eval"
     unless ``--train``).
+
+    The project's ``[tool.normlint]`` applies as for ``normlint check``: its selection,
+    rule options, ``per-file-ignores``, and ``# noqa`` comments on the lines findings point
+    at. ``config``: a config file, ``False`` for none, ``None`` (default) to discover one
+    from the folder of the model class's source file (the user's own code), else from the
+    working directory. ``select``/``ignore`` apply on top, as on the command line.
 
     The model comes out exactly as it went in: parameters (values and identity), buffers,
     submodules, training flags, and the Python, NumPy, torch and CUDA RNG states (see
@@ -96,16 +107,27 @@ def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
     Raises NormlintError for a TorchScript module (hooks cannot see inside one: audit the
     eager module) and for arguments of the wrong kind, naming the argument.
     """
-    return audit_with(model, example_inputs, optimizer=optimizer,
-                      enabled=resolve_codes(select, ignore), checks=checks, mode=mode)
+    from .project import discover_config
+
+    settings = discover_config(model, config)
+    enabled = resolve_selection(code_list(select, "select") or settings.select, settings.extend_select,
+                                (*settings.ignore, *(code_list(ignore, "ignore") or ())))
+    return audit_with(model, example_inputs, optimizer=optimizer, enabled=enabled & RUNTIME_CODES,
+                      checks=checks, options=settings.rule_options, config=settings, mode=mode,
+                      fallback=_caller_place())
 
 
 def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str], optimizer=None,
                checks: str | Iterable[str] = "all",
-               options: dict[str, dict[str, Any]] | None = None, mode: str | None = None,
+               options: dict[str, dict[str, Any]] | None = None, origin=None,
+               fallback: Place | None = None, config=None, mode: str | None = None,
                progress: Callable[[str], None] | None = None) -> AuditReport:
     """``audit`` with the enabled codes already resolved and per-rule options (the CLI's
-    ``[tool.normlint.rules]`` configuration); ``progress`` is told each stage's name."""
+    ``[tool.normlint.rules]`` configuration). ``origin``: the function that built the model
+    (a CLI target's factory), where a finding about a module of a model that is itself an
+    ``nn.Sequential`` points; ``fallback``: the place for what has no better one;
+    ``config``: the project ``Config`` whose ``per-file-ignores`` and ``# noqa`` apply;
+    ``progress`` is told each stage's name."""
     if mode not in (None, "eval", "train"):
         raise NormlintError(f"mode must be None, 'eval' or 'train', got {mode!r}")
     stage = progress or (lambda name: None)
@@ -140,21 +162,32 @@ def audit_with(model: nn.Module, example_inputs: Any, *, enabled: frozenset[str]
     if not numeric:
         notes.append("meta device: numeric checks skipped, structural checks only")
     options = options or {}
-    analysis = analyse(model, trace, other, numeric, optimizer=optimizer, notes=notes,
-                       sequence_markers=tuple(options.get("NL101", {}).get("sequence-markers", ())))
+    try:
+        analysis = analyse(model, trace, other, numeric, optimizer=optimizer, notes=notes,
+                           sequence_markers=tuple(options.get("NL101", {}).get("sequence-markers", ())),
+                           origin=origin, fallback=fallback)
+    except Exception as exc:  # noqa: BLE001 - ours, not the model's: one line, not a traceback
+        raise AuditError(f"normlint could not analyse the trace of {type(model).__name__} "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from exc
     findings = run_rules(RuleContext(analysis=analysis, enabled=enabled, options=options))
+    if config is not None:
+        from .project import apply_suppressions
+        findings = apply_suppressions(findings, config)
     return AuditReport(findings=sort_findings(findings), norms=norm_records(analysis),
                        model=type(model).__name__, numeric=numeric, notes=analysis.notes,
                        mode=audited_mode)
 
 
+def _caller_place() -> Place | None:
+    """The line that asked for the audit: the first frame outside normlint."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return Place(display_path(frame.f_code.co_filename), frame.f_lineno) if frame is not None else None
+
+
 # ---------------------------------------------------------------------- options
 RUNTIME_CODES = frozenset(r.code for r in RULES if RUNTIME in r.engines)
-
-
-def resolve_codes(select, ignore) -> frozenset[str]:
-    return (resolve_selection(code_list(select, "select"), None, code_list(ignore, "ignore"))
-            & RUNTIME_CODES)
 
 
 def _initialise_lazy_modules(model: nn.Module, inputs) -> list[str]:
@@ -263,6 +296,8 @@ def _other_length_trace(model: nn.Module, inputs, trace: Trace, paths, guard=Non
     repeated at three quarters, so a model that needs a minimum length, or a norm that only
     fails on very short inputs, is judged as before.
     """
+    if not _length_matters(trace, inputs):
+        return None
     modules = dict(model.named_modules())
     # Norms found in the op stream (functional calls, hand-written code) need the full tracer.
     light = all(e.module is not None and e.module in modules for e in trace.events)
@@ -293,8 +328,26 @@ def _flat_tensors(inputs) -> list[torch.Tensor]:
 
 
 def _on_meta(model: nn.Module, inputs) -> bool:
-    tensors = list(model.parameters())[:1] + list(model.buffers())[:1] + _flat_tensors(inputs)
-    return any(t.is_meta for t in tensors)
+    first = [t for t in (next(model.parameters(), None), next(model.buffers(), None)) if t is not None]
+    return any(t.is_meta for t in first + _flat_tensors(inputs))
+
+
+_PER_ROW = frozenset({"layer", "rms", "lp"})
+
+
+def _length_matters(trace: Trace, inputs) -> bool:
+    """Whether the run at another length can tell anything: not when every norm normalizes
+    each row over its last axis alone and that axis is not as long as the input sequence
+    (then no norm reduces over a sequence axis, fails on a shorter one, or changes with
+    padding). It costs a whole forward, and every norm of most LLMs is such a norm."""
+    tensors = _flat_tensors(inputs)
+    lengths = {t.shape[1] for t in tensors if t.dim() in (2, 3)}
+    for event in trace.events:
+        ndim = len(event.in_shape)
+        if (event.family not in _PER_ROW or event.declared_axes != (ndim - 1,)
+                or event.in_shape[-1] in lengths):
+            return True
+    return False
 
 
 def other_length_inputs(inputs) -> list:

@@ -26,6 +26,7 @@ FEATURE_PRODUCERS = frozenset({"linear", "embedding", "matmul", "bmm", "mm", "ba
                                "scaled_dot_product_attention", "multi_head_attention_forward",
                                "lstm", "gru", "rnn_tanh", "rnn_relu", "bilinear"}) | CHANNEL_OPS
 SEQUENCE_OPS = frozenset({"embedding", "lstm", "gru", "rnn_tanh", "rnn_relu"})
+_SLICES = frozenset({"getitem", "narrow", "slice"})
 MAX_HOPS = 12
 
 
@@ -202,8 +203,10 @@ def upstream_path(graph: "Graph", idx: int) -> tuple[str | None, int | None]:
                 prev = step
             return node.op, pos.get(0)
         is_shape_op = "axis_args" in node.info or node.op in ("t", "T", "mT")
-        # A norm keeps its input's axes: walk through it to the producer before it.
+        # A norm keeps its input's axes: walk through it to the producer before it. So does a
+        # slice that keeps the rank (a causal conv's x[..., :-pad] before its BatchNorm).
+        sliced = node.op in _SLICES
         for i in graph.data_inputs(cur):
-            if is_shape_op or nodes[i].shape == node.shape:
+            if is_shape_op or nodes[i].shape == node.shape or (sliced and len(nodes[i].shape) == len(node.shape)):
                 queue.append((i, (cur,) + path))
     return None, None

@@ -112,7 +112,7 @@ def audit_command(ctx, target, input_specs, texts, tokenizer, init, weights, tru
     from .progress import Progress
 
     with Progress() as progress:
-        run = _one_line_errors(lambda: run_audit(request, enabled, config.rule_options, progress),
+        run = _one_line_errors(lambda: run_audit(request, enabled, config.rule_options, progress, config),
                                verbose)
         progress.stage("writing the report")
         text = format_run(run, output_format)
@@ -189,13 +189,15 @@ def _choose_inputs(request: AuditRequest, loaded, meta: bool):
                         "give --input SPEC (e.g. --input float32[2,16,64])")
 
 
-def run_audit(request: AuditRequest, enabled, options, progress=None) -> AuditRun:
-    """Load the target, build its inputs and audit it; every failure is a NormlintError."""
+def run_audit(request: AuditRequest, enabled, options, progress=None, config=None) -> AuditRun:
+    """Load the target, build its inputs and audit it; every failure is a NormlintError.
+    ``config``: the project ``Config`` whose ``per-file-ignores`` and ``# noqa`` apply."""
     import torch
 
     from ..report.html import AuditSummary
     from .api import audit_with
     from .input_specs import describe_inputs
+    from .locate import target_function
     from .progress import Progress
     from .state import seeded_rngs
     from .targets import TargetOptions, load_target, parse_arg, parse_device, to_device_dtype
@@ -217,7 +219,8 @@ def run_audit(request: AuditRequest, enabled, options, progress=None) -> AuditRu
             inputs, origin, input_notes = _choose_inputs(request, loaded, target_options.meta)
             model, inputs = to_device_dtype(loaded.model, inputs, dtype, device)
             report = audit_with(model, inputs, enabled=enabled, options=options,
-                                mode="train" if request.train else "eval", progress=progress.stage)
+                                mode="train" if request.train else "eval", progress=progress.stage,
+                                config=config, origin=target_function(request.target))
             profile = None
             if request.profile:
                 from .profile import measure_profile

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .axes import FEATURE_PRODUCERS, upstream_path
-from .tracer import Node, Trace
+from .tracer import Node, Trace, call_within
 
 # Elementwise ops with one data operand that keep a value on "the same stream" (affine
 # scale/shift with parameters or scalars, casts, dropout).
@@ -28,10 +28,16 @@ _SHAPE_ONLY = frozenset({"view", "reshape", "contiguous", "dropout", "to", "geti
                          "repeat", "index_select", "mean", "amax", "max", "adaptive_avg_pool1d",
                          "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d"})
 _ADDS = frozenset({"add", "add_"})
+# Ops that pick or rearrange values without computing new ones.
+_SELECTIONS = frozenset({"getitem", "select", "narrow", "view", "reshape", "transpose", "permute",
+                         "squeeze", "unsqueeze", "flatten", "unflatten", "contiguous", "clone",
+                         "view_as", "reshape_as", "movedim"})
 # Reshapes keep a value on its stream (OPT flattens the stream around its FFN).
 _RESHAPES = frozenset({"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as"})
 # Ops that mix features: a residual branch has one (RoPE's x*cos + rot(x)*sin has none).
 _MIXING = FEATURE_PRODUCERS | {"einsum", "addmm"}
+_ACTIVATIONS = frozenset({"gelu", "relu", "tanh", "silu", "sigmoid", "softmax", "log_softmax",
+                          "elu", "leaky_relu", "hardtanh", "mish", "softplus"})
 
 @dataclass(frozen=True)
 class ResidualAdd:
@@ -39,6 +45,7 @@ class ResidualAdd:
     skip: int          # canonical skip operand (the earlier value of the stream)
     branch: int        # the operand computed from the skip
     scaled: bool       # the skip was multiplied by a constant first (DeepNorm alpha)
+    weighted: bool = False   # ...by any constant factor, 1 or a learned one (a deliberate mix)
 
 
 class Graph:
@@ -72,18 +79,39 @@ class Graph:
             return True
         return node.op in _THROUGH and node.shape == self.nodes[data[0]].shape
 
+    def selected_from(self, idx: int) -> int:
+        """Walk back through ops that only select, move or cast values (a CLS slice, a
+        reshape): a norm of ``ln(x)[:, 0]`` still normalizes a norm's output."""
+        while True:
+            idx = self.canon(idx)
+            node = self.nodes[idx]
+            data = self.data_inputs(idx)
+            if node.kind != "op" or node.hidden or node.op not in _SELECTIONS or len(data) != 1:
+                return idx
+            idx = data[0]
+
     def canon(self, idx: int) -> int:
         return self.canon_scaled(idx)[0]
 
     def canon_scaled(self, idx: int) -> tuple[int, bool]:
         """Walk back through scale/shift/cast/dropout; report a constant rescaling on the way."""
-        scaled = False
+        idx, scaled, _ = self.canon_weighted(idx)
+        return idx, scaled
+
+    def canon_weighted(self, idx: int) -> tuple[int, bool, bool]:
+        """``canon`` and whether the value was rescaled on the way: by a constant other than
+        1 (``scaled``: DeepNorm's alpha), or by any constant factor, a Python number or a
+        parameter (``weighted``: a residual mix the design spells out, ``alpha * x + ...``
+        with alpha configured to 1, or a learned lambda)."""
+        scaled = weighted = False
         while self._through(idx):
             node = self.nodes[idx]
-            if node.op in ("mul", "div", "mul_") and any(s != 1 for s in node.info.get("scalars", ())):
-                scaled = True
+            if node.op in ("mul", "div", "mul_"):
+                factors = node.info.get("scalars", ())
+                scaled = scaled or any(f != 1 for f in factors)
+                weighted = weighted or bool(factors) or len(node.inputs) > len(self.data_inputs(idx))
             idx = self.data_inputs(idx)[0]
-        return idx, scaled
+        return idx, scaled, weighted
 
     def fwd_alias(self, idx: int) -> list[int]:
         """``idx`` and every node reached from it through scale/shift/cast/dropout ops."""
@@ -136,8 +164,8 @@ class Graph:
                 if projected is None:
                     continue
                 stream, skip, branch = projected
-            scaled = self.canon_scaled(skip)[1]
-            self.residual_adds[node.idx] = ResidualAdd(node.idx, stream, branch, scaled)
+            _, scaled, weighted = self.canon_weighted(skip)
+            self.residual_adds[node.idx] = ResidualAdd(node.idx, stream, branch, scaled, weighted)
             self.skips.setdefault(stream, []).append(node.idx)
             self.branches.setdefault(self.canon(branch), []).append(node.idx)
 
@@ -202,6 +230,9 @@ class Graph:
             if x in self.residual_adds:           # norm(x + f(x))
                 if norm in self.skips or self._is_post(self.residual_adds[x].skip):
                     return "post"                 # the normalized stream is the next skip
+                if self._feeds_branch(norm):
+                    return "pre"                  # feeds another stream's branch (reversible
+                                                  # layers) or a stage transition's projection
                 return "final"                    # closes an un-normalized (pre-norm) stream
             if self._pooled_stream(x):
                 return "final"                    # norm(pool(x + f(x))), norm(cat(slices))
@@ -210,6 +241,29 @@ class Graph:
         if upstream_path(self, norm)[0] == "embedding":
             return "embedding"
         return "other"
+
+    def _within(self, call: int, outer: int) -> bool:
+        return call_within(self.trace.calls, call, outer)
+
+    def _feeds_branch(self, norm: int) -> bool:
+        return bool(self._branches_fed(norm))
+
+    def _branches_fed(self, norm: int, lookahead: int = 2) -> list[int]:
+        """The next residual adds, made by the module that called the norm (or a module
+        above), whose branch the norm's output feeds: a two-stream (reversible) layer adds
+        ``f(norm(y1))`` to the *other* stream; a stage transition (Hiera) adds
+        ``attn(norm(x))`` to ``proj(norm(x))``. A final norm feeds no later add of its caller."""
+        parent = self.nodes[norm].call
+        later = [a for a in sorted(self.residual_adds) if a > norm
+                 and self._within(parent, self.nodes[a].call)][:lookahead]
+        return [a for a in later if self.residual_adds[a].skip != norm
+                and self.is_ancestor(norm, self.residual_adds[a].branch, through_norms=False)]
+
+    def pre_normed_adds(self, norm: int) -> list[int]:
+        """The residual adds whose branch this (pre-)norm normalizes the input of."""
+        x = self.norm_input(norm)
+        direct = [a for a in self.skips.get(x, ()) if self.is_ancestor(norm, self.residual_adds[a].branch)]
+        return direct or self._branches_fed(norm)
 
     def _is_post(self, skip: int) -> bool:
         """The skip is the output of a norm that itself closed a residual add (the previous
@@ -250,6 +304,34 @@ class Graph:
                         nxt.append(c)
             frontier = nxt
         return found
+
+    def head_to_output(self, idx: int, outputs: set[int], max_nodes: int = 64) -> bool | None:
+        """How ``idx`` reaches the model's return value: ``False`` as the value itself (through
+        ops that only move, cast or pool it), ``True`` through one head (a projection, maybe
+        with an activation: a pooler, a classifier, ``lm_head``), ``None`` not at all, or only
+        through more (a projector into another stack, another residual add, a norm)."""
+        frontier, seen = [(idx, 0)], {idx}
+        while frontier and len(seen) < max_nodes:
+            cur, mixes = frontier.pop(0)
+            if cur in outputs:
+                return mixes > 0
+            for c in self.consumers[cur]:
+                node = self.nodes[c]
+                if c in seen or node.kind != "op" or c in self.residual_adds:
+                    continue
+                data = self.data_inputs(c)
+                if node.op in _MIXING:
+                    if mixes or len(data) != 1:
+                        continue
+                    nxt = 1
+                elif node.op in _SHAPE_ONLY or self._through(c) or (
+                        len(data) == 1 and node.op in _ACTIVATIONS):
+                    nxt = mixes
+                else:
+                    continue
+                seen.add(c)
+                frontier.append((c, nxt))
+        return None
 
     def unnormalized_stream_ends(self, pre_norms: list[int]) -> list[int]:
         """Last residual adds of pre-norm streams that no norm follows (NL302)."""

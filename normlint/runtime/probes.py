@@ -38,25 +38,40 @@ class StatBuffer:
     """Device-side scalars, read back with one transfer per device."""
 
     def __init__(self):
-        self._values: list[torch.Tensor] = []
+        self._chunks: list[torch.Tensor] = []   # 1-D float32 tensors
+        self._size = 0
 
     def add(self, value: torch.Tensor) -> int:
-        self._values.append(value.detach().reshape(()).float())
-        return len(self._values) - 1
+        return self.add_vector(value.reshape(1))[0]
+
+    def add_vector(self, values: torch.Tensor) -> list[int]:
+        """Several scalars computed together (one tensor, one entry): their indices."""
+        if values.dtype != torch.float32:
+            values = values.float()
+        self._chunks.append(values)
+        first = self._size
+        self._size += values.numel()
+        return list(range(first, self._size))
 
     def __len__(self) -> int:
-        return len(self._values)
+        return self._size
 
     def resolve(self) -> list[float]:
-        out = [math.nan] * len(self._values)
-        by_device: dict[torch.device, list[int]] = {}
-        for i, value in enumerate(self._values):
-            by_device.setdefault(value.device, []).append(i)
-        for indices in by_device.values():
-            host = torch.stack([self._values[i] for i in indices]).tolist()
-            for i, value in zip(indices, host):
-                out[i] = value
-        self._values.clear()
+        out = [math.nan] * self._size
+        by_device: dict[torch.device, list[tuple[int, torch.Tensor]]] = {}
+        start = 0
+        for chunk in self._chunks:
+            by_device.setdefault(chunk.device, []).append((start, chunk))
+            start += chunk.numel()
+        for chunks in by_device.values():
+            host = torch.cat([c for _, c in chunks]).tolist()
+            position = 0
+            for first, chunk in chunks:
+                n = chunk.numel()
+                out[first:first + n] = host[position:position + n]
+                position += n
+        self._chunks.clear()
+        self._size = 0
         return out
 
 
@@ -70,6 +85,8 @@ class Probe:
         self.settings = settings
         self.buffer = buffer
         self._generators: dict[torch.device, torch.Generator] = {}
+        self._formulas: dict[tuple, int | None] = {}
+        self._precisions: dict[tuple, dict[str, int]] = {}
 
     def _generator(self, device: torch.device) -> torch.Generator:
         # A private generator: the model's global RNG stream is not touched by the audit.
@@ -82,17 +99,38 @@ class Probe:
 
     def run(self, event: NormEvent, rerun: Callable, x: torch.Tensor, y: torch.Tensor,
             module=None) -> None:
+        """Measure what the norm's declared semantics leave open, re-running it as little as
+        possible: the declared axes of a torch kernel, or those seen in a hand-written
+        norm's reductions, are exact, so only a norm whose forward is opaque gets the axes
+        invariance probe; a norm cannot depend on the batch (on the sequence) unless it
+        reduces over axis 0 (that axis), or is opaque; eval-mode BatchNorm divides by its
+        running statistics and depends on neither."""
         if not isinstance(y, torch.Tensor) or y.shape != x.shape or not x.is_floating_point():
             return
+        declared = event.declared_axes
+        running = event.family == "batch" and not event.training
+        couples = lambda axis: declared is None or (axis in declared and not running)  # noqa: E731
+        batch = self.settings.batch and x.dim() >= 2 and x.shape[0] >= 2 and couples(0)
+        # A norm over the last axis alone mixes no positions of any other axis; were the last
+        # axis the sequence (LayerNorm(L) on (N, C, L)), NL202 reports the cause.
+        per_row = event.family in ("layer", "rms", "lp") and declared is not None \
+            and tuple(declared) == (x.dim() - 1,)
+        prefixes = [a for a in range(1, x.dim()) if self.settings.padding and x.shape[a] >= 4
+                    and couples(a) and not per_row]
+        axes = self.settings.axes and declared is None
+        formula = self.settings.numerics and event.handwritten and module is not None
         with torch.no_grad():
-            small, small_y = _few_samples(rerun, x, y)
+            if couples(0) and (axes or prefixes or formula or batch):
+                small, small_y = _few_samples(rerun, x, y)
+            else:   # a per-sample norm's output on two samples is its output's first two rows
+                small, small_y = (x[:2], y[:2]) if x.dim() >= 2 else (x, y)
             if self.settings.numerics:
-                self._numerics(event, rerun, x, y, module, small)
-            if self.settings.axes:
+                self._numerics(event, rerun, x, y, module, small, small_y)
+            if axes:
                 self._axes(event, rerun, small)
-            if self.settings.padding:
-                self._prefixes(event, rerun, small, small_y)
-            if self.settings.batch and x.dim() >= 2 and x.shape[0] >= 2:
+            if prefixes:
+                self._prefixes(event, rerun, small, small_y, prefixes)
+            if batch:
                 if small_y is not y:   # the two samples re-run alone: the sub-batch probe
                     event.probes["batch"] = self.buffer.add(relative_deviation(small_y, y[:2]))
                 else:
@@ -126,11 +164,9 @@ class Probe:
             if isinstance(out, torch.Tensor) and out.shape == y.shape:
                 event.axis_probes.append((axes, self.buffer.add(relative_deviation(out, y))))
 
-    def _prefixes(self, event: NormEvent, rerun, x, y) -> None:
-        for axis in range(1, x.dim()):
+    def _prefixes(self, event: NormEvent, rerun, x, y, axes) -> None:
+        for axis in axes:
             size = x.shape[axis]
-            if size < 4:
-                continue
             keep = size - max(1, size // 4)
             try:
                 out = rerun(x.narrow(axis, 0, keep))
@@ -141,33 +177,95 @@ class Probe:
                 event.prefix_probes[axis] = self.buffer.add(relative_deviation(out, expected))
 
     def observe(self, event: NormEvent, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Checks cheap enough for every call of every norm."""
+        """Checks cheap enough for every call of every norm: are input and output finite.
+        A float32 sum is finite exactly when every element is (a NaN or an Inf
+        propagates), so two reductions answer it; ``resolve_values`` reads them."""
         if self.settings.numerics and isinstance(y, torch.Tensor) and x.is_floating_point():
             with torch.no_grad():
-                event.probes["input_finite"] = self.buffer.add(torch.isfinite(x).all())
-                event.probes["output_finite"] = self.buffer.add(torch.isfinite(y).all())
+                i, o = self.buffer.add_vector(torch.stack([x.sum(dtype=torch.float32),
+                                                           y.sum(dtype=torch.float32)]))
+            event.probes["input_sum"], event.probes["output_sum"] = i, o
 
-    def _numerics(self, event: NormEvent, rerun, x, y, module, small) -> None:
+    def _numerics(self, event: NormEvent, rerun, x, y, module, small, small_y) -> None:
+        """Scale statistics, on the two-sample slice (per-row quantities; the whole batch
+        for a norm that reduces over it), computed together and stored as one vector:
+        the mean squares of input and output, the mean square the input would have
+        normalized without a gain (NL407 compares the output with it), and how the
+        variance compares with eps (NL406). For a variance family ``var/(var + eps)`` is the
+        mean square of a row normalized without a gain; for RMSNorm, ``ms/(ms + eps)``.
+        ``resolve_values`` turns mean squares into RMS."""
         add = self.buffer.add
-        xf = x.float()
-        event.probes["input_rms"] = add(xf.pow(2).mean().sqrt())
-        event.probes["output_rms"] = add(y.float().pow(2).mean().sqrt())
         axes = event.declared_axes
+        rows, out = (x, y) if axes is None or 0 in axes else (small, small_y)
+        rows = rows if rows.dtype == torch.float32 else rows.float()
+        out = out if out.dtype == torch.float32 else out.float()
+        squares = rows * rows
+        names = ["input_ms", "output_ms"]
+        values = [squares.mean(), (out * out).mean()]
         if event.eps is not None and axes and event.family != "lp":
-            centred = event.family in _VARIANCE_FAMILIES
-            spread = xf.var(dim=axes, unbiased=False) if centred else xf.pow(2).mean(dim=axes)
+            if event.family in _VARIANCE_FAMILIES:
+                spread = torch.var_mean(rows, dim=axes, unbiased=False)[0]
+            else:
+                spread = squares.mean(dim=axes)
+            names += ["reference_ms", "below_eps", "median_variance"]
             # eps dominates when it is 10x the variance: the output keeps < 30% of its scale.
-            event.probes["below_eps"] = add((spread * 10 < event.eps).float().mean())
-        if module is not None and event.low_precision_stats:
-            reference = _fp32_reference(module, x)
-            if reference is not None:
-                event.probes["fp32_error"] = add(relative_deviation(y, reference))
-        if module is not None and event.handwritten and event.eps and axes \
-                and x.dtype in (torch.float32, torch.float64) \
-                and axes == tuple(range(x.dim() - len(axes), x.dim())):
-            deviation = _formula_deviation(rerun, small, axes, event.eps)
-            if deviation is not None:
-                event.probes["formula"] = add(deviation)
+            values += [(spread / (spread + event.eps)).mean(), (spread < event.eps / 10).float().mean(),
+                       spread.flatten()[:4096].median()]
+        for name, index in zip(names, self.buffer.add_vector(torch.stack(values))):
+            event.probes[name] = index
+        trailing = bool(axes) and axes == tuple(range(x.dim() - len(axes), x.dim()))
+        if x.dtype in LOW_PRECISION:
+            # Like the formula, a property of the class's code in this dtype: measured once
+            # per class, eps and shape (a 22-layer Llama has 45 instances of one RMSNorm).
+            key = (type(module), event.eps, tuple(x.shape[1:]), x.dtype) if module is not None else None
+            if key is None or key not in self._precisions:
+                before = dict(event.probes)
+                self._precision(event, rerun, small, module)
+                if key is not None:
+                    self._precisions[key] = {k: v for k, v in event.probes.items() if k not in before}
+            else:
+                event.probes.update(self._precisions[key])
+        if module is not None and event.handwritten and event.eps and trailing \
+                and not event.extra_tensors:
+            # The formula is the class's code: measured once per class, eps and shape (a
+            # 500-layer model has 500 instances of one RMSNorm class).
+            key = (type(module), event.eps, tuple(x.shape[a] for a in axes), x.dtype)
+            if key not in self._formulas:
+                deviation = _formula_deviation(module, small, axes, event.eps)
+                self._formulas[key] = add(deviation) if deviation is not None else None
+            if self._formulas[key] is not None:
+                event.probes["formula"] = self._formulas[key]
+
+    def _precision(self, event: NormEvent, rerun, x, module) -> None:
+        """What the low-precision run costs, measured (NL401, NL402): the norm re-run on an
+        all-zero row (does eps keep it finite?), and its output against the same module
+        recomputed in float32 (parameters and input upcast), next to what rounding the
+        float32 result to this dtype alone would cost; for float16, also on rows scaled to
+        RMS 1000, where ``x * x`` overflows."""
+        add = self.buffer.add
+        try:
+            zero = rerun(torch.zeros_like(x))
+        except Exception:  # noqa: BLE001
+            zero = None
+        if isinstance(zero, torch.Tensor):
+            event.probes["zero_row_finite"] = add(torch.isfinite(zero).all())
+        if module is None or event.extra_tensors:
+            return
+        probes = [("fp32", x)]
+        if x.dtype == torch.float16:
+            rows = x.float()
+            scale = 1000.0 / (rows.pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-12)
+            probes.append(("fp32_large", (rows * scale).to(x.dtype)))
+        for name, probe in probes:
+            reference = _fp32_reference(module, probe)
+            try:
+                out = rerun(probe)
+            except Exception:  # noqa: BLE001
+                continue
+            if reference is None or not isinstance(out, torch.Tensor) or out.shape != reference.shape:
+                continue
+            event.probes[f"{name}_error"] = add(relative_deviation(out, reference))
+            event.probes[f"{name}_rounding"] = add(relative_deviation(reference.to(x.dtype), reference))
 
 
 def _few_samples(rerun, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,7 +290,18 @@ def _few_samples(rerun, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def _fp32_reference(module, x: torch.Tensor) -> torch.Tensor | None:
-    """The same module recomputed in float32 (parameters and input upcast)."""
+    """The same module recomputed in float32 (parameters, buffers and input upcast)."""
+    own = list(module.parameters(recurse=False)) + list(module.buffers(recurse=False))
+    if x.dtype == torch.float32 and all(t.dtype == torch.float32 or not t.is_floating_point() for t in own):
+        saved = [(b, b.clone()) for b in module.buffers(recurse=False)]
+        try:   # already float32: the module as it is (its buffers put back, as in a re-run)
+            out = module.forward(x)
+        except Exception:  # noqa: BLE001
+            return None
+        finally:
+            for buf, value in saved:
+                buf.copy_(value)
+        return out if isinstance(out, torch.Tensor) else None
     state = {name: t.float() if t.is_floating_point() else t
              for name, t in list(module.named_parameters(recurse=False))
              + list(module.named_buffers(recurse=False))}
@@ -203,12 +312,15 @@ def _fp32_reference(module, x: torch.Tensor) -> torch.Tensor | None:
     return out if isinstance(out, torch.Tensor) else None
 
 
-def _formula_deviation(rerun, x: torch.Tensor, axes: tuple[int, ...], eps: float
+def _formula_deviation(module, x: torch.Tensor, axes: tuple[int, ...], eps: float
                        ) -> torch.Tensor | None:
     """How far a hand-written norm is from F.layer_norm / F.rms_norm, after the best
-    per-feature affine fit (so any weight parameterisation passes).
+    per-feature affine fit, so any gain parameterisation (``w``, ``1 + w``, zeros) counts
+    as neutral.
 
-    Rows are rescaled to standard deviations from 1 down to sqrt(eps): where eps matters,
+    The module runs in float32 (parameters and input upcast, as ``_fp32_reference``), so a
+    float16 model is judged on its formula, not on its precision (NL402's business). Rows
+    are rescaled to standard deviations from 1 down to sqrt(eps): where eps matters,
     ``(x - mean) / (std + eps)`` and the unbiased ``std`` part ways with the standard formula.
     """
     shape = tuple(x.shape[a] for a in axes)
@@ -217,17 +329,13 @@ def _formula_deviation(rerun, x: torch.Tensor, axes: tuple[int, ...], eps: float
         return None
     std = rows.std(dim=1, unbiased=False, keepdim=True).clamp_min(1e-12)
     target = torch.logspace(0, math.log10(math.sqrt(eps)), rows.shape[0], device=x.device)
-    probe_rows = rows / std * target[:, None]
-    probe = probe_rows.reshape(x.shape).to(x.dtype)
-    try:
-        out = rerun(probe)
-    except Exception:  # noqa: BLE001
-        return None
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+    probe = (rows / std * target[:, None]).reshape(x.shape)
+    out = _fp32_reference(module, probe)
+    if out is None or out.shape != x.shape:
         return None
     out_rows = out.float().reshape(-1, rows.shape[1])
     deviations = []
-    for reference in (F.layer_norm(probe.float(), shape, eps=eps), F.rms_norm(probe.float(), shape, eps=eps)):
+    for reference in (F.layer_norm(probe, shape, eps=eps), F.rms_norm(probe, shape, eps=eps)):
         deviations.append(_affine_fit_error(reference.reshape(-1, rows.shape[1]), out_rows))
     return torch.minimum(*deviations)
 

@@ -11,17 +11,17 @@ run in the same process (a teacher model, a user's own hooks) while the audit is
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
-from torch.utils.weak import WeakIdKeyDictionary
 
 from ..static.kinds import FUNCTIONAL_NORMS, NORM_CLASSES
 from .axes import declared_functional_axes, declared_module_axes
@@ -47,7 +47,8 @@ _METADATA_OPS = frozenset({
     "get_device", "grad_fn", "grad", "names", "is_sparse", "__index__", "__int__", "__float__",
     "is_nested", "untyped_storage", "is_leaf", "nelement", "_version",
 })
-REDUCTIONS = frozenset({"mean", "var", "std", "norm", "vector_norm", "var_mean", "std_mean", "nanmean"})
+REDUCTIONS = frozenset({"mean", "var", "std", "norm", "vector_norm", "var_mean", "std_mean", "nanmean",
+                        "sum"})
 # Ops through which a statistic stays a statistic of the same source (eps, sqrt, casts).
 _STAT_THROUGH = frozenset({
     "add", "sub", "mul", "div", "rdiv", "rsqrt", "sqrt", "reciprocal", "pow", "clamp",
@@ -61,6 +62,8 @@ _ROOT_THROUGH = frozenset({
     "pow", "square", "abs", "neg", "mul", "div", "add", "sub", "dropout", "data",
 })
 _ARITHMETIC = frozenset({"add", "sub", "rsub", "mul", "div", "rdiv", "pow"})
+_MUL_DIV = frozenset({"mul", "div"})
+_SPLITS = frozenset({"chunk", "split", "unbind", "split_with_sizes", "tensor_split", "unsafe_split"})
 AXIS_OPS = frozenset({
     "transpose", "permute", "movedim", "t", "T", "mT", "view", "reshape", "flatten",
     "unflatten", "unsqueeze", "squeeze", "view_as", "reshape_as",
@@ -98,16 +101,36 @@ def overrides_forward(module: nn.Module) -> bool:
     return base is not None and type(module).forward is not base.forward
 
 
-def call_site() -> tuple[str, int] | None:
-    """The first frame outside torch and normlint: where user code called the norm."""
+def call_site(_verdicts: dict = {}) -> tuple[str, int] | None:  # noqa: B006 - a memo
+    """The first frame outside torch and normlint: where user code called the norm.
+
+    ``__call__`` frames are skipped too: wrappers such as transformers'
+    ``GradientCheckpointingLayer.__call__`` sit between a module call and the line that
+    made it. Whether a frame is skipped depends only on its code object: memoized (this
+    runs for every module call)."""
     frame = sys._getframe(1)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not (filename.startswith(_TORCH_DIR) or filename.startswith(_NORMLINT_DIR)
-                or filename.startswith("<")):
-            return filename, frame.f_lineno
+        code = frame.f_code
+        verdict = _verdicts.get(code)
+        if verdict is None:
+            verdict = _frame_verdict(code)
+            if len(_verdicts) < 65536:
+                _verdicts[code] = verdict
+        if verdict == "user":
+            return code.co_filename, frame.f_lineno
+        if verdict == "stop":
+            return None   # above this frame is the audit's caller, not the model's code
         frame = frame.f_back
     return None
+
+
+def _frame_verdict(code) -> str:
+    filename = code.co_filename
+    if filename.startswith(_NORMLINT_DIR):
+        return "stop" if code.co_name == "call_model" else "skip"
+    if filename.startswith(_TORCH_DIR) or filename.startswith("<") or code.co_name == "__call__":
+        return "skip"
+    return "user"
 
 
 @dataclass(slots=True)
@@ -133,6 +156,7 @@ class Stat:
     dims: tuple[int, ...]
     low_precision: bool
     eps: float | None = None
+    unit: bool = False          # a sum of squares or a vector norm: x / ||x|| (an L2 norm)
 
 
 @dataclass(slots=True)
@@ -145,6 +169,17 @@ class ModuleCall:
     family: str | None = None      # torch.nn norm family: the call is one atomic norm node
     leaf: bool = False
     inputs: tuple[int, ...] = ()
+    module_id: int = 0             # id() of the module object (one object may have many calls)
+    site: tuple[str, int] | None = None   # the user line that made this call
+
+
+def call_within(calls: list[ModuleCall], call: int, outer: int) -> bool:
+    """Whether module call ``call`` ran inside (or is) module call ``outer``."""
+    while call >= 0:
+        if call == outer:
+            return True
+        call = calls[call].parent
+    return False
 
 
 @dataclass
@@ -165,6 +200,10 @@ class NormEvent:
     site: tuple[str, int] | None
     low_precision_stats: bool = False   # a reduction inside ran in fp16/bf16
     handwritten: bool = False           # recognised from reductions, not a torch kernel
+    call: int = -1                      # the ModuleCall of a module norm (-1: functional/inline)
+    impl_site: tuple[str, int] | None = None   # inside a hand-written norm: its normalizing line
+    extra_tensors: bool = False         # called with more tensors than x (a gate, a mask)
+    unit: bool = False                  # scales to unit L2 norm (F.normalize, x / ||x||), no gain
     probed: bool = False
     probes: dict[str, int] = field(default_factory=dict)   # name -> StatBuffer index
     axis_probes: list[tuple[tuple[int, ...], int]] = field(default_factory=list)
@@ -182,6 +221,31 @@ class Trace:
     input_names: tuple[str, ...]
     failed_in: str | None = None    # key of the norm that was running when forward raised
     notes: list[str] = field(default_factory=list)
+    outputs: tuple[int, ...] = ()   # nodes of the audited model's own (first) return value
+
+
+class TensorMap:
+    """Tensor -> node index, by identity, without keeping the tensor alive.
+
+    Each entry holds a weak reference: a tensor that died leaves a dead entry that no
+    lookup matches (a new tensor that reuses its id is not the same object), so no
+    callback is needed. Cheaper per lookup than ``WeakIdKeyDictionary``, which builds a
+    reference object for every ``get`` (paid on every recorded op's inputs).
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self):
+        self._entries: dict[int, tuple[weakref.ref, int]] = {}
+
+    def get(self, tensor: torch.Tensor) -> int | None:
+        entry = self._entries.get(id(tensor))
+        if entry is not None and entry[0]() is tensor:
+            return entry[1]
+        return None
+
+    def set(self, tensor: torch.Tensor, idx: int) -> None:
+        self._entries[id(tensor)] = (weakref.ref(tensor), idx)
 
 
 class Tracer(TorchFunctionMode):
@@ -197,13 +261,20 @@ class Tracer(TorchFunctionMode):
         self._model = model
         self._paths = paths
         self._probe = probe
-        self._t2n = WeakIdKeyDictionary()
-        self._buffer_ids = {id(b) for b in model.buffers()}
-        flat_inputs = tree_flatten(inputs)[0]
-        self._input_ids = {id(t) for t in flat_inputs if isinstance(t, torch.Tensor)}
+        self._t2n = TensorMap()
+        # One walk over the modules (``buffers()``/``parameters()``/``modules()`` each walk
+        # the whole tree again: on a small model those walks cost more than its forward).
+        self._modules = list(model.modules())
+        self._buffer_ids = {id(b) for m in self._modules for b in m._buffers.values() if b is not None}
+        self._param_ids = {id(p) for m in self._modules for p in m._parameters.values() if p is not None}
+        self._input_ids = {id(t) for t in tensors_in(inputs)}
         self._stack: list[ModuleCall] = []
         self._atomic = 0
         self._busy = False
+        self._broken = False
+        self._names: dict = {}
+        self._families: dict = {}
+        self._shared_constant = -1
         self._handles: list = []
         self._sites: dict[str, tuple[str, int] | None] = {}
         self._probed: set[str] = set()
@@ -212,14 +283,21 @@ class Tracer(TorchFunctionMode):
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self):
+        # The trace allocates a node per op; the cyclic garbage collector would re-scan all
+        # of them at every generation-2 collection (a third of a deep model's trace time).
+        # Nothing in a trace is cyclic: collection resumes, as it was, on exit.
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
         try:
-            for module in self._model.modules():
+            for module in self._modules:
                 self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
                 self._handles.append(module.register_forward_hook(
                     self._post, with_kwargs=True, always_call=True))
             return super().__enter__()
         except BaseException:
             self._remove_hooks()
+            if self._gc_was_enabled:
+                gc.enable()
             raise
 
     def __exit__(self, *exc):
@@ -227,6 +305,8 @@ class Tracer(TorchFunctionMode):
             return super().__exit__(*exc)
         finally:
             self._remove_hooks()
+            if self._gc_was_enabled:
+                gc.enable()
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -249,10 +329,15 @@ class Tracer(TorchFunctionMode):
         nodes.append(node)
         return node
 
+    def _constant(self) -> int:
+        if self._shared_constant < 0:
+            self._shared_constant = self._new("constant", "const", (), None, const=True).idx
+        return self._shared_constant
+
     def _node_of(self, tensor: torch.Tensor) -> int:
         idx = self._t2n.get(tensor)
         if idx is None:
-            if isinstance(tensor, nn.Parameter):
+            if id(tensor) in self._param_ids or type(tensor) is nn.Parameter:
                 kind = "param"
                 self.trace.used_params.add(id(tensor))
             elif id(tensor) in self._buffer_ids:
@@ -262,29 +347,50 @@ class Tracer(TorchFunctionMode):
             else:
                 kind = "const"  # made before the trace (cached rotary tables) or outside it
             idx = self._new(kind, kind, (), tensor, const=kind != "input").idx
-            self._t2n[tensor] = idx
-        elif isinstance(tensor, nn.Parameter):
+            self._t2n.set(tensor, idx)
+        elif id(tensor) in self._param_ids:
             self.trace.used_params.add(id(tensor))
         return idx
 
     def _bind(self, out: Any, idx: int) -> None:
-        for tensor in tree_flatten(out)[0]:
-            if isinstance(tensor, torch.Tensor):
-                self._t2n[tensor] = idx
+        for tensor in tensors_in(out):
+            self._t2n.set(tensor, idx)
 
     # ------------------------------------------------------------------ hooks
+    def _stop(self, exc: BaseException, where: str) -> None:
+        """Our own recording failed on something it does not understand: stop recording
+        (the user's forward goes on untouched) and say so; the audit reports what it saw."""
+        if not self._broken:
+            self._broken = True
+            self.trace.notes.append(f"recording stopped at {where} ({type(exc).__name__}: "
+                                    f"{' '.join(str(exc).split())[:200]}); findings may be incomplete")
+
     def _pre(self, module, args, kwargs):
-        if self._busy:
+        if self._busy or self._broken:
             return
+        try:
+            self._enter(module, args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - never break the user's forward
+            self._stop(exc, f"the call of {type(module).__name__}")
+
+    def _enter(self, module, args, kwargs):
         path = self._paths.get(id(module), type(module).__name__)
         self.trace.ran_modules.add(path)
-        family = torch_norm_family(module)
-        leaf = next(iter(module.children()), None) is None
-        call = ModuleCall(id=len(self.trace.calls), path=path, type_name=type(module).__name__,
+        kind = type(module)
+        family = self._families.get(kind, False)
+        if family is False:
+            family = self._families[kind] = torch_norm_family(module)
+        leaf = not module._modules
+        call = ModuleCall(id=len(self.trace.calls), path=path, type_name=kind.__name__,
                           parent=self._stack[-1].id if self._stack else -1,
-                          start=len(self.trace.nodes), family=family, leaf=leaf)
-        if self._atomic == 0:
-            tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+                          start=len(self.trace.nodes), family=family, leaf=leaf,
+                          module_id=id(module), site=call_site() if self._atomic == 0 else None)
+        if self._atomic == 0 and (leaf or family):
+            # What a leaf (a norm candidate) was called with, before its own ops could
+            # rebind it; a container's inputs are only needed for an opaque output (_post).
+            tensors = tensors_in(args)
+            if kwargs:
+                tensors_in(kwargs, tensors)
             call.inputs = tuple(self._node_of(t) for t in tensors)
         if family:
             self._atomic += 1
@@ -292,8 +398,14 @@ class Tracer(TorchFunctionMode):
         self._stack.append(call)
 
     def _post(self, module, args, kwargs, out):
-        if self._busy:
+        if self._busy or self._broken:
             return
+        try:
+            self._leave(module, args, kwargs, out)
+        except Exception as exc:  # noqa: BLE001 - never break the user's forward
+            self._stop(exc, f"the end of {type(module).__name__}")
+
+    def _leave(self, module, args, kwargs, out):
         call = self._stack.pop()
         failing = out is None and sys.exc_info()[0] is not None
         if call.family:
@@ -310,14 +422,22 @@ class Tracer(TorchFunctionMode):
             self._collapse(module, call, inner, args, kwargs, out)
         else:
             self._bind_opaque(module, call, args, kwargs, out)
+        if call.parent == -1:
+            first = _first_output(out)
+            found = self._t2n.get(first) if first is not None else None
+            self.trace.outputs = (found,) if found is not None else ()
 
     def _bind_opaque(self, module, call: ModuleCall, args, kwargs, out) -> None:
         """Outputs the op stream never produced came from code that bypasses
         __torch_function__ (fused CUDA extensions: apex, flash-attn). Link them to the
         module's inputs so the dataflow stays connected; a leaf module named like a norm
         that maps x to the same shape is treated as an opaque norm, measured by the probe."""
-        unseen = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor) and t not in self._t2n]
-        if not unseen or not call.inputs:
+        unseen = [t for t in tensors_in(out) if self._t2n.get(t) is None]
+        if not unseen:
+            return
+        if not call.inputs and not call.leaf:
+            call.inputs = tuple(self._node_of(t) for t in tensors_in((args, kwargs)))
+        if not call.inputs:
             return
         x = _first_tensor((args, kwargs))
         if (call.leaf and NORM_NAME.search(call.type_name) and x is not None
@@ -328,7 +448,7 @@ class Tracer(TorchFunctionMode):
         node = self._new(f"module:{call.type_name}", "op", call.inputs, unseen[0],
                          const=all(self.trace.nodes[i].const for i in call.inputs))
         for tensor in unseen:
-            self._t2n[tensor] = node.idx
+            self._t2n.set(tensor, node.idx)
 
     def _module_norm(self, module, call: ModuleCall, args, kwargs, out, family: str,
                      inner: NormEvent | None = None, opaque: bool = False) -> None:
@@ -342,6 +462,7 @@ class Tracer(TorchFunctionMode):
         if call.path not in self._sites:
             self._sites[call.path] = call_site()
         eps = _module_eps(module)
+        tensors = tensors_in((args, kwargs))
         event = NormEvent(
             node=node.idx, key=call.path, module=call.path, kind=call.type_name, family=family,
             in_shape=tuple(x.shape), dtype=x.dtype,
@@ -350,7 +471,8 @@ class Tracer(TorchFunctionMode):
             eps=inner.eps if inner and inner.eps is not None else eps,
             training=module.training, parent_call=parent, site=self._sites[call.path],
             low_precision_stats=inner.low_precision_stats if inner else False,
-            handwritten=inner.handwritten if inner else False,
+            handwritten=inner.handwritten if inner else False, call=call.id,
+            impl_site=inner.site if inner else None, extra_tensors=len(tensors) > 1,
         )
         node.info["event"] = len(self.trace.events)
         self.trace.events.append(event)
@@ -396,9 +518,13 @@ class Tracer(TorchFunctionMode):
     # ------------------------------------------------------------------ op recording
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self._busy or self._atomic:
+        if self._busy or self._atomic or self._broken:
             return func(*args, **kwargs)
-        name = op_name(func)
+        name = self._names.get(func)
+        if name is None:
+            name = op_name(func)
+            if getattr(func, "__name__", None) != "__get__":   # property getters: new each time
+                self._names[func] = name
         if name in _METADATA_OPS:
             return func(*args, **kwargs)
         try:
@@ -407,7 +533,10 @@ class Tracer(TorchFunctionMode):
             if name in FUNCTIONAL_NORMS and self.trace.failed_in is None:
                 self.trace.failed_in = self._site_key(name)
             raise
-        self._record(func, name, args, kwargs, out)
+        try:
+            self._record(func, name, args, kwargs, out)
+        except Exception as exc:  # noqa: BLE001 - never break the user's forward
+            self._stop(exc, name)
         return out
 
     def _site_key(self, label: str) -> str:
@@ -417,35 +546,62 @@ class Tracer(TorchFunctionMode):
         return f"{scope}@{where}" if scope else where
 
     def _record(self, func, name: str, args, kwargs, out) -> None:
-        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        if not outs:
-            return
-        tin = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
-        inplace = name.endswith("_") and not name.startswith("_")
+        if isinstance(out, torch.Tensor):
+            outs = [out]
+        else:
+            outs = tensors_in(out)
+            if not outs:
+                return
+        tin = tensors_in(args)
+        if kwargs:
+            tensors_in(kwargs, tin)
+        inplace = name[-1] == "_" and name[0] != "_"
         base = name[:-1] if inplace else name
-        if not inplace and all(any(o is t for t in tin) for o in outs):
+        if not inplace and _all_passed_through(outs, tin):
             return  # identity: eval-mode dropout, .to() to the same dtype, .contiguous()
-        in_ids = tuple(self._node_of(t) for t in tin)
-        nodes = self.trace.nodes
-        const = all(nodes[i].const for i in in_ids)
-        node = self._new(base, "op", in_ids, outs[0], const=const)
-        self._bind(out, node.idx)
-        if const:
+        t2n, nodes = self._t2n, self.trace.nodes
+        in_ids = []
+        const = True
+        for t in tin:
+            idx = t2n.get(t)
+            if idx is None:
+                idx = self._node_of(t)
+            in_ids.append(idx)
+            if const and not nodes[idx].const:
+                const = False
+        if const and base not in FUNCTIONAL_NORMS:
+            # Computed from parameters, buffers and constants only (masks, rotary tables):
+            # no node of its own, bound to the one shared constant node (so that a module's
+            # output is not taken for one of an extension that bypasses the op stream).
+            for tensor in outs:
+                t2n.set(tensor, self._constant())
             return
+        if base in _SPLITS and len(outs) > 1:
+            # One node per piece: the pieces of one tensor are separate values downstream
+            # (two streams through one layer), not one.
+            for piece in outs[1:]:
+                t2n.set(piece, self._new(base, "op", tuple(in_ids), piece, const=const).idx)
+            outs = outs[:1]
+        node = self._new(base, "op", tuple(in_ids), outs[0], const=const)
+        idx = node.idx
+        for tensor in outs:
+            t2n.set(tensor, idx)
         data = [i for i in in_ids if not nodes[i].const]
-        scalars = tuple(a for a in args[1:] if isinstance(a, (int, float)) and not isinstance(a, bool))
-        if base in _ARITHMETIC and scalars:
-            node.info["scalars"] = scalars
+        scalars = ()
+        if base in _ARITHMETIC:
+            scalars = tuple(a for a in args[1:] if isinstance(a, (int, float)) and not isinstance(a, bool))
+            if scalars:
+                node.info["scalars"] = scalars
         if base in FUNCTIONAL_NORMS and tin:
             self._functional_norm(node, func, base, args, kwargs, tin[0], outs[0])
         elif base in REDUCTIONS:
-            self._reduction(node, tin[0], outs)
+            self._reduction(node, tin[0], outs, args, kwargs)
         elif base in AXIS_OPS:
             node.info["axis_args"] = tuple(a for a in args[1:] if not isinstance(a, torch.Tensor))
             node.info["axis_kwargs"] = {k: v for k, v in kwargs.items() if isinstance(v, (int, tuple, list))}
             node.info["in_shape"] = tuple(tin[0].shape)
         if node.kind == "op":
-            if base in ("mul", "div") and len(data) == 2 and self._handwritten_norm(node, data, outs[0]):
+            if base in _MUL_DIV and len(data) == 2 and self._handwritten_norm(node, data, outs[0]):
                 return
             self._propagate(node, base, data, scalars)
 
@@ -459,6 +615,7 @@ class Tracer(TorchFunctionMode):
             declared_axes=declared_functional_axes(name, args, kwargs),
             eps=eps, training=bool(kwargs.get("training", args[5] if name == "batch_norm" and len(args) > 5 else False)),
             parent_call=self._stack[-1].id if self._stack else -1, site=call_site(),
+            unit=name == "normalize",
         )
         node.info["event"] = len(self.trace.events)
         self.trace.events.append(event)
@@ -468,19 +625,46 @@ class Tracer(TorchFunctionMode):
                 return func(inp, *rest, **kwargs)
             self._run_probe(event, rerun if args and args[0] is x else None, x, y)
 
-    def _reduction(self, node: Node, x: torch.Tensor, outs: list[torch.Tensor]) -> None:
+    def _reduction(self, node: Node, x: torch.Tensor, outs: list[torch.Tensor], args, kwargs) -> None:
         # keepdim is read from the shapes, which also covers positional and dim=None forms.
         out = outs[0]
-        if out.dim() != x.dim() or x.dim() == 0:
+        if x.dim() == 0:
             return
-        dims = tuple(i for i in range(x.dim()) if out.shape[i] == 1 and x.shape[i] != 1)
-        if not dims:
-            return
+        if node.op == "sum" and not self._squared(node.inputs[0]):
+            return  # a sum is a norm statistic only of squares (an L2 norm); p / p.sum() renormalizes
         src = self.trace.nodes[node.inputs[0]].root
-        node.info["stat"] = Stat(src=src, dims=dims, low_precision=x.dtype in LOW_PRECISION)
+        low = x.dtype in LOW_PRECISION and kwargs.get("dtype") not in (torch.float32, torch.float64)
+        unit = node.op in ("sum", "norm", "vector_norm")
+        if out.dim() == x.dim():
+            dims = tuple(i for i in range(x.dim()) if out.shape[i] == 1 and x.shape[i] != 1)
+            if dims:
+                node.info["stat"] = Stat(src=src, dims=dims, low_precision=low, unit=unit)
+            return
+        # x.mean(-1) without keepdim: a statistic once a view puts the reduced axes back
+        # as size 1 (x.mean(-1)[..., None], .unsqueeze(-1), .view(B, T, 1)).
+        dims = _reduced_dims(args, kwargs, x.dim())
+        if dims and out.dim() == x.dim() - len(dims):
+            keep = tuple(1 if i in dims else size for i, size in enumerate(x.shape))
+            node.info["flat_stat"] = (Stat(src=src, dims=dims, low_precision=low, unit=unit), keep)
+
+    def _squared(self, idx: int) -> bool:
+        """``x * x``, ``x ** 2`` or ``x.square()`` (maybe cast): what a sum must add up to be
+        the statistic of an L2 norm."""
+        node = self.trace.nodes[idx]
+        if node.op in ("pow", "square") and node.info.get("scalars", (2,))[:1] == (2,):
+            return True
+        return node.op == "mul" and len(node.inputs) == 2 and node.inputs[0] == node.inputs[1]
 
     def _propagate(self, node: Node, base: str, data: list[int], scalars: tuple) -> None:
         nodes = self.trace.nodes
+        if len(data) == 1 and "flat_stat" in nodes[data[0]].info:
+            stat, keep = nodes[data[0]].info["flat_stat"]
+            if node.shape == keep:
+                node.info["stat"] = stat
+                return
+            if base in _STAT_THROUGH and node.shape == nodes[data[0]].shape:
+                node.info["flat_stat"] = (stat, keep)   # sqrt, + eps before the view
+                return
         stats = [nodes[i].info["stat"] for i in data if "stat" in nodes[i].info]
         if base in _STAT_THROUGH and stats and len(stats) == len(data) \
                 and len({s.src for s in stats}) == 1:
@@ -488,7 +672,11 @@ class Tracer(TorchFunctionMode):
             eps = first.eps
             if base in ("add", "clamp", "clamp_min", "maximum") and scalars:
                 eps = float(scalars[0])
-            node.info["stat"] = Stat(first.src, first.dims, any(s.low_precision for s in stats), eps)
+            node.info["stat"] = Stat(first.src, first.dims, any(s.low_precision for s in stats), eps,
+                                     unit=first.unit and base not in ("mul", "div"))
+            return
+        if base == "mul" and len(data) == 2 and data[0] == data[1]:
+            node.root = nodes[data[0]].root         # x * x: a square of x, as x.pow(2)
             return
         if len(data) == 1 and base in _ROOT_THROUGH and node.shape == nodes[data[0]].shape:
             node.root = nodes[data[0]].root
@@ -523,7 +711,7 @@ class Tracer(TorchFunctionMode):
                 declared_axes=stat.dims, eps=eps, training=False,
                 parent_call=self._stack[-1].id if self._stack else -1, site=call_site(),
                 low_precision_stats=stat.low_precision or bool(centred and centred.low_precision),
-                handwritten=True,
+                handwritten=True, unit=stat.unit and not centred,
             )
             node.info["event"] = len(self.trace.events)
             self.trace.events.append(event)
@@ -583,21 +771,86 @@ class ShapeRecorder:
 
 
 class _Suspended:
+    """Probes run with torch-function dispatch off: no mode, not even its fast path, stands
+    between them and the kernels (they are most of an audit's ops on a small model)."""
+
     def __init__(self, tracer: Tracer):
         self._tracer = tracer
+        self._disabled = None
 
     def __enter__(self):
         self._tracer._busy = True
+        self._disabled = torch._C.DisableTorchFunction()
+        self._disabled.__enter__()
 
     def __exit__(self, *exc):
-        self._tracer._busy = False
+        try:
+            self._disabled.__exit__(*exc)
+        finally:
+            self._tracer._busy = False
+
+
+def _reduced_dims(args, kwargs, ndim: int) -> tuple[int, ...]:
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    if isinstance(dim, int):
+        dim = (dim,)
+    if not isinstance(dim, (tuple, list)) or not all(isinstance(d, int) for d in dim):
+        return ()
+    return tuple(sorted({d % ndim for d in dim}))
+
+
+def _first_output(out) -> torch.Tensor | None:
+    """The model's main result: the tensor itself, the first element of a tuple, the first
+    value of a dict or ``ModelOutput`` (``last_hidden_state``, ``logits``)."""
+    while not isinstance(out, torch.Tensor):
+        if isinstance(out, (tuple, list)) and out:
+            out = out[0]
+        elif hasattr(out, "values") and callable(out.values):
+            values = [v for v in out.values() if v is not None]
+            if not values:
+                return None
+            out = values[0]
+        else:
+            return None
+    return out
+
+
+def _all_passed_through(outs: list, tin: list) -> bool:
+    for o in outs:
+        for t in tin:
+            if o is t:
+                break
+        else:
+            return False
+    return True
+
+
+def tensors_in(obj, out: list | None = None) -> list[torch.Tensor]:
+    """The tensors in nested tuples, lists and dicts (``ModelOutput`` too), in order: what
+    ``tree_flatten`` gives for a call's arguments, without its per-leaf cost (it is paid on
+    every recorded op)."""
+    if out is None:
+        out = []
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            if isinstance(item, torch.Tensor):
+                out.append(item)
+            elif isinstance(item, (tuple, list, dict)):
+                tensors_in(item, out)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            if isinstance(item, torch.Tensor):
+                out.append(item)
+            elif isinstance(item, (tuple, list, dict)):
+                tensors_in(item, out)
+    return out
 
 
 def _first_tensor(obj) -> torch.Tensor | None:
-    for item in tree_flatten(obj)[0]:
-        if isinstance(item, torch.Tensor):
-            return item
-    return None
+    found = tensors_in(obj)
+    return found[0] if found else None
 
 
 def _module_eps(module: nn.Module) -> float | None:

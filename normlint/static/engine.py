@@ -28,7 +28,7 @@ from ..settings import Settings
 from ..findings import Finding, sort_findings
 from ..patterns import compile_patterns
 from ..selection import resolve_selection
-from ..suppress import Suppressions
+from ..suppress import Suppressions, drop_noqa_used_by_audit
 from .analyzer import analyze
 from .cache import Cache, component_key, content_hash, engine_fingerprint
 from .columns import character_columns
@@ -381,7 +381,9 @@ class _Run:
             findings.extend(result)
             if cache:
                 cache.put(key, result)
-        report.findings.extend(locate_all(findings, notebooks))
+        # `audit` records the noqa it used in the project's cache folder, cache or not
+        record = self.options.cache_dir or (config.source.parent if config.source else Path.cwd()) / ".normlint_cache"
+        report.findings.extend(locate_all(drop_noqa_used_by_audit(findings, record), notebooks))
 
 
 def _document_key(name: str) -> Path:

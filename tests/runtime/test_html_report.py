@@ -97,7 +97,7 @@ def test_html_report_content(tmp_path):
     page = Page(text)
     assert_self_contained(page, text)
     words = " ".join(page.text)
-    assert "normlint audit: Stack" in words and "1 error, 1 warning" in words
+    assert "normlint audit: Stack" in words and "1 error" in words
     # the header
     for value in ("eval", "int64[2,12]", "cpu", "float32"):
         assert value in words
@@ -108,7 +108,7 @@ def test_html_report_content(tmp_path):
     assert "input RMS" in words and "median var / eps" in words
     # findings link to their rule page's text, included in the page
     links = {a["href"] for a in page.all("a") if a.get("href", "").startswith("#rule-")}
-    assert links == {"#rule-NL303", "#rule-NL308"}
+    assert links == {"#rule-NL303"}   # one finding per root cause: no NL308 beside it
     assert "NL303: residual-rebound-to-normalized" in words and "Why is this bad?" in words
     # two plots, inline SVG with text drawn as paths (no font needed)
     assert text.count("<svg") == 2
@@ -123,7 +123,7 @@ def test_html_report_of_a_directory(tmp_path):
 
     directory = hf_dirs.save_gpt2(tmp_path / "gpt2", tiny_embeddings=True)
     result, text = render(str(directory), "--output-format", "html", tmp_path=tmp_path)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 0, result.output   # tiny activations are NL406 info
     page = Page(text)
     assert_self_contained(page, text)
     words = " ".join(page.text)

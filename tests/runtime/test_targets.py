@@ -51,7 +51,7 @@ def no_network(monkeypatch):
 # ---------------------------------------------------------------------- directories
 def test_directory_is_audited_with_its_real_weights(gpt2_dir):
     result = run(gpt2_dir)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 0, result.output   # tiny activations are NL406 info
     assert "audit: GPT2LMHeadModel in eval mode on cpu" in result.stdout
     assert "config.json + model.safetensors" in result.stdout
     assert "inputs: input_ids int64[2,16] (derived from the config: input_ids)" in result.stdout

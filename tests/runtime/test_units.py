@@ -237,8 +237,11 @@ def test_formula_deviation_separates_annotated_layernorm():
     x = torch.randn(4, 6, 16)
     standard = lambda t: (t - t.mean(-1, keepdim=True)) / torch.sqrt(t.var(-1, keepdim=True, unbiased=False) + 1e-6)
     annotated = lambda t: (t - t.mean(-1, keepdim=True)) / (t.std(-1, keepdim=True) + 1e-6)
-    assert _formula_deviation(standard, x, (2,), 1e-6).item() < 1e-3
-    assert _formula_deviation(annotated, x, (2,), 1e-6).item() > 1e-2
+    assert _formula_deviation(Fn(standard), x, (2,), 1e-6).item() < 1e-3
+    assert _formula_deviation(Fn(annotated), x, (2,), 1e-6).item() > 1e-2
+    # Judged in float32: the same formulas in float16 keep their verdicts.
+    assert _formula_deviation(Fn(standard).half(), x.half(), (2,), 1e-6).item() < 1e-3
+    assert _formula_deviation(Fn(annotated).half(), x.half(), (2,), 1e-6).item() > 1e-2
 
 
 def test_input_specs():
@@ -333,16 +336,17 @@ def test_report_to_dict_is_json():
 
 
 class _ConvFrontEnd(nn.Module):
-    """Needs at least 7 positions; its output norm keeps the (shortened) time axis."""
+    """Needs at least 7 positions; its output norm (over channels and time, so the run at
+    another length matters) keeps the (shortened) time axis."""
 
     def __init__(self, functional=False):
         super().__init__()
         self.functional = functional
-        self.conv, self.norm = nn.Conv1d(4, 4, 7), nn.LayerNorm(4)
+        self.conv, self.norm = nn.Conv1d(4, 4, 7), nn.GroupNorm(1, 4)
 
     def forward(self, x):
-        h = self.conv(x.transpose(1, 2)).transpose(1, 2)
-        return F.layer_norm(h, (4,)) if self.functional else self.norm(h)
+        h = self.conv(x.transpose(1, 2))
+        return F.group_norm(h, 1) if self.functional else self.norm(h)
 
 
 @pytest.mark.parametrize("functional", [False, True])
@@ -358,10 +362,24 @@ def test_other_length_run_falls_back_to_a_milder_cut(functional):
     first = trace(model, x)
     with torch.no_grad():
         other = _other_length_trace(model, x, first, paths)
-    assert [e.in_shape for e in other.events] == [(2, 6, 4)]
+    assert [e.in_shape for e in other.events] == [(2, 4, 6)]
     assert all(isinstance(e, ShapeEvent) for e in other.events) != functional
     report = normlint.audit(model, x)
-    assert [n.sequence_axes for n in report.norms] == [(1,)]
+    assert [n.sequence_axes for n in report.norms] == [(2,)]
+
+
+def test_other_length_run_is_skipped_when_no_norm_can_depend_on_the_length():
+    """Every norm normalizes each row over its last axis, which is not as long as the input:
+    the second run could tell nothing (and costs a forward)."""
+    from normlint.runtime.api import _other_length_trace
+
+    model = nn.Sequential(nn.Embedding(50, 8), nn.LayerNorm(8)).eval()
+    ids = torch.randint(0, 50, (2, 12))
+    paths = {id(m): p for p, m in model.named_modules()}
+    with torch.no_grad():
+        assert _other_length_trace(model, ids, trace(model, ids), paths) is None
+        square = torch.randint(0, 50, (2, 8))    # length == width: the run decides
+        assert _other_length_trace(model, square, trace(model, square), paths) is not None
 
 
 def test_shape_recorder_names_the_norm_that_failed():
@@ -373,13 +391,33 @@ def test_shape_recorder_names_the_norm_that_failed():
     assert "failed when only the sequence length changed" in report.findings[0].message
 
 
-@pytest.mark.parametrize("model, x, axes", [
+class FusedNorm(_Opaque):
+    """A leaf norm whose kernel bypasses the op stream (a fused CUDA extension): opaque, so
+    the invariance probe measures its axes."""
+
+
+@pytest.mark.parametrize("fn, declared, x, axes", [
     # Probed on two samples: a train-mode BatchNorm still couples them.
-    (nn.BatchNorm1d(3).train(), torch.randn(8, 3, 5), (0, 2)),
-    (nn.LayerNorm(5), torch.randn(8, 3, 5), (2,)),
+    (lambda t: F.batch_norm(t, None, None, training=True), nn.BatchNorm1d(3).train(),
+     torch.randn(8, 3, 5), (0, 2)),
+    (lambda t: F.layer_norm(t, (5,)), nn.LayerNorm(5), torch.randn(8, 3, 5), (2,)),
     # Rejects two samples: probed on the full batch.
-    (nn.LayerNorm([8, 4]), torch.randn(8, 4), (0, 1)),
+    (lambda t: F.layer_norm(t, (8, 4)), nn.LayerNorm([8, 4]), torch.randn(8, 4), (0, 1)),
 ])
-def test_axes_probe_on_few_samples(model, x, axes):
-    report = normlint.audit(nn.Sequential(model), x, select=["NL2"])
-    assert report.norms[0].measured_axes == axes
+def test_axes_probe_on_few_samples(fn, declared, x, axes):
+    """Only an opaque norm is probed (declared axes are exact); the probe finds its axes."""
+    report = normlint.audit(nn.Sequential(FusedNorm(fn)), x, select=["NL2"])
+    assert report.norms[0].declared_axes is None and report.norms[0].measured_axes == axes
+    known = normlint.audit(nn.Sequential(declared), x, select=["NL2"])
+    assert known.norms[0].declared_axes == axes and known.norms[0].measured_axes is None
+
+
+@pytest.mark.parametrize("fn, recognised", [
+    (lambda x: x / torch.sqrt((x * x).sum(-1, keepdim=True) + 1e-6), True),     # an L2 norm
+    (lambda x: x / x.pow(2).sum(dim=1).sqrt()[:, None] , True),                  # over dim 1, no keepdim
+    (lambda x: x.exp() / x.exp().sum(-1, keepdim=True), False),                   # a softmax
+    (lambda x: x.abs() / x.abs().sum(-1, keepdim=True), False),                   # renormalized weights
+])
+def test_sums_are_statistics_only_of_squares(fn, recognised):
+    t = trace(Fn(fn), torch.randn(2, 3, 4))
+    assert bool(t.events) == recognised

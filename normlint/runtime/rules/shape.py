@@ -44,8 +44,10 @@ def check_norm_over_sequence(ctx: RuleContext) -> None:
         elif info.failed_other_length:
             why = "failed when only the sequence length changed: its normalized shape includes it"
         elif (not info.sequence_axes and analysis.sequence_model and len(first.in_shape) == 3
-              and info.feature_axis is not None
-              and set(reduced) - {info.feature_axis, 0}):
+              and info.feature_axis in reduced and set(reduced) - {info.feature_axis, 0}):
+            # The feature axis and another one (LayerNorm([L, C]) at a fixed length). A norm
+            # whose only reduced axis is not the voted feature axis says more about the vote:
+            # a token-mixing MLP (MLP-Mixer) contracts the token axis right after the norm.
             why = (f"reduces over axes {_axes(reduced)} of {tuple(first.in_shape)} while the "
                    f"features are on axis {info.feature_axis}")
         else:
