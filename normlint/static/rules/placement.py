@@ -896,6 +896,8 @@ def _nl307(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
         if inp.op == "norm" and inp is not v and inp.attr != v.attr and certain_norm(inp) and certain_norm(v):
             if _kept_beside(flow, inp, v):
                 continue  # the normalized stream is kept: v is a branch's pre-norm on a copy
+            if "lp" in (getattr(v.kind, "family", None), getattr(inp.kind, "family", None)):
+                continue  # F.normalize scales to unit length (an embedding for cosine scores): no standardization twice
             report("NL307", v.path, v.node,
                    f"`{v.owner}.forward` applies {ref(v)} directly to the output of {ref(inp)}: the second "
                    "norm is redundant (near-identity); drop one of them")
