@@ -387,17 +387,17 @@ def check_consecutive_norms(ctx: RuleContext) -> None:
             # Scaling a normalized embedding to unit length (F.normalize, x / ||x||: the
             # cosine-similarity step of a contrastive head) is not a second standardization.
             if previous is not None and placement != "pre" and not event.unit \
-                    and not _also_kept(graph, first, x):
+                    and not _also_kept(graph, first, x, event.node):
                 ctx.report("NL307", f"{info.key}: {info.first.kind} is applied directly to the "
                            f"output of {previous.key}; the second norm is redundant", norm=info,
                            place=ctx.analysis.event_place(event) or info.place())
                 break
 
 
-def _also_kept(graph, first: int, path_end: int) -> bool:
+def _also_kept(graph, first: int, path_end: int, second: int) -> bool:
     """Whether the first norm's output is used by something besides the second norm (and
-    the slicing or casting on the way to it): then the stream keeps it, and the second norm
-    only normalizes a copy for a branch."""
+    the slicing or casting on the way to it) that also takes what the second norm feeds:
+    then the stream keeps it, and the second norm only normalizes a copy for a branch."""
     chain, cur = {path_end}, path_end
     while cur != first:
         data = graph.data_inputs(cur)
@@ -405,8 +405,20 @@ def _also_kept(graph, first: int, path_end: int) -> bool:
             break
         cur = data[0]
         chain.add(cur)
-    return any(c not in chain and graph.nodes[c].kind != "norm"
-               for a in graph.fwd_alias(first) for c in graph.consumers[a])
+    kept = [c for a in graph.fwd_alias(first) for c in graph.consumers[a]
+            if c not in chain and graph.nodes[c].kind != "norm"]
+    if not kept:
+        return False
+    # The copy's branch must come back to the kept stream (a residual add, block states
+    # stacked for attention); a copy normalized again only for another head (DETR-family
+    # per-layer predictions) is still two norms in a row, as the static engine reports.
+    after_second, todo = set(), [second]
+    while todo and len(after_second) < 50_000:
+        for c in graph.consumers[todo.pop()]:
+            if c not in after_second:
+                after_second.add(c)
+                todo.append(c)
+    return any(c in after_second for c in kept)
 
 
 def check_mixed_placement(ctx: RuleContext) -> None:
