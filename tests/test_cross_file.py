@@ -262,3 +262,62 @@ def test_stdin_resolves_imports_in_its_project(project):
 
     result = CliRunner().invoke(cli, ["check", "-", "--stdin-filename", "pkg/model.py", "--no-cache"], input=MODEL)
     assert result.exit_code == 1 and result.output.startswith("pkg/model.py:15:9: NL302")
+
+
+def test_module_summary_round_trips_through_its_cache_row():
+    import json
+
+    from normlint.static.project import ModuleSummary
+
+    text = textwrap.dedent("""\
+        from .blocks import Block, Norm as N
+        import torch.nn as nn
+        from .everything import *
+        DEPTH = 4
+
+
+        class Model(nn.Module):
+            def forward(self, x):
+                return Block(N(x))
+
+
+        def build():
+            return nn.Linear(2, 2)
+        """)
+    scanned = ModuleSummary.scan(text)
+    first = scanned.edges({"Model"})
+    loaded = ModuleSummary.from_row(text, json.loads(json.dumps(scanned.to_row())))
+    assert (loaded.imports, loaded.stars, loaded.spans, loaded.defined) == \
+        (scanned.imports, scanned.stars, scanned.spans, scanned.defined)
+    assert loaded.edges({"Model"}) == first
+    # a name no earlier run asked for is still derived from the text
+    assert loaded.edges({"build"}) == scanned.edges({"build"})
+    with pytest.raises((ValueError, TypeError, KeyError)):
+        ModuleSummary.from_row(text, ["not", "a", "row"])
+
+
+def test_a_warm_run_reads_the_project_index_instead_of_scanning(project, monkeypatch):
+    from normlint.static import project as project_module
+
+    cache = project / "cache"
+    cold = check_paths(["pkg/model.py"], cache_dir=cache)
+    scanned: list[str] = []
+    real_scan = project_module.ModuleSummary.scan.__func__
+
+    def counting_scan(cls, text):
+        scanned.append(text)
+        return real_scan(cls, text)
+
+    monkeypatch.setattr(project_module.ModuleSummary, "scan", classmethod(counting_scan))
+    warm = check_paths(["pkg/model.py"], cache_dir=cache)
+    assert warm.findings == cold.findings and scanned == []
+    # an edited file is scanned again (its digest changed); the others still come from the index
+    write(project, "pkg/blocks.py", POST_NORM_BLOCK)
+    edited = check_paths(["pkg/model.py"], cache_dir=cache)
+    assert scanned == [POST_NORM_BLOCK] and _codes(edited) == []
+    # an index of another shape is ignored, not trusted
+    index = next(cache.rglob("project.json"))
+    index.write_text('{"engine": "x", "files": {"0": 1}}')
+    scanned.clear()
+    again = check_paths(["pkg/model.py"], cache_dir=cache)
+    assert _codes(again) == [] and scanned

@@ -1,8 +1,10 @@
 """The result cache, like ruff's: findings per component keyed by content, engine and config.
 
 Layout: ``<cache dir>/<version>/<key[:2]>/<key>.json`` holds the findings of one component
-(a group of files that can see each other's classes), and ``<version>/facts.json`` the
-parse-free facts of every file seen, by content hash. A key covers the content of every
+(a group of files that can see each other's classes), ``<version>/facts.json`` the
+parse-free facts of every file seen, by content hash, and ``<version>/project.json`` each
+project file's import summary for the cross-file context (static/project.py), by content
+hash, for the engine fingerprint that derived it. A key covers the content of every
 file in the component, the normlint version and its source files, and the effective
 configuration, so an edit, a config change or an upgrade re-analyses exactly what it can
 affect. The directory carries a CACHEDIR.TAG (backup tools skip it) and a .gitignore.
@@ -131,6 +133,7 @@ class Cache:
         self.dir = root / __version__
         self._facts: dict[str, FileFacts] | None = None
         self._facts_dirty = False
+        self._index: dict[str, list] | None = None
         self.writable = True
 
     def _ensure_root(self) -> None:
@@ -179,6 +182,31 @@ class Cache:
         data = {d: [f.module, [[sorted(m), sorted(n)] for m, n in f.imports], f.relevant]
                 for d, f in facts.items() if d in keep}
         self._write(self.dir / "facts.json", json.dumps(data))
+
+    # -- project index ----------------------------------------------------------------
+    # The cross-file context needs, for every project file, its imports and which of them
+    # each top-level definition uses (static/project.py). Deriving those by regular
+    # expressions is most of a warm run on a large project, so they are kept by content
+    # digest, for the engine that derived them.
+
+    def project_index(self) -> dict[str, list]:
+        if self._index is None:
+            self._index = {}
+            try:
+                raw = _read_json(self.dir / "project.json")
+                if isinstance(raw, dict) and raw.get("engine") == engine_fingerprint() \
+                        and isinstance(raw.get("files"), dict):
+                    self._index = raw["files"]
+            except (OSError, ValueError):
+                pass
+        return self._index
+
+    def save_project_index(self, rows: dict[str, list]) -> None:
+        """Keep this run's rows (older ones are dropped, as for the facts); unchanged: no write."""
+        if rows == self.project_index():
+            return
+        self._index = rows
+        self._write(self.dir / "project.json", json.dumps({"engine": engine_fingerprint(), "files": rows}))
 
     # -- findings ---------------------------------------------------------------------
 

@@ -237,6 +237,7 @@ def check_paths(paths: Sequence[str | os.PathLike], settings: Settings | Config,
         run.check_group(config, files, *(caches[cache_dir] if cache_dir is not None else (None, None)))
     for cache, digests in caches.values():
         cache.save_facts(digests)
+        cache.save_project_index(run.context.rows())
     report.context_files = len(run.context_paths)
     report.files_checked = len(checked)
     report.findings = sort_findings(report.findings)
@@ -328,6 +329,8 @@ class _Run:
         report = self.report
         policy = Policy.from_config(config)
         known_facts = cache.facts() if cache else {}
+        if cache:
+            self.context.known.update(cache.project_index())
         sources: list[_Source] = []
         notebooks: dict[str, Notebook] = {}
         failures: list[Finding] = []

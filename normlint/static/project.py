@@ -27,6 +27,7 @@ parse is replaced by the whole file).
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,16 @@ class _Import:
     # when what is imported is a module: the attributes the code uses on it
     # (`logging.get_logger` -> {"get_logger"}); None: all of it
     attributes: frozenset[str] | None = None
+
+
+def _import_row(i: _Import) -> list:
+    return [i.module, i.name, None if i.attributes is None else sorted(i.attributes)]
+
+
+def _import_of(row) -> _Import:
+    module, name, attributes = row
+    return _Import(str(module), None if name is None else str(name),
+                   None if attributes is None else frozenset(str(a) for a in attributes))
 
 
 @dataclass
@@ -127,6 +138,25 @@ class ModuleSummary:
         out.spans = _definitions(text)
         out.defined.update(_ASSIGNED.findall(text))
         return out
+
+    def to_row(self) -> list:
+        """What a later run needs to skip the regular expressions: everything but the text
+        (JSON-ready; the edges found so far included)."""
+        return [{k: _import_row(v) for k, v in self.imports.items()}, self.stars,
+                {k: list(v) for k, v in self.spans.items()}, sorted(self.defined),
+                [[name, [_import_row(e) for e in edges]] for name, edges in self._edges.items()]]
+
+    @classmethod
+    def from_row(cls, text: str, row) -> "ModuleSummary":
+        """The summary ``to_row`` saved for this exact text. Raises ValueError/TypeError/
+        KeyError on a row of another shape."""
+        imports, stars, spans, defined, edges = row
+        return cls(text, imports={str(k): _import_of(v) for k, v in imports.items()},
+                   stars=[str(m) for m in stars],
+                   spans={str(k): (int(b), int(e), bool(c)) for k, (b, e, c) in spans.items()},
+                   defined={str(d) for d in defined},
+                   _edges={(None if name is None else str(name)): [_import_of(e) for e in found]
+                           for name, found in edges})
 
     def _used_imports(self, code: str) -> Iterable[_Import]:
         # `blocks.Block(d)`, `logging.get_logger()`: when the imported name is a module, only
@@ -310,6 +340,7 @@ class ImportResolver:
     def __init__(self) -> None:
         self._is_file: dict[Path, bool] = {}
         self._is_dir: dict[Path, bool] = {}
+        self._resolved: dict[tuple[Path, str, Path], Path | None] = {}
 
     def _file(self, path: Path) -> bool:
         hit = self._is_file.get(path)
@@ -341,6 +372,12 @@ class ImportResolver:
 
     def resolve(self, importer: Path, target: str, root: Path) -> Path | None:
         """The file under ``root`` that the module ``target`` (as written in ``importer``) is."""
+        key = (importer.parent, target, root)     # what the answer depends on
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve(importer, target, root)
+        return self._resolved[key]
+
+    def _resolve(self, importer: Path, target: str, root: Path) -> Path | None:
         dots = len(target) - len(target.lstrip("."))
         parts = [p for p in target[dots:].split(".") if p]
         if dots:
@@ -374,13 +411,34 @@ class ProjectContext:
         self.read = read
         self.resolver = ImportResolver()
         self._summaries: dict[Path, ModuleSummary | None] = {}
+        # content digest -> a summary row saved by an earlier run (the cache's project
+        # index), and the summaries of this run by digest, to save for the next one
+        self.known: dict[str, list] = {}
+        self.scanned: dict[str, ModuleSummary] = {}
 
     def summary(self, path: Path, text: str | None = None) -> ModuleSummary | None:
         """What was scanned of ``path`` (None: not project code, or unreadable)."""
         if path not in self._summaries:
             text = self.read(path) if text is None else text
-            self._summaries[path] = None if text is None else ModuleSummary.scan(text)
+            self._summaries[path] = None if text is None else self._summary_of(text)
         return self._summaries[path]
+
+    def _summary_of(self, text: str) -> ModuleSummary:
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        found = self.scanned.get(digest)
+        if found is None:
+            row = self.known.get(digest)
+            try:
+                found = ModuleSummary.from_row(text, row) if row is not None else None
+            except (ValueError, TypeError, KeyError, AttributeError):
+                found = None     # a row of another shape: scan again
+            found = found or ModuleSummary.scan(text)
+            self.scanned[digest] = found
+        return found
+
+    def rows(self) -> dict[str, list]:
+        """The summaries of this run, by content digest, for the cache's project index."""
+        return {digest: summary.to_row() for digest, summary in self.scanned.items()}
 
     def _targets(self, importer: Path, edge: _Import, root: Path) -> tuple[Path, set[str] | None] | None:
         found = self.resolver.resolve(importer, edge.module, root)
