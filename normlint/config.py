@@ -47,6 +47,13 @@ class Config:
     root: Path = field(default_factory=Path.cwd)   # globs in the file are relative to this
     source: Path | None = None                     # the file it came from, if any
 
+    @property
+    def project_cache_dir(self) -> Path:
+        """Where ``check`` keeps its cache by default, and ``audit`` its record of the noqa
+        it used: ``.normlint_cache`` next to the config file (the working directory when
+        there is none)."""
+        return (self.source.parent if self.source else Path.cwd()) / ".normlint_cache"
+
     def with_overrides(self, **changes: Any) -> "Config":
         """CLI flags win over the file; ``None`` means "not given on the command line"."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -325,20 +325,8 @@ def test_a_comment_only_noqa_line_disappears():
 
 
 def test_fix_source_api_safe_by_default():
-    text = textwrap.dedent("""\
-        import torch
-        import torch.nn as nn
+    from .test_fix_cli import RMSNORM as text   # an RMSNorm with a safe (NL402) and an unsafe (NL401) fix
 
-
-        class RMSNorm(nn.Module):
-            def __init__(self, dim, eps=1e-12):
-                super().__init__()
-                self.eps = eps
-                self.weight = nn.Parameter(torch.ones(dim))
-
-            def forward(self, x):
-                return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        """)
     safe = fix_source(text)
     assert "torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps).to(x.dtype)" in safe.text
     assert [f.code for f in safe.applied] == ["NL402"]

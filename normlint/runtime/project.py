@@ -77,11 +77,6 @@ def _stamps(folder: Path) -> tuple[tuple[Path, int], ...]:
     return tuple(stamps)
 
 
-def cache_dir(config: Config) -> Path:
-    """Where ``normlint check`` keeps its cache by default: next to the config file."""
-    return (config.source.parent if config.source else Path.cwd()) / ".normlint_cache"
-
-
 def apply_suppressions(findings: Iterable[Finding], config: Config,
                        record: bool = True) -> list[Finding]:
     """Drop findings that ``per-file-ignores`` or a ``# noqa`` on their line suppress."""
@@ -103,7 +98,7 @@ def apply_suppressions(findings: Iterable[Finding], config: Config,
             continue
         kept.append(f)
     if used and record:
-        record_audit_noqa(cache_dir(config), used)
+        record_audit_noqa(config.project_cache_dir, used)
     return kept
 
 

@@ -229,9 +229,7 @@ def check_paths(paths: Sequence[str | os.PathLike], settings: Settings | Config,
     run = _Run(settings, options, report, ProjectFilter(settings), documents)
     for config, files in groups.values():
         report.configs[config.source] = report.configs.get(config.source, 0) + len(files)
-        cache_dir = options.cache_dir or (
-            (config.source.parent if config.source else Path.cwd()) / ".normlint_cache"
-            if options.cache_per_project else None)
+        cache_dir = options.cache_dir or (config.project_cache_dir if options.cache_per_project else None)
         if cache_dir is not None and cache_dir not in caches:
             caches[cache_dir] = (Cache(cache_dir), set())
         run.check_group(config, files, *(caches[cache_dir] if cache_dir is not None else (None, None)))
@@ -385,7 +383,7 @@ class _Run:
             if cache:
                 cache.put(key, result)
         # `audit` records the noqa it used in the project's cache folder, cache or not
-        record = self.options.cache_dir or (config.source.parent if config.source else Path.cwd()) / ".normlint_cache"
+        record = self.options.cache_dir or config.project_cache_dir
         report.findings.extend(locate_all(drop_noqa_used_by_audit(findings, record), notebooks))
 
 

@@ -27,13 +27,13 @@ parse is replaced by the whole file).
 from __future__ import annotations
 
 import bisect
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .cache import content_hash
 from .facts import _FROM_IMPORT, _IMPORT, _WORD
 
 MAX_DEPTH = 3
@@ -424,7 +424,7 @@ class ProjectContext:
         return self._summaries[path]
 
     def _summary_of(self, text: str) -> ModuleSummary:
-        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        digest = content_hash(text.encode("utf-8", "surrogatepass"))
         found = self.scanned.get(digest)
         if found is None:
             row = self.known.get(digest)
