@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .facts import _FROM_IMPORT, _IMPORT, _WORD
+from .facts import _FROM_IMPORT, _IMPORT, _WORD, lines
 
 MAX_DEPTH = 3
 MAX_CONTEXT_FILES = 200
@@ -42,11 +42,12 @@ _SUFFIXES = (".py", ".pyi")
 ALL = None   # "every name of the module": a checked file, or a module imported whole
 _UNSET = object()
 
-_DEFINITION = re.compile(r"^(?:async[ \t]+def|def|class)[ \t]+(\w+)", re.M)
-_ASSIGNED = re.compile(r"^(\w+)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
+# line-start patterns, searched in facts.lines(text)
+_DEFINITION = re.compile(r"\n(async[ \t]+def|def|class)[ \t]+(\w+)")
+_ASSIGNED = re.compile(r"\n(\w+)[ \t]*(?::[^=\n]*)?=(?!=)")
 # A line that starts a top-level statement: anything at column 0 but a comment, a closing
 # bracket or the next clause of a compound statement (except, else, ...).
-_TOP_LEVEL_LINE = re.compile(r"^(?!(?:except|else|elif|finally)\b)[^\s#)\]}]", re.M)
+_TOP_LEVEL_LINE = re.compile(r"\n(?!(?:except|else|elif|finally)\b)[^\s#)\]}]")
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ class ModuleSummary:
     @classmethod
     def scan(cls, text: str) -> "ModuleSummary":
         out = cls(text)
-        for module, clause in _FROM_IMPORT.findall(text):
+        searched = lines(text)
+        for module, clause in _FROM_IMPORT.findall(searched):
             clause = clause.replace("\\\n", " ").strip("() \t\n")
             for part in clause.split(","):
                 words = part.split()
@@ -127,7 +129,7 @@ class ModuleSummary:
                 elif _WORD.fullmatch(words[0]):
                     local = words[2] if len(words) == 3 and words[1] == "as" else words[0]
                     out.imports[local] = _Import(module, words[0])
-        for clause in _IMPORT.findall(text):
+        for clause in _IMPORT.findall(searched):
             for part in clause.split(","):
                 words = part.strip("()\\ \t").split()
                 if not words:
@@ -136,7 +138,7 @@ class ModuleSummary:
                 # `import a.b` binds `a` but loads a.b: the module itself is what is followed
                 out.imports[local] = _Import(words[0], None)
         out.spans = _definitions(text)
-        out.defined.update(_ASSIGNED.findall(text))
+        out.defined.update(_ASSIGNED.findall(searched))
         return out
 
     def to_row(self) -> list:
@@ -161,7 +163,7 @@ class ModuleSummary:
     def _used_imports(self, code: str) -> Iterable[_Import]:
         # `blocks.Block(d)`, `logging.get_logger()`: when the imported name is a module, only
         # these attributes of it are needed; a bare use (`f(blocks)`) needs all of it.
-        code = _without_annotations(_DECORATOR_LINE.sub("", code))
+        code = _without_annotations(_DECORATOR_LINE.sub("\n", lines(code))[1:])
         found = []
         for word in self.imports:
             uses = _uses_of(word, code)
@@ -236,7 +238,7 @@ def _statements(text: str, *, imports: bool = True) -> str:
 
 
 def _top_level_starts(text: str) -> list[int]:
-    return [m.start() for m in _TOP_LEVEL_LINE.finditer(text)] + [len(text)]
+    return [m.start() for m in _TOP_LEVEL_LINE.finditer(lines(text))] + [len(text)]
 
 
 def _definitions(text: str) -> dict[str, tuple[int, int, bool]]:
@@ -244,11 +246,11 @@ def _definitions(text: str) -> dict[str, tuple[int, int, bool]]:
     offset, whether it is a class)."""
     starts = _top_level_starts(text)
     out = {}
-    for m in _DEFINITION.finditer(text):
+    for m in _DEFINITION.finditer(lines(text)):
         i = bisect.bisect_left(starts, m.start())          # starts[i] == m.start()
         while i >= 1 and text.startswith("@", starts[i - 1]):
             i -= 1
-        out[m.group(1)] = (starts[i], starts[bisect.bisect_right(starts, m.start())], m.group(0).startswith("class"))
+        out[m.group(2)] = (starts[i], starts[bisect.bisect_right(starts, m.start())], m.group(1) == "class")
     return out
 
 
@@ -259,7 +261,7 @@ _SELF_CALL = re.compile(r"self\.(\w+)")
 _STRUCTURAL_METHODS = frozenset({"__init__", "forward", "__call__", "extra_repr", "reset_parameters"})
 
 
-_DECORATOR_LINE = re.compile(r"^[ \t]*@.*$", re.M)
+_DECORATOR_LINE = re.compile(r"\n[ \t]*@[^\n]*")       # searched in facts.lines(code)
 _ATTRIBUTE = re.compile(r"[ \t]*\.[ \t]*(\w+)")
 _WORD_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 
