@@ -35,19 +35,17 @@ def model_source_dir(model) -> Path | None:
     return Path(source).resolve().parent
 
 
-def discover_config(model, config: str | Path | bool | Config | None = None,
-                    discovery: ConfigDiscovery | None = None) -> Config:
+def discover_config(model, config: str | Path | bool | Config | None = None) -> Config:
     """``config``: a file to read, a ``Config`` to use as it is, ``False`` for none
-    (defaults), ``None`` to discover one from the model's source folder, then from the
-    working directory. ``discovery``: the memo to discover with (a fresh one, read from
-    disk, when not given)."""
+    (defaults), ``None`` to discover one, read from disk now, from the model's source
+    folder, then from the working directory."""
     if config is False:
         return Config()
     if isinstance(config, Config):
         return config
     if config is not None and config is not True:
         return load_config(Path(config))
-    return (discovery or ConfigDiscovery()).for_model(model)
+    return ConfigDiscovery().for_model(model)
 
 
 Stamps = tuple[tuple[Path, int, int], ...]   # (candidate file, mtime in ns, size in bytes)
