@@ -281,6 +281,7 @@ class _Run:
     documents: dict[Path, bytes]     # resolved path -> content that replaces the file's
     _context: dict[Path, _Source | None] = field(default_factory=dict)
     context_paths: set[Path] = field(default_factory=set)   # every project file read for context
+    _closures: dict[tuple, dict[Path, set[str] | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.context = ProjectContext(self._context_text)
@@ -317,8 +318,13 @@ class _Run:
         return self._context[path]
 
     def _needs(self, members: Sequence[_Source]) -> dict[Path, set[str] | None]:
-        return self.context.closure((m.file, m.text, m.digest, self.settings.project_root(m.file))
-                                    for m in members)
+        # packing asks for each component's needs and context_of for each pack's, and a pack
+        # is usually one component: the same members, the same answer
+        key = tuple((m.file, m.digest) for m in members)
+        if key not in self._closures:
+            self._closures[key] = self.context.closure(
+                (m.file, m.text, m.digest, self.settings.project_root(m.file)) for m in members)
+        return self._closures[key]
 
     def context_of(self, members: Sequence[_Source]) -> list[_Source]:
         """The parts of the project files that ``members`` need, within bounds (see project.py)."""
