@@ -109,7 +109,10 @@ class Flow:
     loops: list[Loop] = field(default_factory=list)
     # value id -> its rank, where the code unpacks its shape (`b, n, d = x.shape`)
     ranks: dict[int, int] = field(default_factory=dict)
+    # value id -> the names its shape is unpacked into, one per axis (`b, n, d = x.shape`)
+    axis_names: dict[int, tuple[str, ...]] = field(default_factory=dict)
     truncated: bool = False
+    model: ModuleModel | None = None     # the module whose forward (or entry method) this is
 
     def finish(self) -> None:
         for v in self.values:
@@ -347,7 +350,7 @@ class Frame:
 class Walker:
     def __init__(self, analysis: "Analysis", model: ModuleModel, max_values: int = 20000):
         self.a = analysis
-        self.flow = Flow(model.cls.name)
+        self.flow = Flow(model.cls.name, model=model)
         self.root_model = model
         self.max_values = max_values
 
@@ -485,7 +488,9 @@ class Walker:
         else:
             return
         if isinstance(base, ast.Name) and base.id in frame.env:
-            self.flow.ranks[frame.env[base.id].id] = len(target.elts)
+            vid = frame.env[base.id].id
+            self.flow.ranks[vid] = len(target.elts)
+            self.flow.axis_names[vid] = tuple(e.id if isinstance(e, ast.Name) else "_" for e in target.elts)
 
     def _cond_key(self, test: ast.expr) -> tuple[object, bool]:
         """A key under which `if c:` and `if not c:` (or `is None` / `is not None`) meet.
@@ -871,6 +876,11 @@ class Walker:
             # self.model(...) with self.model set where the module model cannot see it (a
             # loader, a setter): a call of a module or callable of unknown kind
             args, kwargs = self._args(e, frame)
+            bound = frame.model.attr_exprs.get(func.attr)
+            qual = imports.qualname(bound) if isinstance(bound, (ast.Name, ast.Attribute)) else None
+            if qual and qual.startswith("torch.") and kinds.torch_functional_norm(qual) is None:
+                # self.activation_fn = F.relu: that torch function
+                return self.new("func", tuple(args) + tuple(kwargs.values()), e, frame, name=qual)
             return self.new("call", tuple(args) + tuple(kwargs.values()), e, frame, name=func.attr)
         if isinstance(func, ast.Attribute) and callee.op not in ("module_ref", "elem_ref", "method_ref", "lambda"):
             # a method on a value: x.transpose(1, 2), x.float()

@@ -16,7 +16,7 @@ from .context import RuleContext
 from .flow import Flow, Value, Walker
 from .handnorm import HandNorm, analyse as analyse_handnorm
 from .index import ClassInfo, FileInfo, ProjectIndex
-from .layouts import AxesSolver, Layout
+from .layouts import AxesSolver, Layout, rank
 from .modules import Kind, ModelBuilder, ModuleModel
 from .names import param_defaults
 from .source import ParsedFile
@@ -33,6 +33,7 @@ _STAT_TOKENS = ("mean(", "var(", "std(", "norm(", "rsqrt(", "var_mean(", "std_me
 TOKEN_PARAMS = frozenset({"input_ids", "decoder_input_ids", "token_ids", "tokens", "input_features",
                           "input_values"})
 VISION_PARAMS = frozenset({"pixel_values", "images", "image", "pixel_values_videos", "pixel_mask"})
+_QKV_NAMES = (("to_q", "to_k", "to_v"), ("q_proj", "k_proj", "v_proj"), ("query", "key", "value"))
 _SEQUENCE_CATEGORIES = {"rnn", "transformer", "transformer_stack", "transformer_layer"}
 
 __all__ = ["Analysis", "BlockSummary", "Evidence", "walk_kind", "built_kinds", "class_text"]
@@ -72,6 +73,7 @@ class Analysis:
         self._callers: dict[int, list[tuple[ClassInfo, Value]]] | None = None
         self._entries: dict[int, Flow] = {}
         self._processors: dict[tuple, ast.FunctionDef | None] = {}
+        self._arg_active: set[int] = set()
         self.sequence_params = SEQUENCE_PARAMS | frozenset(ctx.option("NL101", "sequence-markers") or [])
 
     # -- classes ------------------------------------------------------------------------
@@ -352,6 +354,56 @@ class Analysis:
         self._out_layouts[key] = out
         return out
 
+    def input_layout(self, kind: Kind, depth: int = 1) -> Layout | None:
+        """The layout a project module's forward needs for its first input, read from its own
+        forward alone (`b, n, c = x.shape`, an attention it feeds): (..., L, C) token
+        layouts only, the others say nothing a caller's norm could be judged on."""
+        model = self.builder.model_of(kind)
+        flow = self.flow_of(model) if model is not None else None
+        if flow is None or not flow.params:
+            return None
+        key = ("in", id(model))
+        if key not in self._out_layouts:
+            self._out_layouts[key] = None
+            out = AxesSolver(self, flow, None, depth).of(next(iter(flow.params.values())))
+            self._out_layouts[key] = out if out is not None and "S" in out and out[-1] == "F" else None
+        return self._out_layouts[key]
+
+    def argument_layout(self, flow: Flow, param: str) -> Layout | None:
+        """The layout every caller in the project hands a module's forward parameter, when
+        they agree (a block's input laid out by the model that runs it)."""
+        model = flow.model
+        if model is None or self.flow_of(model) is not flow or id(flow) in self._arg_active:
+            return None
+        fn = self.index.find_method(model.cls, "forward")
+        if fn is None:
+            return None
+        names = [a.arg for a in fn[0].args.posonlyargs + fn[0].args.args][1:]
+        pos = names.index(param) if param in names else None
+        self._arg_active.add(id(flow))
+        try:
+            outs: set = set()
+            for parent, call in self.callers(model.cls):
+                node = call.node
+                if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args):
+                    return None
+                arg = None
+                if pos is not None and pos < len(node.args):
+                    arg = call.inputs[pos] if pos < len(call.inputs) else None
+                else:
+                    kws = [k.arg for k in node.keywords]
+                    if param in kws and len(node.args) + kws.index(param) < len(call.inputs):
+                        arg = call.inputs[len(node.args) + kws.index(param)]
+                pflow = self.flow(parent)
+                layout = self.layout(arg, pflow) if arg is not None and pflow is not None else None
+                if layout is None:
+                    return None              # a caller the analysis cannot read: unknown
+                outs.add(layout)
+            ranked = {o for o in outs if rank(o) is not None} or outs
+            return ranked.pop() if len(ranked) == 1 else None
+        finally:
+            self._arg_active.discard(id(flow))
+
     # -- summaries (summary.py) ---------------------------------------------------------------
 
     def summary(self, cls: ClassInfo | None) -> BlockSummary | None:
@@ -492,11 +544,12 @@ class Analysis:
             ev.reasons.append(reason)
             ev.structural = True
         fwd = cls.methods.get("forward")
+        params = [p.arg for p in fwd.args.args + fwd.args.kwonlyargs] if fwd is not None else []
+        # a multimodal model takes input_ids and pixel_values: its signature (and a mask it
+        # passes on) says nothing about the vision tower's BatchNorm
+        vision = any(p in VISION_PARAMS for p in params) or self._in_vision_only_model(cls)
         if fwd is not None:
-            params = [p.arg for p in fwd.args.args + fwd.args.kwonlyargs]
-            # a multimodal model takes input_ids and pixel_values: its signature says nothing
-            # about the vision tower's BatchNorm
-            if not any(p in VISION_PARAMS for p in params) and not self._in_vision_only_model(cls):
+            if not vision:
                 for p in params:
                     if p in self.sequence_params:
                         ev.reasons.append(f"`{cls.name}.forward` takes `{p}`")
@@ -512,6 +565,11 @@ class Analysis:
                     for k in n.keywords:
                         if k.arg == "is_causal" and isinstance(k.value, ast.Constant) and k.value.value is True:
                             ev.reasons.append(f"`{cls.name}` uses causal attention")
+                        elif k.arg == "key_padding_mask" and not vision and not (
+                                isinstance(k.value, ast.Constant) and k.value.value is None):
+                            # whatever the mask is called, masking padded keys says the
+                            # tokens are padded variable-length sequences
+                            ev.reasons.append(f"`{cls.name}` masks padded keys (`key_padding_mask=`)")
         self._own_evidence[key] = ev
         return ev
 
@@ -567,6 +625,15 @@ class Analysis:
         text = class_text(cls)
         return "scaled_dot_product_attention(" in text or ("softmax(" in text and "@" in text) \
             or ("softmax(" in text and "matmul(" in text)
+
+    def attends(self, cls: ClassInfo) -> bool:
+        """A project module that attends over tokens: it computes attention itself, or it
+        holds query, key and value projections (diffusers' `Attention` classes, whose
+        processor is passed in by their user)."""
+        if self.is_attention(cls):
+            return True
+        subs = self.model(cls).submodules
+        return any(all(n in subs and subs[n].kind.category == "linear" for n in names) for names in _QKV_NAMES)
 
     def output_category(self, cls: ClassInfo) -> str | None:
         """What a project module returns, when its forward ends in a torch module call
