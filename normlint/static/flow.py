@@ -8,6 +8,7 @@ Every expression becomes a Value that knows which Values feed it; ancestry is a 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -231,6 +232,17 @@ def is_transparent(v: Value) -> bool:
     if v.op == "binop" and v.name == "Mult":
         return _scale_operand(v) is not None
     return False
+
+
+_KEEPS_MODULES = re.compile(r"checkpoint|^identity$|^noop$")
+
+
+def _keeps_modules(fn: Value) -> bool:
+    """fn is a function that returns the module it is given, to be run the same way
+    (x-clip's `checkpoint_fn = make_checkpointable if can_checkpoint else identity`)."""
+    alts = alternatives(fn)
+    return all(v.op == "global" and bool(_KEEPS_MODULES.search((v.name or "").rsplit(".", 1)[-1].lower()))
+               for v in alts)
 
 
 def _scale_operand(v: Value) -> Value | None:
@@ -850,9 +862,16 @@ class Walker:
                     return self.new("meta", (), e, frame, name=short)
                 if short in ("enumerate", "zip", "reversed", "list", "iter", "tuple", "sorted"):
                     return self.new("func", tuple(args), e, frame, name=short)
+                if qual == "map" and len(args) == 2 and _keeps_modules(args[0]) and args[1].op == "tuple" \
+                        and args[1].inputs and all(i.op in ("module_ref", "elem_ref") for i in args[1].inputs):
+                    # attn, ff = map(checkpoint_fn, (attn, ff)): the same modules, run checkpointed
+                    return args[1]
                 # checkpoint(layer, x) / checkpoint_seq(self.blocks, x): a call of that module
                 if args and args[0].op in ("module_ref", "elem_ref", "method_ref", "lambda"):
                     return self._invoke(args[0], args[1:], kwargs, e, frame)
+                wrapper = self._module_wrapper(func, args, kwargs, frame)
+                if wrapper is not None:
+                    return self._inline_function(wrapper, args, kwargs, e, frame)
                 if qual in ("torch.add",) and len(args) >= 2:
                     return self._binop(ast.Add(), args[0], args[1], e, frame)
                 if qual in ("torch.mul",) and len(args) >= 2:
@@ -926,6 +945,22 @@ class Walker:
             return self.apply(kind, attr, args, kwargs, node, frame)
         return self.new("call", data + (callee,) if callee.op not in ("global", "selfattr") else data,
                         node, frame, name=callee.name)
+
+    def _module_wrapper(self, func: ast.expr, args, kwargs, frame: Frame) -> ast.FunctionDef | None:
+        """A function of the module's own file that is handed a submodule to run
+        (x-clip's `model_forward_with_context(fn=self.text_transformer, args=..., freeze=...)`),
+        or None."""
+        if frame.depth >= MAX_INLINE_DEPTH or not isinstance(func, ast.Name) \
+                or not any(v.op in ("module_ref", "elem_ref") for v in (*args, *kwargs.values())):
+            return None
+        fn = frame.model.file.functions.get(func.id)
+        return fn if fn is not None and id(fn) not in frame.active else None
+
+    def _inline_function(self, fn: ast.FunctionDef, args, kwargs, node: ast.Call, frame: Frame) -> Value:
+        inner = frame.child(frame.model, frame.prefix, {}, frame.site + (id(node),), id(fn))
+        self._bind_params(fn, inner, args, kwargs)
+        self.block(fn.body, inner)
+        return self._result(inner.returns, node, frame)
 
     def _super_call(self, name: str, node: ast.Call, frame: Frame) -> Value | None:
         """super().forward(x) (or another method): the base class's method, run inline on

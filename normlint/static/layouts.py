@@ -576,11 +576,16 @@ class AxesSolver:
                 and isinstance(v.node.args[1], ast.Constant) and isinstance(v.node.args[1].value, str):
             return rearrange(inp, v.node.args[1].value)
         if short in ("cat", "concat", "concatenate") and v.inputs and v.inputs[0].op == "tuple":
-            # a concatenation keeps every axis's role; its parts agree where they are known
-            outs = {self.memo.get(i.id) for i in v.inputs[0].inputs}
-            outs.discard(None)
-            ranked = {o for o in outs if rank(o) is not None} or outs
-            return ranked.pop() if len(ranked) == 1 else None
+            # a concatenation keeps every axis's role: known only when every part is known
+            # and they agree
+            outs = [self.memo.get(i.id) for i in v.inputs[0].inputs]
+            if not outs or None in outs:
+                return None
+            ranked = {o for o in outs if rank(o) is not None}
+            if len(ranked) > 1 or ranked and not all(_compatible(o, next(iter(ranked)))
+                                                     for o in outs if rank(o) is None):
+                return None
+            return ranked.pop() if ranked else (outs[0] if len(set(outs)) == 1 else None)
         if short in ("linear",):
             return inp[:-1] + ("F",) if inp else ("*", "F")
         if short in ("conv1d", "conv2d", "conv3d"):

@@ -387,13 +387,15 @@ class Analysis:
                 node = call.node
                 if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args):
                     return None
+                # the call's inputs are its positional then keyword arguments (a
+                # checkpoint(block, x) call's callee is not one of them)
+                kws = [k.arg for k in node.keywords]
+                npos = len(call.inputs) - len(kws)
                 arg = None
-                if pos is not None and pos < len(node.args):
-                    arg = call.inputs[pos] if pos < len(call.inputs) else None
-                else:
-                    kws = [k.arg for k in node.keywords]
-                    if param in kws and len(node.args) + kws.index(param) < len(call.inputs):
-                        arg = call.inputs[len(node.args) + kws.index(param)]
+                if pos is not None and pos < npos:
+                    arg = call.inputs[pos]
+                elif param in kws and npos >= 0:
+                    arg = call.inputs[npos + kws.index(param)]
                 pflow = self.flow(parent)
                 layout = self.layout(arg, pflow) if arg is not None and pflow is not None else None
                 if layout is None:
