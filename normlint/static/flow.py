@@ -823,6 +823,12 @@ class Walker:
             return base
         if base.op == "global" or base.op == "selfattr":
             return self.new("global", (), e, frame, name=dotted(e) or e.attr)
+        if base.op == "module_ref" and base.kind is not None and base.kind.category == "project":
+            # self.attn.to_q(x): a submodule of a child module, called from here
+            child = self.a.builder.model_of(base.kind)
+            sub = child.submodules.get(e.attr) if child is not None else None
+            if sub is not None and sub.kind.category not in ("unknown", "none"):
+                return self.new("module_ref", (), e, frame, kind=sub.kind, attr=f"{base.attr}.{e.attr}")
         if base.op in ("module_ref", "elem_ref"):
             return self.new("selfattr", (), e, frame, name=e.attr)
         return self.new("attr", (base,), e, frame, name=e.attr)

@@ -230,12 +230,18 @@ class AxesSolver:
                 if len(ranked) == 1:
                     self.memo[p.id] = self._refined(p, ranked.pop())
         for name, p in self.flow.params.items():
-            if self.memo.get(p.id) is not None or p.id in self.flow.axis_names:
+            known = self.memo.get(p.id)
+            if known is not None and (rank(known) is not None or "S" in known) or p.id in self.flow.axis_names:
                 continue
-            found = self._demanded(p)
+            # what is known so far, this input aside
+            given = {n: self.memo[v.id] for n, v in self.flow.params.items()
+                     if v is not p and self.memo.get(v.id) is not None}
+            probe = AxesSolver(self.a, self.flow, given, self.depth, infer=False)
+            found = self._demanded(p, probe)
             if found is None and self.depth == 0 and self.flow.model is not None:
                 found = self.a.argument_layout(self.flow, name)
-            if found is not None:
+            # (..., C) from a residual branch says less than a demand it agrees with
+            if found is not None and (known is None or _compatible(known, found)):
                 self.memo[p.id] = found
 
     def _refined(self, v: Value, layout: Layout | None) -> Layout | None:
@@ -246,7 +252,7 @@ class AxesSolver:
             layout = _named(layout, self.flow.axis_names[v.id])
         return layout
 
-    def _demanded(self, p: Value) -> Layout | None:
+    def _demanded(self, p: Value, probe: "AxesSolver") -> Layout | None:
         """The layout an input must have for what it feeds: followed forward through steps
         that keep every axis's role (norms, activations, casts, Linear, residual and
         modulation arithmetic, a concatenation, a project module that maps the layout to
@@ -266,7 +272,7 @@ class AxesSolver:
                     continue
                 seen.add(u.id)
                 first = bool(u.inputs) and u.inputs[0] is cur
-                fixed = self._consumer(u, cur, first)
+                fixed = self._consumer(u, cur, first) or self._concatenated_with(u, cur, probe)
                 if fixed is not None:
                     if all(self._maps_to_itself(k, fixed) for k in via):
                         found.add(fixed)
@@ -303,6 +309,16 @@ class AxesSolver:
             if self.depth < 2:
                 return self.a.input_layout(k, self.depth + 1)
         return None
+
+    def _concatenated_with(self, u: Value, cur: Value, probe: "AxesSolver") -> Layout | None:
+        """`torch.cat((x, latents), dim=-2)`: the parts share every axis's role."""
+        if u.op != "tuple" or not any(w.op == "func" and (w.name or "").rsplit(".", 1)[-1] in ("cat", "concat")
+                                      and w.inputs and w.inputs[0] is u for w in self.flow.uses(u)):
+            return None
+        outs = {probe.of(i) for i in u.inputs if i is not cur}
+        outs.discard(None)
+        outs = {o for o in outs if "S" in o and o[-1] == "F"}
+        return outs.pop() if len(outs) == 1 else None
 
     def _carries(self, u: Value, cur: Value, first: bool):
         """True when u has cur's layout (roles kept), a project Kind when it has it only if
