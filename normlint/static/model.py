@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 
 from . import kinds
 from .context import RuleContext
-from .flow import Flow, Value, Walker
+from .flow import Flow, Value, Walker, data_input, is_transparent, root
 from .handnorm import HandNorm, analyse as analyse_handnorm
 from .index import ClassInfo, FileInfo, ProjectIndex
 from .layouts import AxesSolver, Layout, rank
@@ -264,7 +264,7 @@ class Analysis:
                     if hand is not None:
                         result = (hand.family, hand.channels_first)
                     else:
-                        result = self._wrapped_norm(cls)
+                        result = self._wrapped_norm(cls) or self._modulated_norm(cls)
         self._norm_family[key] = result
         return result
 
@@ -292,6 +292,51 @@ class Analysis:
         if kind is None or not kind.is_native_norm:
             return None
         return kind.family, kind.channels_first
+
+    def _modulated_norm(self, cls: ClassInfo) -> tuple[str, bool] | None:
+        """A class whose forward normalizes its first input with one norm and then only casts
+        it or scales and shifts it elementwise by other inputs (adaLN's
+        `self.norm(x) + shift(emb)`, Mochi's `self.norm(x.float()) * scale`) is that norm:
+        no layer with parameters touches the stream, every return is the norm's output.
+        One that also returns gates (a tuple) is not."""
+        fwd, init = cls.methods.get("forward"), cls.methods.get("__init__")
+        if fwd is None or init is None or "norm" not in class_text(cls).lower():
+            return None
+        plain = any(cls.file.imports.qualname(b) in ("torch.nn.Module", "torch.nn.modules.module.Module")
+                    for b in cls.bases)
+        flow = self.flow(cls) if plain else None
+        if flow is None or flow.truncated or not flow.params or not flow.returns:
+            return None
+        first = next(iter(flow.params.values()))
+        norms = [n for n in flow.norms if n.kind is not None and n.kind.is_norm and n.inputs
+                 and root(n.inputs[0]) is first]
+        if len(norms) != 1 or len(flow.norms) != 1:
+            return None
+        norm = norms[0]
+        for v in flow.values:
+            # a layer with parameters on the stream: not a norm (a block that starts with one)
+            if v.op in ("call", "block") and (v is not norm) and (v.has_ancestor(first)) \
+                    and not is_transparent(v) and not (v.kind is not None and v.kind.category == "act"):
+                return None
+
+        def modulation(cur: Value):
+            if cur.op == "phi":
+                return list(cur.inputs)
+            if is_transparent(cur):
+                data = data_input(cur)
+                return [data] if data is not None else None
+            if cur.op == "add" or cur.op == "binop" and cur.name in ("Mult", "Add", "Sub", "Div"):
+                keep = [i for i in cur.inputs if i is norm or i.has_ancestor(norm)]
+                rest = [i for i in cur.inputs if i not in keep]
+                if len(keep) != 1 or any(i is first or i.has_ancestor(first) for i in rest):
+                    return None
+                return keep
+            return None
+
+        for r in flow.returns:
+            if r.op == "tuple" or not _only_reaches(r, norm, modulation):
+                return None
+        return norm.kind.family, norm.kind.channels_first
 
     # -- dataflow -----------------------------------------------------------------------
 
@@ -698,6 +743,22 @@ class Analysis:
         if depth > 8:
             return False
         return any(self.ancestors_named(p, names, depth + 1) for p in self.parents(cls))
+
+
+def _only_reaches(v: Value, target: Value, step, limit: int = 32) -> bool:
+    """Going back from v through step (a value's inputs that carry it, or None where the
+    walk must stop), every path ends at target."""
+    todo, steps = [v], 0
+    while todo:
+        steps += 1
+        cur = todo.pop()
+        if cur is target:
+            continue
+        more = step(cur) if steps < limit else None
+        if not more:
+            return False
+        todo.extend(more)
+    return True
 
 
 def walk_kind(kind: Kind | None, depth: int = 0) -> Iterator[Kind]:
