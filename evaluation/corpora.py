@@ -1,13 +1,19 @@
 """Fetch the real-world corpora as source files only (nothing is imported).
 
-    python evaluation/corpora.py DEST
+    python evaluation/corpora.py DEST [NAME ...]
+    python evaluation/corpora.py --fresh DEST
 
-writes DEST/<corpus>/... and DEST/manifest.json (version, wheel sha256, files and lines
-checked per corpus). The packages come from the package index as wheels (`pip download
---no-deps --only-binary=:all:`), are checked against the sha256 pinned here, and unpacked:
-nothing is installed or imported, so torchvision's compiled parts never load and no
-package's dependencies are resolved. A corpus folder that already holds Python files is
-kept as it is (DEST may be a shared, read-only copy).
+writes DEST/<corpus>/... and DEST/manifest.json (version, files and lines checked per
+corpus). The packages come from the package index as wheels (`pip download --no-deps
+--only-binary=:all:`; a package published only as an sdist is fetched as that archive), are
+checked against the sha256 pinned here, and unpacked: nothing is installed or imported, so
+torchvision's compiled parts never load and no package's dependencies are resolved. A
+corpus folder that already holds Python files is kept as it is (DEST may be a shared,
+read-only copy).
+
+Two sets: `CORPORA`, the 17 of issues 4 and 9 (their figures stay reproducible as they
+are), and `FRESH`, 8 packages picked after the engine's issue-9 tuning and measured once
+before any fix (`--fresh`; keep them in their own DEST, e.g. /work/corpora-fresh).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -32,6 +39,7 @@ class Corpus:
     inner: str                # the folder of the wheel that becomes DEST/<name>
     checked: tuple[str, ...]  # globs, relative to DEST/<name>, of the files normlint checks
     community: str            # where the code comes from, for the docs table
+    sdist: bool = False       # only an sdist is on the index: sha256 of the .tar.gz
 
     @property
     def version(self) -> str:
@@ -97,7 +105,37 @@ CORPORA: tuple[Corpus, ...] = (
            "c549ad5ed6bfc119cc11105033c0a2b9d7a2a4afeb40a58a09aab3da1a0043ce",
            "", ("open_clip/**/*.py", "open_clip_train/**/*.py"), "LAION/mlfoundations (CLIP training)"),
 )
-BY_NAME = {c.name: c for c in CORPORA}
+
+# Picked on 2026-12-01 from communities none of the corpora above comes from, and measured
+# with the engine as it was before anyone looked at them (docs/evaluation.md, "Precision on
+# fresh corpora"). Checked whole, as a new user runs `normlint check .`.
+FRESH: tuple[Corpus, ...] = (
+    Corpus("torchtune", "torchtune==0.6.1",
+           "bcbc4ee9774b5c5829a5ff13df851e0b0e32416c018af8db53faa3472ac256e7",
+           "torchtune", ALL, "PyTorch (LLM fine-tuning)"),
+    Corpus("litgpt", "litgpt==0.5.13",
+           "da044b76c52cd44fc0564f6177ed6cf186dde24f711ce8e71e1fd9e9da5f02b2",
+           "litgpt", ALL, "Lightning AI (LLM recipes)"),
+    Corpus("olmo-core", "ai2-olmo-core==3.0.0",
+           "9006e75b51c05ef8d701826f5f45980672ebade86f8050e185ae26b4626b4ad5",
+           "olmo_core", ALL, "AI2 (LLM pre-training)"),
+    Corpus("esm3", "esm==3.2.1.post1",
+           "94aa1cfc9876124ade08d951da7252f03b8a26fd7ac87d05e52d36c2e94865ec",
+           "esm", ALL, "EvolutionaryScale (ESM3/ESM C protein models)"),
+    Corpus("k-diffusion", "k-diffusion==0.1.1.post1",
+           "b4bdcc74e35dd66df5d25433ea76b19edeaeaf2aad05ed97438be447cf4f5ee1",
+           "k_diffusion", ALL, "Katherine Crowson (diffusion)"),
+    Corpus("audiocraft", "audiocraft==1.3.0",
+           "d82ade3eb4f934ee1adb438ae687a2bf59d33ca4a20039beab072548c038ac80",
+           "audiocraft-1.3.0/audiocraft", ALL, "Meta FAIR (MusicGen/EnCodec audio)", sdist=True),
+    Corpus("torchgeo", "torchgeo==0.8.1",
+           "3119f455bff1920c3fe7b83aa4382d93298ee0cea706e954234b8efd2719ec5f",
+           "torchgeo", ALL, "Microsoft/TorchGeo (remote sensing)"),
+    Corpus("pytorch-tabular", "pytorch-tabular==1.2.0",
+           "0a59f8a2304856b3d1e905f7b66153ebc65df1a6a017f2c8a13a29f62dc95b26",
+           "pytorch_tabular", ALL, "pytorch-tabular (tabular deep learning)"),
+)
+BY_NAME = {c.name: c for c in (*CORPORA, *FRESH)}
 TUNED_ON = ("transformers", "timm", "x-transformers", "torchvision")
 
 
@@ -108,25 +146,38 @@ def checked_files(root: Path, corpus: Corpus) -> list[str]:
 
 
 def _download(corpus: Corpus, tmp: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                    "--only-binary=:all:", "-d", str(tmp), corpus.requirement], check=True)
+    kind, suffix = ("--no-binary=:all:", ".tar.gz") if corpus.sdist else ("--only-binary=:all:", ".whl")
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", kind,
+                    "-d", str(tmp), corpus.requirement], check=True)
     dist = corpus.requirement.split("==")[0].replace("-", "_").replace(".", "_").lower()
-    wheel = next(p for p in tmp.glob("*.whl")
-                 if p.name.lower().startswith(f"{dist}-{corpus.version}-"))
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    archive = next(p for p in tmp.glob("*" + suffix)
+                   if p.name.lower().replace("-", "_").startswith(f"{dist}_{corpus.version}"))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     if corpus.sha256 and digest != corpus.sha256:
-        raise SystemExit(f"{wheel.name}: sha256 {digest} is not the pinned {corpus.sha256}")
-    return wheel
+        raise SystemExit(f"{archive.name}: sha256 {digest} is not the pinned {corpus.sha256}")
+    return archive
 
 
-def _unpack(wheel: Path, inner: str, target: Path) -> None:
+def _members(archive: Path):
+    """(name, bytes reader) of every file in a wheel or an sdist."""
+    if archive.name.endswith(".tar.gz"):
+        with tarfile.open(archive) as tf:
+            for m in tf.getmembers():
+                if m.isfile():
+                    yield m.name, lambda m=m: tf.extractfile(m).read()
+    else:
+        with zipfile.ZipFile(archive) as zf:
+            for name in zf.namelist():
+                yield name, lambda name=name: zf.read(name)
+
+
+def _unpack(archive: Path, inner: str, target: Path) -> None:
     prefix = inner + "/" if inner else ""
-    with zipfile.ZipFile(wheel) as zf:
-        for member in zf.namelist():
-            if member.startswith(prefix) and member.endswith(".py") and ".dist-info/" not in member:
-                out = target / member[len(prefix):]
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(zf.read(member))
+    for member, read in _members(archive):
+        if member.startswith(prefix) and member.endswith(".py") and ".dist-info/" not in member:
+            out = target / member[len(prefix):]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(read())
 
 
 def fetch(dest: Path, names: list[str] | None = None) -> dict[str, dict]:
@@ -151,6 +202,10 @@ def fetch(dest: Path, names: list[str] | None = None) -> dict[str, dict]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    fresh = "--fresh" in args
+    args = [a for a in args if a != "--fresh"]
+    if not args:
         sys.exit(__doc__)
-    print(json.dumps(fetch(Path(sys.argv[1]), sys.argv[2:] or None), indent=2))
+    names = args[1:] or ([c.name for c in FRESH] if fresh else None)
+    print(json.dumps(fetch(Path(args[0]), names), indent=2))

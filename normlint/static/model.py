@@ -647,22 +647,37 @@ class Analysis:
 
     def _structural_reasons(self, cls: ClassInfo) -> list[str]:
         out: list[str] = []
-        called: set[str] | None = None
+        looked_up: set[str] | None = None
         for sub in self.model(cls).submodules.values():
             for k in walk_kind(sub.kind):
                 if k.category == "embedding":
                     # a token embedding is looked up; a VQ codebook only lends its .weight
-                    if called is None:
-                        called = {n.func.attr for fn in cls.methods.values() for n in ast.walk(fn)
-                                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                                  and isinstance(n.func.value, ast.Name) and n.func.value.id == "self"}
-                    if sub.attr in called:
+                    if looked_up is None:
+                        looked_up = _looked_up_by_ids(cls)
+                    if sub.attr in looked_up:
                         out.append(f"`self.{sub.attr}` is an {k.name}")
                         break
                 elif k.category in _SEQUENCE_CATEGORIES:
                     out.append(f"`self.{sub.attr}` is an {k.name}")
                     break
         return out
+
+    def evidence_is_lookups_only(self, cls: ClassInfo, depth: int = 0) -> bool:
+        """The class's sequence evidence is embedding lookups and nothing else: no RNN or
+        nn.Transformer* in what it builds (at any depth of project classes), no
+        sequence-like forward parameter, no causal mask. Its lookups then speak only for the
+        values they produce (a tabular model embeds categorical columns), not for the other
+        inputs beside them."""
+        if depth == 0 and len(self.own_evidence(cls).reasons) > len(self._structural_reasons(cls)):
+            return False
+        for sub in self.model(cls).submodules.values():
+            for k in walk_kind(sub.kind):
+                if k.category in _SEQUENCE_CATEGORIES:
+                    return False
+                if k.cls is not None and k.cls is not cls and (
+                        depth >= 3 or not self.evidence_is_lookups_only(k.cls, depth + 1)):
+                    return False
+        return True
 
     def is_attention(self, cls: ClassInfo) -> bool:
         """A project module that computes attention (softmax over scores, or SDPA)."""
@@ -759,6 +774,44 @@ def _only_reaches(v: Value, target: Value, step, limit: int = 32) -> bool:
             return False
         todo.extend(more)
     return True
+
+
+def _looked_up_by_ids(cls: ClassInfo) -> set[str]:
+    """The attributes the class calls as ``self.attr(...)`` with an index that is not an
+    ``arange``: a table looked up by ``torch.arange(n)`` (learned positions, a tabular model's
+    per-feature vectors) is indexed by position, and says nothing of padded, variable-length
+    token sequences; an index built elsewhere (a forward input, a computed id) counts."""
+    out: set[str] = set()
+    for fn in cls.methods.values():
+        aranges: set[str] = set()  # locals bound to an arange index, in source order
+        for n in sorted((n for n in ast.walk(fn) if isinstance(n, (ast.Assign, ast.Call))),
+                        key=lambda n: (n.lineno, n.col_offset)):
+            if isinstance(n, ast.Assign):
+                names = {t.id for t in n.targets if isinstance(t, ast.Name)}
+                if _is_arange_index(n.value, aranges):
+                    aranges |= names
+                else:
+                    aranges -= names
+            elif (isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                    and n.func.value.id == "self"
+                    and not (n.args and _is_arange_index(n.args[0], aranges))):
+                out.add(n.func.attr)
+    return out
+
+
+_INDEX_RESHAPES = frozenset({"expand", "expand_as", "unsqueeze", "view", "reshape", "repeat", "to",
+                             "long", "int", "cuda", "flip"})
+
+
+def _is_arange_index(node: ast.expr, aranges: set[str]) -> bool:
+    """``torch.arange(...)``, a local bound to one, or either reshaped or moved
+    (``.expand(b, -1)``, ``.unsqueeze(0)``, ``.to(device)``)."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _INDEX_RESHAPES:
+        node = node.func.value
+    if isinstance(node, ast.Name):
+        return node.id in aranges
+    return (isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name))
+            and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id) == "arange")
 
 
 def walk_kind(kind: Kind | None, depth: int = 0) -> Iterator[Kind]:

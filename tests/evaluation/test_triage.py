@@ -7,10 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "evaluation"))
 
-from corpora import CORPORA, TUNED_ON  # noqa: E402
+from corpora import CORPORA, FRESH, TUNED_ON  # noqa: E402
 from run_static import TRIAGE, precision, read_triage  # noqa: E402
 
 RESULTS = REPO / "evaluation" / "results"
@@ -19,7 +21,7 @@ RESULTS = REPO / "evaluation" / "results"
 def test_every_triage_row_has_a_verdict_a_reason_and_fps_a_kind():
     with TRIAGE.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    names = {c.name for c in CORPORA}
+    names = {c.name for c in (*CORPORA, *FRESH)}
     assert rows
     for r in rows:
         assert r["corpus"] in names, r
@@ -56,3 +58,18 @@ def test_committed_precision_matches_the_triage():
         judged = [triage[(r["corpus"], r["path"], int(r["line"]), r["code"])] for r in csv.DictReader(fh)
                   if r["corpus"] not in TUNED_ON]
     assert committed["new"] == precision(judged)
+
+
+@pytest.mark.parametrize("run", ["fresh-before", "fresh-after"])
+def test_fresh_corpora_results_are_triaged_and_scored(run):
+    """The fresh corpora's runs (before any fix, and after) are judged row by row, and their
+    committed precision is the triage's."""
+    triage = read_triage()
+    fresh = {c.name for c in FRESH}
+    with (RESULTS / run / "static_findings.csv").open(newline="") as fh:
+        found = [(r["corpus"], r["path"], int(r["line"]), r["code"]) for r in csv.DictReader(fh)]
+    assert found and {k[0] for k in found} <= fresh
+    assert all(k in triage for k in found)
+    committed = json.loads((RESULTS / run / "static_precision.json").read_text())
+    assert committed["fresh"] == precision([triage[k] for k in found])
+    assert not {c.name for c in CORPORA} & fresh
