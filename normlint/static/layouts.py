@@ -240,9 +240,10 @@ class AxesSolver:
             found = self._demanded(p, probe)
             if found is None and self.depth == 0 and self.flow.model is not None:
                 found = self.a.argument_layout(self.flow, name)
-            # (..., C) from a residual branch says less than a demand it agrees with
+            # (..., C) from a residual branch says less than a demand it agrees with; what
+            # each says of an axis the other leaves unknown is kept
             if found is not None and (known is None or _compatible(known, found)):
-                self.memo[p.id] = found
+                self.memo[p.id] = _merge(known, found)
 
     def _refined(self, v: Value, layout: Layout | None) -> Layout | None:
         """A layout refined by what the code says of v's shape (`b, n, d = v.shape`)."""

@@ -20,7 +20,7 @@ from .layouts import AxesSolver, Layout, rank
 from .modules import Kind, ModelBuilder, ModuleModel
 from .names import param_defaults
 from .source import ParsedFile
-from .summary import BlockSummary, Summaries
+from .summary import BlockSummary, Summaries, certain_norm
 
 SEQUENCE_PARAMS = frozenset({
     "input_ids", "attention_mask", "key_padding_mask", "src_key_padding_mask", "tgt_key_padding_mask",
@@ -310,8 +310,8 @@ class Analysis:
         first = next(iter(flow.params.values()))
         norms = [n for n in flow.norms if n.kind is not None and n.kind.is_norm and n.inputs
                  and root(n.inputs[0]) is first]
-        if len(norms) != 1 or len(flow.norms) != 1:
-            return None
+        if len(norms) != 1 or len(flow.norms) != 1 or not certain_norm(norms[0]):
+            return None          # (`self.bn = nn.BatchNorm1d(c) if ... else GBN(c)`: not certain)
         norm = norms[0]
         for v in flow.values:
             # a layer with parameters on the stream: not a norm (a block that starts with one)
