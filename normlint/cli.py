@@ -139,7 +139,7 @@ def check(paths, select, extend_select, ignore, output_format, output_file, exit
                        f"{MAX_PASSES} passes; run --fix again", err=True)
         findings, sources = run.findings, {**report.sources, **run.fixed}
         if flags.show_diff:
-            click.echo(unified_diff(run.originals, run.fixed), nl=False)
+            click.echo(unified_diff(run.originals, run.fixed, stdin_documents(documents)), nl=False)
         elif flags.writes:
             for message in write_all(run.originals, run.fixed, stdin):
                 errors.append(message)

@@ -153,15 +153,26 @@ def show_fixes(applied: Sequence[Finding]) -> list[str]:
     return out
 
 
-def unified_diff(originals: dict[str, str], fixed: dict[str, str]) -> str:
+STDIN_LABEL = "<stdin>"   # a diff's file label for stdin read without --stdin-filename
+
+
+def unified_diff(originals: dict[str, str], fixed: dict[str, str],
+                 stdin: Mapping[str, bytes] | None = None) -> str:
     """A patch `git apply` and `patch` accept: lines break where Python's do (not at form
-    feeds), and a last line with no newline is followed by git's marker on each side."""
+    feeds), and a last line with no newline is followed by git's marker on each side.
+
+    ``stdin`` maps the path a document read from stdin is reported as to its bytes: with
+    ``--stdin-filename`` that name labels its diff like a file's; without one the label is
+    ``<stdin>`` on both sides (ruff prints no file header there; ``a/-`` read as a file
+    named ``-``)."""
     from .positions import split_lines
 
     out: list[str] = []
     for path in sorted(fixed):
+        unnamed = path == "-" and path in (stdin or {})
+        before, after = (STDIN_LABEL, STDIN_LABEL) if unnamed else (f"a/{path}", f"b/{path}")
         for line in difflib.unified_diff(split_lines(originals[path]), split_lines(fixed[path]),
-                                         fromfile=f"a/{path}", tofile=f"b/{path}"):
+                                         fromfile=before, tofile=after):
             out.append(line)
             if not line.endswith(("\n", "\r")):
                 out.append("\n\\ No newline at end of file\n")

@@ -21,25 +21,17 @@ def normlint_audit(request):
     the model's own source file), else from pytest's rootdir: a test run from outside the
     project (``pytest proj/tests``) that audits a library model (a transformers class)
     still reads the project's configuration; ``config=`` overrides."""
+    from .runtime.project import ConfigDiscovery
     from .testing import assert_normalization_ok
 
     rootdir = Path(request.config.rootpath)
+    # One per test: its audits share what was discovered; the next test reads the files again.
+    discovery = ConfigDiscovery()
 
     def check(model, inputs=None, **audit_kwargs):
         __tracebackhide__ = True
         if "config" not in audit_kwargs:
-            audit_kwargs["config"] = _project_config(model, rootdir)
+            audit_kwargs["config"] = discovery.for_model(model, fallback=rootdir)
         return assert_normalization_ok(model, inputs, **audit_kwargs)
 
     return check
-
-
-def _project_config(model, rootdir: Path) -> Path | None:
-    """The model source's configuration file (None: audit finds it), else the rootdir's."""
-    from .config import find_config_file
-    from .runtime.project import model_source_dir
-
-    folder = model_source_dir(model)
-    if folder is not None and find_config_file(folder) is not None:
-        return None
-    return find_config_file(rootdir.resolve())

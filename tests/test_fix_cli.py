@@ -233,6 +233,19 @@ def test_fix_on_stdin_prints_the_fixed_source_and_reports_on_stderr(project):
     assert broken.stdout == b"def f(:\n" and b"NL900" in broken.stderr and broken.returncode == 1
 
 
+def test_diff_on_stdin_is_labelled_by_the_stdin_filename_or_as_stdin(runner, project):
+    """As ruff: --stdin-filename names the document in the diff's header; without it the
+    header says `<stdin>`, not `a/-` (a file named `-`, which keeps that label)."""
+    named = _stdin(project, "-", "--stdin-filename", "src/m.py", "--diff", "--unsafe-fixes")
+    assert named.stdout.startswith(b"--- a/src/m.py\n+++ b/src/m.py\n@@"), named.stdout
+    unnamed = _stdin(project, "-", "--diff", "--unsafe-fixes")
+    assert unnamed.stdout.startswith(b"--- <stdin>\n+++ <stdin>\n@@"), unnamed.stdout
+    assert b"Would fix 2 findings." in unnamed.stderr and unnamed.returncode == 1
+    write(project, "-", RMSNORM)
+    dash = _check(runner, "./-", "--diff", "--unsafe-fixes")
+    assert dash.stdout.startswith("--- a/-\n+++ b/-\n@@"), dash.stdout
+
+
 def test_fix_on_stdin_keeps_crlf_and_bom(project):
     data = b"\xef\xbb\xbf" + RMSNORM.replace("\n", "\r\n").encode()
     proc = _stdin(project, "-", "--fix", text=data)

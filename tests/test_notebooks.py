@@ -114,6 +114,13 @@ def test_a_broken_cell_is_nl900_and_the_other_cells_are_still_checked(tmp_path, 
     assert _where(check_paths(["nb.ipynb"])) == [("nb.ipynb", 2, 1, 7, "NL900"), ("nb.ipynb", 3, 10, 13, "NL303")]
 
 
+def test_a_broken_cells_column_counts_characters(tmp_path, monkeypatch):
+    # CPython reports the leading-zeros error at UTF-8 byte 18 of the line
+    monkeypatch.chdir(tmp_path)
+    _notebook(tmp_path / "nb.ipynb", new_code_cell("größe = 1; x = 01"))
+    assert _where(check_paths(["nb.ipynb"])) == [("nb.ipynb", 1, 1, 16, "NL900")]
+
+
 def test_cell_magics_that_are_not_python_are_skipped(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _notebook(tmp_path / "nb.ipynb", new_code_cell("%%bash\nfor f in *; do echo $f; done"),

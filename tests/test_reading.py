@@ -59,6 +59,22 @@ def test_unparsable_is_nl900(tmp_path, content, line, col, needle):
         assert needle in result.message
 
 
+@pytest.mark.parametrize("content, col, needle", [
+    # CPython gives this tokenizer error's column in UTF-8 bytes (18 here): `größe` is 5
+    # characters but 7 bytes
+    ("größe = 1; x = 01\n".encode(), 16, "SyntaxError: leading zeros"),
+    # the other tokenizer errors already count characters: kept as they are
+    ("größe = 1; x = 1abc\n".encode(), 16, "SyntaxError: invalid decimal literal"),
+    ("größe = 'café'; x = 1 $\n".encode(), 23, "SyntaxError: invalid syntax"),
+    # an undecodable byte: the characters before it on its line (the byte offset is 14)
+    ("größe = 'caf".encode() + b"\xe9'\n", 13, "cannot decode as utf-8 at byte 14"),
+])
+def test_nl900_column_counts_characters_on_a_non_ascii_line(tmp_path, content, col, needle):
+    result = _load(write(tmp_path, "bad.py", content))
+    assert result.code == "NL900" and needle in result.message
+    assert (result.line, result.column) == (1, col)
+
+
 def test_unreadable_file(tmp_path, monkeypatch):
     f = write(tmp_path, "locked.py", "x = 1\n")
 

@@ -20,6 +20,23 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert ci_lines[-1] == _block_after("<!-- test-command -->")
 
 
+def test_ci_also_runs_the_suite_on_the_oldest_python_pyproject_admits():
+    """The leg before the README's command: requires-python's floor, the README command's
+    extras but the runtime one (no torch), and the whole suite (no path, no -k, no -m)."""
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    floor = re.search(r'requires-python = ">=(\d+\.\d+)"', pyproject).group(1)
+    venv = ".venv" + floor.replace(".", "")
+    ci = [ln.strip() for ln in (REPO / ".ci/run").read_text().splitlines()
+          if ln.strip() and not ln.strip().startswith("#")]
+    assert f"python{floor}" in ci[ci.index("py310=\"\"") + 1]
+    leg = [ln for ln in ci if ln.startswith(f"{venv}/bin/")]
+    extras = re.search(r"-e '\.\[([^\]]+)\]'", _block_after("<!-- test-command -->")).group(1).split(",")
+    expected = ",".join(e for e in extras if e != "runtime")
+    assert leg == [f"{venv}/bin/pip install -q -e '.[{expected}]'",
+                   f"{venv}/bin/pip install -q --no-deps timm==1.0.31",
+                   f"{venv}/bin/python -m pytest -q"]
+
+
 def test_quick_start_has_exactly_two_commands():
     quick = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert quick.count("```bash") == 2

@@ -94,7 +94,8 @@ def audit(model: nn.Module, example_inputs: Any = None, *, optimizer=None,
     rule options, ``per-file-ignores``, and ``# noqa`` comments on the lines findings point
     at. ``config``: a config file, ``False`` for none, ``None`` (default) to discover one
     from the folder of the model class's source file (the user's own code), else from the
-    working directory. ``select``/``ignore`` apply on top, as on the command line.
+    working directory (read from disk on every call), or a ``normlint.config.Config``.
+    ``select``/``ignore`` apply on top, as on the command line.
 
     The model comes out exactly as it went in: parameters (values and identity), buffers,
     submodules, training flags, and the Python, NumPy, torch and CUDA RNG states (see

@@ -8,12 +8,14 @@ folder, so that ``normlint check`` does not call it unused (NL901).
 
 Which configuration: ``normlint.audit()`` (and the pytest plugin) discover it like the CLI
 does, walking up from a folder: the folder of the model class's source file when that is
-the user's code (not inside ``site-packages``), else the working directory.
+the user's code (not inside ``site-packages``), else the working directory. What was
+discovered is remembered only by a ``ConfigDiscovery`` its caller holds, never process-wide.
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -33,47 +35,71 @@ def model_source_dir(model) -> Path | None:
     return Path(source).resolve().parent
 
 
-def discover_config(model, config: str | Path | bool | None = None) -> Config:
-    """``config``: a file to read, ``False`` for none (defaults), ``None`` to discover one
-    from the model's source folder, then from the working directory."""
+def discover_config(model, config: str | Path | bool | Config | None = None) -> Config:
+    """``config``: a file to read, a ``Config`` to use as it is, ``False`` for none
+    (defaults), ``None`` to discover one, read from disk now, from the model's source
+    folder, then from the working directory."""
     if config is False:
         return Config()
+    if isinstance(config, Config):
+        return config
     if config is not None and config is not True:
         return load_config(Path(config))
-    folder = model_source_dir(model)
-    if folder is not None and find_config_file(folder) is not None:
-        return _discovered(folder)
-    return _discovered(Path.cwd())
+    return ConfigDiscovery().for_model(model)
 
 
-# Discovery walks up the folders and parses each pyproject.toml on the way: on a small
-# model that costs more than its forward, and a test suite audits many. A discovered
-# config is remembered per start folder, as long as the files read for it are unchanged.
-_DISCOVERED: dict[Path, tuple[Config, tuple[tuple[Path, int], ...]]] = {}
+Stamps = tuple[tuple[Path, int, int], ...]   # (candidate file, mtime in ns, size in bytes)
 
 
-def _discovered(folder: Path) -> Config:
-    folder = folder.resolve()
-    known = _DISCOVERED.get(folder)
-    if known is not None and _stamps(folder) == known[1]:
-        return known[0]
-    config = load_config(cwd=folder)
-    if len(_DISCOVERED) > 64:
-        _DISCOVERED.clear()
-    _DISCOVERED[folder] = (config, _stamps(folder))
-    return config
+@dataclass
+class ConfigDiscovery:
+    """The configuration that applies to audited models, discovered as the CLI does, and
+    remembered for as long as the holder keeps this object.
+
+    Discovery walks up the folders and parses each pyproject.toml on the way (about 0.5 ms:
+    a tenth of a small model's audit), so a caller that audits many models keeps one of
+    these: the pytest fixture holds one per test. ``normlint.audit()`` makes a fresh one
+    per call, so a configuration edited between two audits is always read again. Within one
+    object's life a remembered configuration is read again when a file discovery looks at
+    changes its mtime or size, or appears or disappears.
+    """
+
+    _found: dict[Path, tuple[Config | None, Stamps]] = field(default_factory=dict, init=False, repr=False)
+
+    def for_model(self, model, fallback: Path | None = None) -> Config:
+        """The configuration of the folder of the model class's source file (the user's own
+        code), else of ``fallback`` (pytest's rootdir), else of the working directory; the
+        defaults when none of them has one."""
+        for folder in (model_source_dir(model), fallback):
+            config = self.in_folder(folder) if folder is not None else None
+            if config is not None:
+                return config
+        return self.in_folder(Path.cwd()) or Config(root=Path.cwd())
+
+    def in_folder(self, folder: Path) -> Config | None:
+        """The configuration discovered from ``folder`` upwards; None when there is none."""
+        folder = folder.resolve()
+        stamps = _stamps(folder)
+        known = self._found.get(folder)
+        if known is not None and known[1] == stamps:
+            return known[0]
+        path = find_config_file(folder)
+        config = load_config(path) if path is not None else None
+        self._found[folder] = (config, stamps)
+        return config
 
 
-def _stamps(folder: Path) -> tuple[tuple[Path, int], ...]:
-    """The config candidates discovery looks at from ``folder``, with their mtimes."""
+def _stamps(folder: Path) -> Stamps:
+    """The config candidates discovery looks at from ``folder``, with their mtimes and sizes."""
     stamps = []
     for directory in (folder, *folder.parents):
         for name in ("normlint.toml", "pyproject.toml"):
             candidate = directory / name
             try:
-                stamps.append((candidate, candidate.stat().st_mtime_ns))
+                st = candidate.stat()
             except OSError:
-                pass
+                continue
+            stamps.append((candidate, st.st_mtime_ns, st.st_size))
     return tuple(stamps)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from ..findings import Finding
-from .reading import syntax_finding
+from .reading import syntax_error_position, syntax_finding
 
 NOTEBOOK_SUFFIX = ".ipynb"
 
@@ -273,10 +273,11 @@ def _first_position(notebook: Notebook, finding: Finding) -> tuple[int, int] | N
 
 
 def _parse_error(lines: list[str]) -> tuple[str, int, int] | None:
+    text = "".join(lines)
     try:
-        ast.parse("".join(lines))
+        ast.parse(text)
     except SyntaxError as exc:
-        return f"SyntaxError: {exc.msg or 'invalid syntax'}", exc.lineno or 1, exc.offset or 1
+        return (f"SyntaxError: {exc.msg or 'invalid syntax'}", *syntax_error_position(exc, text))
     except (RecursionError, MemoryError, ValueError) as exc:
         return f"cannot parse: {exc}", 1, 1
     return None

@@ -5,13 +5,16 @@ from __future__ import annotations
 import ast
 import io
 import os
+import re
 import stat
 import tokenize
 import warnings
 from pathlib import Path
 
 from ..findings import Engine, Finding
+from ..positions import split_lines
 from ..registry import get_rule
+from .columns import byte_to_char_column
 from .source import ParsedFile
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -38,7 +41,9 @@ def decode_source(data: bytes, path: str) -> str | Finding:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        # characters before the bad byte on its line (they decode: it is the first bad one)
+        before = data[data.rfind(b"\n", 0, exc.start) + 1: exc.start]
+        column = len(before.decode(encoding, errors="replace")) + 1
         return syntax_finding(path, f"cannot decode as {encoding} at byte {exc.start}: {exc.reason}; "
                                     f"declare the encoding with a `# -*- coding: ... -*-` line",
                               line=line, column=column)
@@ -56,12 +61,29 @@ def parse_source(text: str, path: str) -> ParsedFile | Finding:
             tree = ast.parse(text, filename=path)
     except SyntaxError as exc:
         msg = exc.msg or "invalid syntax"
-        return syntax_finding(path, f"SyntaxError: {msg}", exc.lineno or 1, exc.offset or 1)
+        return syntax_finding(path, f"SyntaxError: {msg}", *syntax_error_position(exc, text))
     except (RecursionError, MemoryError):
         return syntax_finding(path, "the file is too deeply nested to parse")
     except ValueError as exc:
         return syntax_finding(path, f"cannot parse: {exc}")
     return ParsedFile(path=path, text=text, tree=tree)
+
+
+# CPython's tokenizer counts characters in its error columns, except where it passes a
+# known range along as it is: a UTF-8 byte offset (Parser/tokenizer/helpers.c,
+# _syntaxerror_range). Those errors: leading zeros (3.10 on), incompatible string
+# prefixes (3.14 on).
+_BYTE_COLUMN_ERRORS = re.compile(r"leading zeros in decimal integer literals|'\w+' and '\w+' prefixes are incompatible")
+
+
+def syntax_error_position(exc: SyntaxError, text: str) -> tuple[int, int]:
+    """The 1-based line and character column of ``exc``, raised by ``ast.parse(text)``."""
+    line, column = exc.lineno or 1, exc.offset or 1
+    if exc.msg and _BYTE_COLUMN_ERRORS.match(exc.msg):
+        lines = split_lines(text)
+        if 0 < line <= len(lines):
+            column = byte_to_char_column(lines[line - 1], column - 1) + 1
+    return line, column
 
 
 class NotRegularFile(OSError):

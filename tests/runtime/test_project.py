@@ -146,6 +146,41 @@ def test_config_is_discovered_from_the_model_source_not_the_cwd(tmp_path, monkey
     assert assert_normalization_ok(model, inputs).findings == []
 
 
+def test_a_config_edited_between_two_audits_applies_to_the_second(tmp_path, monkeypatch):
+    """No process-wide memo: the second audit reads the edited file even when the edit
+    keeps its size and mtime (two writes within the file system's clock tick do)."""
+    project = _project(tmp_path, config="[tool.normlint]\nignore = ['NL304']\n")
+    monkeypatch.chdir(project)
+    model, inputs = _import(tmp_path).make()
+    assert normlint.audit(model, inputs).findings == []
+    pyproject = project / "pyproject.toml"
+    before = pyproject.stat()
+    pyproject.write_text("[tool.normlint]\nignore = ['NL305']\n")
+    os.utime(pyproject, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert pyproject.stat().st_size == before.st_size
+    assert [f.code for f in normlint.audit(model, inputs).findings] == ["NL304"]
+
+
+def test_a_held_discovery_remembers_until_a_config_file_changes(tmp_path):
+    from normlint.runtime.project import ConfigDiscovery
+
+    (tmp_path / "pyproject.toml").write_text("[tool.normlint]\nignore = ['NL304']\n")
+    sub = tmp_path / "pkg"
+    sub.mkdir()
+    discovery = ConfigDiscovery()
+    first = discovery.in_folder(sub)
+    assert first.ignore == ("NL304",)
+    assert discovery.in_folder(sub) is first                    # remembered
+    assert ConfigDiscovery().in_folder(sub) is not first        # another holder reads again
+    (tmp_path / "pyproject.toml").write_text("[tool.normlint]\nignore = ['NL304', 'NL305']\n")
+    assert discovery.in_folder(sub).ignore == ("NL304", "NL305")  # the file changed
+    (sub / "normlint.toml").write_text("ignore = ['NL306']\n")
+    assert discovery.in_folder(sub).ignore == ("NL306",)         # a nearer file appeared
+    (sub / "normlint.toml").unlink()
+    (tmp_path / "pyproject.toml").unlink()
+    assert discovery.in_folder(sub) is None
+
+
 def test_cli_reads_config_and_noqa(tmp_path, monkeypatch):
     monkeypatch.chdir(_project(tmp_path, noqa="  # noqa: NL304"))
     result = CliRunner().invoke(cli, ["audit", "model.py:make"])
