@@ -8,6 +8,7 @@ Every expression becomes a Value that knows which Values feed it; ancestry is a 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -109,7 +110,10 @@ class Flow:
     loops: list[Loop] = field(default_factory=list)
     # value id -> its rank, where the code unpacks its shape (`b, n, d = x.shape`)
     ranks: dict[int, int] = field(default_factory=dict)
+    # value id -> the names its shape is unpacked into, one per axis (`b, n, d = x.shape`)
+    axis_names: dict[int, tuple[str, ...]] = field(default_factory=dict)
     truncated: bool = False
+    model: ModuleModel | None = None     # the module whose forward (or entry method) this is
 
     def finish(self) -> None:
         for v in self.values:
@@ -230,6 +234,17 @@ def is_transparent(v: Value) -> bool:
     return False
 
 
+_KEEPS_MODULES = re.compile(r"checkpoint|^identity$|^noop$")
+
+
+def _keeps_modules(fn: Value) -> bool:
+    """fn is a function that returns the module it is given, to be run the same way
+    (x-clip's `checkpoint_fn = make_checkpointable if can_checkpoint else identity`)."""
+    alts = alternatives(fn)
+    return all(v.op == "global" and bool(_KEEPS_MODULES.search((v.name or "").rsplit(".", 1)[-1].lower()))
+               for v in alts)
+
+
 def _scale_operand(v: Value) -> Value | None:
     """For a * x where a is a constant or a parameter, the data operand x."""
     if len(v.inputs) != 2:
@@ -347,7 +362,7 @@ class Frame:
 class Walker:
     def __init__(self, analysis: "Analysis", model: ModuleModel, max_values: int = 20000):
         self.a = analysis
-        self.flow = Flow(model.cls.name)
+        self.flow = Flow(model.cls.name, model=model)
         self.root_model = model
         self.max_values = max_values
 
@@ -485,7 +500,9 @@ class Walker:
         else:
             return
         if isinstance(base, ast.Name) and base.id in frame.env:
-            self.flow.ranks[frame.env[base.id].id] = len(target.elts)
+            vid = frame.env[base.id].id
+            self.flow.ranks[vid] = len(target.elts)
+            self.flow.axis_names[vid] = tuple(e.id if isinstance(e, ast.Name) else "_" for e in target.elts)
 
     def _cond_key(self, test: ast.expr) -> tuple[object, bool]:
         """A key under which `if c:` and `if not c:` (or `is None` / `is not None`) meet.
@@ -806,6 +823,12 @@ class Walker:
             return base
         if base.op == "global" or base.op == "selfattr":
             return self.new("global", (), e, frame, name=dotted(e) or e.attr)
+        if base.op == "module_ref" and base.kind is not None and base.kind.category == "project":
+            # self.attn.to_q(x): a submodule of a child module, called from here
+            child = self.a.builder.model_of(base.kind)
+            sub = child.submodules.get(e.attr) if child is not None else None
+            if sub is not None and sub.kind.category not in ("unknown", "none"):
+                return self.new("module_ref", (), e, frame, kind=sub.kind, attr=f"{base.attr}.{e.attr}")
         if base.op in ("module_ref", "elem_ref"):
             return self.new("selfattr", (), e, frame, name=e.attr)
         return self.new("attr", (base,), e, frame, name=e.attr)
@@ -845,9 +868,16 @@ class Walker:
                     return self.new("meta", (), e, frame, name=short)
                 if short in ("enumerate", "zip", "reversed", "list", "iter", "tuple", "sorted"):
                     return self.new("func", tuple(args), e, frame, name=short)
+                if qual == "map" and len(args) == 2 and _keeps_modules(args[0]) and args[1].op == "tuple" \
+                        and args[1].inputs and all(i.op in ("module_ref", "elem_ref") for i in args[1].inputs):
+                    # attn, ff = map(checkpoint_fn, (attn, ff)): the same modules, run checkpointed
+                    return args[1]
                 # checkpoint(layer, x) / checkpoint_seq(self.blocks, x): a call of that module
                 if args and args[0].op in ("module_ref", "elem_ref", "method_ref", "lambda"):
                     return self._invoke(args[0], args[1:], kwargs, e, frame)
+                wrapper = self._module_wrapper(func, args, kwargs, frame)
+                if wrapper is not None:
+                    return self._inline_function(wrapper, args, kwargs, e, frame)
                 if qual in ("torch.add",) and len(args) >= 2:
                     return self._binop(ast.Add(), args[0], args[1], e, frame)
                 if qual in ("torch.mul",) and len(args) >= 2:
@@ -871,6 +901,11 @@ class Walker:
             # self.model(...) with self.model set where the module model cannot see it (a
             # loader, a setter): a call of a module or callable of unknown kind
             args, kwargs = self._args(e, frame)
+            bound = frame.model.attr_exprs.get(func.attr)
+            qual = imports.qualname(bound) if isinstance(bound, (ast.Name, ast.Attribute)) else None
+            if qual and qual.startswith("torch.") and kinds.torch_functional_norm(qual) is None:
+                # self.activation_fn = F.relu: that torch function
+                return self.new("func", tuple(args) + tuple(kwargs.values()), e, frame, name=qual)
             return self.new("call", tuple(args) + tuple(kwargs.values()), e, frame, name=func.attr)
         if isinstance(func, ast.Attribute) and callee.op not in ("module_ref", "elem_ref", "method_ref", "lambda"):
             # a method on a value: x.transpose(1, 2), x.float()
@@ -916,6 +951,22 @@ class Walker:
             return self.apply(kind, attr, args, kwargs, node, frame)
         return self.new("call", data + (callee,) if callee.op not in ("global", "selfattr") else data,
                         node, frame, name=callee.name)
+
+    def _module_wrapper(self, func: ast.expr, args, kwargs, frame: Frame) -> ast.FunctionDef | None:
+        """A function of the module's own file that is handed a submodule to run
+        (x-clip's `model_forward_with_context(fn=self.text_transformer, args=..., freeze=...)`),
+        or None."""
+        if frame.depth >= MAX_INLINE_DEPTH or not isinstance(func, ast.Name) \
+                or not any(v.op in ("module_ref", "elem_ref") for v in (*args, *kwargs.values())):
+            return None
+        fn = frame.model.file.functions.get(func.id)
+        return fn if fn is not None and id(fn) not in frame.active else None
+
+    def _inline_function(self, fn: ast.FunctionDef, args, kwargs, node: ast.Call, frame: Frame) -> Value:
+        inner = frame.child(frame.model, frame.prefix, {}, frame.site + (id(node),), id(fn))
+        self._bind_params(fn, inner, args, kwargs)
+        self.block(fn.body, inner)
+        return self._result(inner.returns, node, frame)
 
     def _super_call(self, name: str, node: ast.Call, frame: Frame) -> Value | None:
         """super().forward(x) (or another method): the base class's method, run inline on

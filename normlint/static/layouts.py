@@ -31,7 +31,13 @@ _ACT_FUNCS = {"relu", "gelu", "silu", "tanh", "sigmoid", "leaky_relu", "elu", "m
               "softplus", "dropout", "softmax", "log_softmax", "glu", "drop_path"}
 _NAME_ROLES = {"b": "B", "batch": "B", "c": "F", "d": "F", "dim": "F", "e": "F", "ch": "F",
                "channels": "F", "n": "S", "t": "S", "l": "S", "s": "S", "seq": "S",
-               "len": "S", "hw": "S", "w": "S"}
+               "len": "S", "hw": "S", "w": "S",
+               # the field's usual names in `batch_size, seq_len, hidden_size = x.shape`
+               "bs": "B", "bsz": "B", "batch_size": "B", "seq_len": "S", "seqlen": "S",
+               "seq_length": "S", "sequence_length": "S", "num_tokens": "S", "n_tokens": "S",
+               "tgt_len": "S", "src_len": "S", "hidden_size": "F", "hidden_dim": "F",
+               "embed_dim": "F", "num_channels": "F"}
+_ATTENTION_CATEGORIES = ("attention", "rnn", "transformer", "transformer_layer", "transformer_stack")
 
 
 def rank(layout: Layout | None) -> int | None:
@@ -111,6 +117,14 @@ def _with_rank(layout: Layout | None, n: int) -> Layout | None:
     if rank(layout) is None and len(layout) - 1 <= n:
         return ("?",) * (n - len(layout) + 1) + layout[1:]
     return layout
+
+
+def _named(layout: Layout | None, names: tuple[str, ...]) -> Layout | None:
+    """A layout's unknown axes named by a shape unpacking (`batch_size, seq_len, _ = x.shape`):
+    a name says an axis's role only where nothing else did."""
+    if layout is None or rank(layout) != len(names):
+        return layout
+    return tuple(r if r != "?" else _NAME_ROLES.get(n.lower(), "?") for r, n in zip(layout, names))
 
 
 def _fill(known: Layout, partial: Layout) -> Layout:
@@ -201,18 +215,147 @@ class AxesSolver:
         """An input whose layout nobody gives is laid out like the residual branches added
         to it: in `x + attn(norm(x))[0]`, x has the shape of the attention's output (a
         residual add does not broadcast the stream). Several branches that disagree say
-        nothing."""
+        nothing. Failing that, it is laid out as what it feeds demands (`_demanded`), and
+        failing that, as every caller hands it (`Analysis.argument_layout`)."""
         unknown = [v for v in self.flow.params.values() if self.memo.get(v.id) is None]
-        skips = {id(p): [r.branch for r in self.flow.residuals if root(r.skip) is p] for p in unknown}
-        if not any(skips.values()):
+        if not unknown:
             return
-        probe = AxesSolver(self.a, self.flow, params, self.depth, infer=False)
-        for p in unknown:
-            outs = {probe.of(b) for b in skips[id(p)]}
-            outs.discard(None)
-            ranked = {o for o in outs if rank(o) is not None} or outs
-            if len(ranked) == 1:
-                self.memo[p.id] = ranked.pop()
+        skips = {id(p): [r.branch for r in self.flow.residuals if root(r.skip) is p] for p in unknown}
+        if any(skips.values()):
+            probe = AxesSolver(self.a, self.flow, params, self.depth, infer=False)
+            for p in unknown:
+                outs = {probe.of(b) for b in skips[id(p)]}
+                outs.discard(None)
+                ranked = {o for o in outs if rank(o) is not None} or outs
+                if len(ranked) == 1:
+                    self.memo[p.id] = self._refined(p, ranked.pop())
+        for name, p in self.flow.params.items():
+            known = self.memo.get(p.id)
+            if known is not None and (rank(known) is not None or "S" in known) or p.id in self.flow.axis_names:
+                continue
+            # what is known so far, this input aside
+            given = {n: self.memo[v.id] for n, v in self.flow.params.items()
+                     if v is not p and self.memo.get(v.id) is not None}
+            probe = AxesSolver(self.a, self.flow, given, self.depth, infer=False)
+            found = self._demanded(p, probe)
+            if found is None and self.depth == 0 and self.flow.model is not None:
+                found = self.a.argument_layout(self.flow, name)
+            # (..., C) from a residual branch says less than a demand it agrees with; what
+            # each says of an axis the other leaves unknown is kept
+            if found is not None and (known is None or _compatible(known, found)):
+                self.memo[p.id] = _merge(known, found)
+
+    def _refined(self, v: Value, layout: Layout | None) -> Layout | None:
+        """A layout refined by what the code says of v's shape (`b, n, d = v.shape`)."""
+        if v.id in self.flow.ranks:
+            layout = _with_rank(layout, self.flow.ranks[v.id])
+        if v.id in self.flow.axis_names:
+            layout = _named(layout, self.flow.axis_names[v.id])
+        return layout
+
+    def _demanded(self, p: Value, probe: "AxesSolver") -> Layout | None:
+        """The layout an input must have for what it feeds: followed forward through steps
+        that keep every axis's role (norms, activations, casts, Linear, residual and
+        modulation arithmetic, a concatenation, a project module that maps the layout to
+        itself) to a consumer that fixes it: an attention or recurrent module (its
+        batch_first says where the batch is), a project attention module, a project module
+        whose own input is known (`b, n, c = x.shape` there), an einops pattern. Consumers
+        that disagree say nothing."""
+        found: set[Layout] = set()
+        todo: list[tuple[Value, tuple]] = [(p, ())]
+        seen: set[int] = {p.id}
+        steps = 0
+        while todo and steps < 48 and len(found) < 2:
+            cur, via = todo.pop(0)
+            for u in self.flow.uses(cur):
+                steps += 1
+                if u.id in seen:
+                    continue
+                seen.add(u.id)
+                first = bool(u.inputs) and u.inputs[0] is cur
+                fixed = self._consumer(u, cur, first) or self._concatenated_with(u, cur, probe)
+                if fixed is not None:
+                    if all(self._maps_to_itself(k, fixed) for k in via):
+                        found.add(fixed)
+                    continue
+                step = self._carries(u, cur, first)
+                if step is not None:
+                    todo.append((u, via + ((step,) if step is not True else ())))
+        ranked = {f for f in found if rank(f) is not None} or found
+        return ranked.pop() if len(ranked) == 1 else None
+
+    def _consumer(self, u: Value, cur: Value, first: bool) -> Layout | None:
+        if u.op == "func" and (u.name or "").rsplit(".", 1)[-1] == "rearrange" and first \
+                and isinstance(u.node, ast.Call) and len(u.node.args) >= 2 \
+                and isinstance(u.node.args[1], ast.Constant) and isinstance(u.node.args[1].value, str):
+            parsed = parse_rearrange(u.node.args[1].value)
+            if parsed is None or any(g == ["..."] for g in parsed[0]):
+                return None
+            out = tuple(_NAME_ROLES.get(g[0].lower(), "?") if len(g) == 1 else "?" for g in parsed[0])
+            return out if "S" in out and out[-1] == "F" else None
+        if u.op not in ("call", "block") or u.kind is None or cur not in u.inputs:
+            return None
+        k = u.kind
+        if k.category in _ATTENTION_CATEGORIES:
+            bf = k.keyword("batch_first")
+            if isinstance(bf, ast.Constant) and bf.value is True:
+                return ("B", "S", "F")
+            if k.torch_name in ("MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
+                                "TransformerEncoder", "TransformerDecoder", "LSTM", "GRU", "RNN"):
+                return ("S", "B", "F")
+            return None
+        if k.category == "project" and k.cls is not None and first:
+            if self.a.attends(k.cls):
+                return ("*", "S", "F")      # attention modules take (..., L, C)
+            if self.depth < 2:
+                return self.a.input_layout(k, self.depth + 1)
+        return None
+
+    def _concatenated_with(self, u: Value, cur: Value, probe: "AxesSolver") -> Layout | None:
+        """`torch.cat((x, latents), dim=-2)`: the parts share every axis's role."""
+        if u.op != "tuple" or not any(w.op == "func" and (w.name or "").rsplit(".", 1)[-1] in ("cat", "concat")
+                                      and w.inputs and w.inputs[0] is u for w in self.flow.uses(u)):
+            return None
+        outs = {probe.of(i) for i in u.inputs if i is not cur}
+        outs.discard(None)
+        outs = {o for o in outs if "S" in o and o[-1] == "F"}
+        return outs.pop() if len(outs) == 1 else None
+
+    def _carries(self, u: Value, cur: Value, first: bool):
+        """True when u has cur's layout (roles kept), a project Kind when it has it only if
+        that module maps the layout to itself, else None."""
+        op = u.op
+        if op in ("norm", "phi"):
+            return True
+        if op == "add" or op == "binop" and u.name in ("Add", "Sub", "Mult", "Div"):
+            return True
+        if op == "method":
+            return True if first and u.name in _KEEP_METHODS else None
+        if op == "func":
+            short = (u.name or "").rsplit(".", 1)[-1]
+            if first and short in _ACT_FUNCS:
+                return True
+            if short in ("cat", "concat", "concatenate") and u.inputs and u.inputs[0].op == "tuple" \
+                    and cur is u.inputs[0]:
+                return True
+            return None
+        if op == "tuple":
+            # only into a concatenation (checked at the next step)
+            return True if any(w.op == "func" and (w.name or "").rsplit(".", 1)[-1] in ("cat", "concat", "concatenate")
+                               for w in self.flow.uses(u)) else None
+        if op == "getitem":
+            return True if cur.op in ("call", "block") and (u.name == "0" or _index_is_zero(u)) else None
+        if op in ("call", "block") and first and u.kind is not None:
+            cat = u.kind.category
+            if cat in ("dropout", "identity", "act", "norm", "linear"):
+                return True
+            if cat == "project" and u.kind.cls is not None and self.depth < 2:
+                return u.kind
+        return None
+
+    def _maps_to_itself(self, kind, layout: Layout) -> bool:
+        out = self.a.output_layout(kind, layout, self.depth + 1)
+        return out is not None and (out == layout or rank(out) is None and _compatible(out, layout))
 
     def of(self, v: Value) -> Layout | None:
         if v.id in self.memo:
@@ -228,12 +371,8 @@ class AxesSolver:
                 if i.id not in self.memo:
                     self.memo[i.id] = None
                     todo.append(i)
-        ranks = self.flow.ranks
         for cur in sorted(order, key=lambda x: x.id):
-            out = self._compute(cur)
-            if cur.id in ranks:
-                out = _with_rank(out, ranks[cur.id])
-            self.memo[cur.id] = out
+            self.memo[cur.id] = self._refined(cur, self._compute(cur))
         return self.memo[v.id]
 
     def _in(self, v: Value, i: int = 0) -> Layout | None:
@@ -311,7 +450,7 @@ class AxesSolver:
         if cat == "unknown" and k.name == "Rearrange" and k.call is not None and k.call.args \
                 and isinstance(k.call.args[0], ast.Constant) and isinstance(k.call.args[0].value, str):
             return rearrange(inp, k.call.args[0].value)
-        if cat == "project" and k.cls is not None and self.a.is_attention(k.cls):
+        if cat == "project" and k.cls is not None and self.a.attends(k.cls):
             return ("*", "S", "F")          # attention modules take and give (..., L, C)
         if cat == "project" and k.cls is not None and self.depth < 3:
             return self.a.output_layout(k, inp, self.depth + 1)
@@ -327,7 +466,7 @@ class AxesSolver:
         layout = self.memo.get(base.id)
         if base.op in ("call", "block") and base.kind is not None and (
                 base.kind.category in ("attention", "rnn")
-                or base.kind.category == "project" and base.kind.cls is not None and self.a.is_attention(base.kind.cls)):
+                or base.kind.category == "project" and base.kind.cls is not None and self.a.attends(base.kind.cls)):
             # (output, weights) / (output, state): the first element is the output
             return layout if v.name == "0" or _index_is_zero(v) else None
         if base.op in ("call", "block") and base.kind is not None and base.kind.category == "project" \
@@ -453,6 +592,17 @@ class AxesSolver:
         if short == "rearrange" and isinstance(v.node, ast.Call) and len(v.node.args) >= 2 \
                 and isinstance(v.node.args[1], ast.Constant) and isinstance(v.node.args[1].value, str):
             return rearrange(inp, v.node.args[1].value)
+        if short in ("cat", "concat", "concatenate") and v.inputs and v.inputs[0].op == "tuple":
+            # a concatenation keeps every axis's role: known only when every part is known
+            # and they agree
+            outs = [self.memo.get(i.id) for i in v.inputs[0].inputs]
+            if not outs or None in outs:
+                return None
+            ranked = {o for o in outs if rank(o) is not None}
+            if len(ranked) > 1 or ranked and not all(_compatible(o, next(iter(ranked)))
+                                                     for o in outs if rank(o) is None):
+                return None
+            return ranked.pop() if ranked else (outs[0] if len(set(outs)) == 1 else None)
         if short in ("linear",):
             return inp[:-1] + ("F",) if inp else ("*", "F")
         if short in ("conv1d", "conv2d", "conv3d"):

@@ -13,14 +13,14 @@ from typing import Iterator, Sequence
 
 from . import kinds
 from .context import RuleContext
-from .flow import Flow, Value, Walker
+from .flow import Flow, Value, Walker, data_input, is_transparent, root
 from .handnorm import HandNorm, analyse as analyse_handnorm
 from .index import ClassInfo, FileInfo, ProjectIndex
-from .layouts import AxesSolver, Layout
+from .layouts import AxesSolver, Layout, rank
 from .modules import Kind, ModelBuilder, ModuleModel
 from .names import param_defaults, walk
 from .source import ParsedFile
-from .summary import BlockSummary, Summaries
+from .summary import BlockSummary, Summaries, certain_norm
 
 SEQUENCE_PARAMS = frozenset({
     "input_ids", "attention_mask", "key_padding_mask", "src_key_padding_mask", "tgt_key_padding_mask",
@@ -33,6 +33,7 @@ _STAT_TOKENS = ("mean(", "var(", "std(", "norm(", "rsqrt(", "var_mean(", "std_me
 TOKEN_PARAMS = frozenset({"input_ids", "decoder_input_ids", "token_ids", "tokens", "input_features",
                           "input_values"})
 VISION_PARAMS = frozenset({"pixel_values", "images", "image", "pixel_values_videos", "pixel_mask"})
+_QKV_NAMES = (("to_q", "to_k", "to_v"), ("q_proj", "k_proj", "v_proj"), ("query", "key", "value"))
 _SEQUENCE_CATEGORIES = {"rnn", "transformer", "transformer_stack", "transformer_layer"}
 
 __all__ = ["Analysis", "BlockSummary", "Evidence", "walk_kind", "built_kinds", "class_text"]
@@ -72,6 +73,7 @@ class Analysis:
         self._callers: dict[int, list[tuple[ClassInfo, Value]]] | None = None
         self._entries: dict[int, Flow] = {}
         self._processors: dict[tuple, ast.FunctionDef | None] = {}
+        self._arg_active: set[int] = set()
         self.sequence_params = SEQUENCE_PARAMS | frozenset(ctx.option("NL101", "sequence-markers") or [])
 
     # -- classes ------------------------------------------------------------------------
@@ -262,7 +264,7 @@ class Analysis:
                     if hand is not None:
                         result = (hand.family, hand.channels_first)
                     else:
-                        result = self._wrapped_norm(cls)
+                        result = self._wrapped_norm(cls) or self._modulated_norm(cls)
         self._norm_family[key] = result
         return result
 
@@ -290,6 +292,51 @@ class Analysis:
         if kind is None or not kind.is_native_norm:
             return None
         return kind.family, kind.channels_first
+
+    def _modulated_norm(self, cls: ClassInfo) -> tuple[str, bool] | None:
+        """A class whose forward normalizes its first input with one norm and then only casts
+        it or scales and shifts it elementwise by other inputs (adaLN's
+        `self.norm(x) + shift(emb)`, Mochi's `self.norm(x.float()) * scale`) is that norm:
+        no layer with parameters touches the stream, every return is the norm's output.
+        One that also returns gates (a tuple) is not."""
+        fwd, init = cls.methods.get("forward"), cls.methods.get("__init__")
+        if fwd is None or init is None or "norm" not in class_text(cls).lower():
+            return None
+        plain = any(cls.file.imports.qualname(b) in ("torch.nn.Module", "torch.nn.modules.module.Module")
+                    for b in cls.bases)
+        flow = self.flow(cls) if plain else None
+        if flow is None or flow.truncated or not flow.params or not flow.returns:
+            return None
+        first = next(iter(flow.params.values()))
+        norms = [n for n in flow.norms if n.kind is not None and n.kind.is_norm and n.inputs
+                 and root(n.inputs[0]) is first]
+        if len(norms) != 1 or len(flow.norms) != 1 or not certain_norm(norms[0]):
+            return None          # (`self.bn = nn.BatchNorm1d(c) if ... else GBN(c)`: not certain)
+        norm = norms[0]
+        for v in flow.values:
+            # a layer with parameters on the stream: not a norm (a block that starts with one)
+            if v.op in ("call", "block") and (v is not norm) and (v.has_ancestor(first)) \
+                    and not is_transparent(v) and not (v.kind is not None and v.kind.category == "act"):
+                return None
+
+        def modulation(cur: Value):
+            if cur.op == "phi":
+                return list(cur.inputs)
+            if is_transparent(cur):
+                data = data_input(cur)
+                return [data] if data is not None else None
+            if cur.op == "add" or cur.op == "binop" and cur.name in ("Mult", "Add", "Sub", "Div"):
+                keep = [i for i in cur.inputs if i is norm or i.has_ancestor(norm)]
+                rest = [i for i in cur.inputs if i not in keep]
+                if len(keep) != 1 or any(i is first or i.has_ancestor(first) for i in rest):
+                    return None
+                return keep
+            return None
+
+        for r in flow.returns:
+            if r.op == "tuple" or not _only_reaches(r, norm, modulation):
+                return None
+        return norm.kind.family, norm.kind.channels_first
 
     # -- dataflow -----------------------------------------------------------------------
 
@@ -351,6 +398,58 @@ class Analysis:
             out = outs.pop() if len(outs) == 1 else None
         self._out_layouts[key] = out
         return out
+
+    def input_layout(self, kind: Kind, depth: int = 1) -> Layout | None:
+        """The layout a project module's forward needs for its first input, read from its own
+        forward alone (`b, n, c = x.shape`, an attention it feeds): (..., L, C) token
+        layouts only, the others say nothing a caller's norm could be judged on."""
+        model = self.builder.model_of(kind)
+        flow = self.flow_of(model) if model is not None else None
+        if flow is None or not flow.params:
+            return None
+        key = ("in", id(model))
+        if key not in self._out_layouts:
+            self._out_layouts[key] = None
+            out = AxesSolver(self, flow, None, depth).of(next(iter(flow.params.values())))
+            self._out_layouts[key] = out if out is not None and "S" in out and out[-1] == "F" else None
+        return self._out_layouts[key]
+
+    def argument_layout(self, flow: Flow, param: str) -> Layout | None:
+        """The layout every caller in the project hands a module's forward parameter, when
+        they agree (a block's input laid out by the model that runs it)."""
+        model = flow.model
+        if model is None or self.flow_of(model) is not flow or id(flow) in self._arg_active:
+            return None
+        fn = self.index.find_method(model.cls, "forward")
+        if fn is None:
+            return None
+        names = [a.arg for a in fn[0].args.posonlyargs + fn[0].args.args][1:]
+        pos = names.index(param) if param in names else None
+        self._arg_active.add(id(flow))
+        try:
+            outs: set = set()
+            for parent, call in self.callers(model.cls):
+                node = call.node
+                if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args):
+                    return None
+                # the call's inputs are its positional then keyword arguments (a
+                # checkpoint(block, x) call's callee is not one of them)
+                kws = [k.arg for k in node.keywords]
+                npos = len(call.inputs) - len(kws)
+                arg = None
+                if pos is not None and pos < npos:
+                    arg = call.inputs[pos]
+                elif param in kws and npos >= 0:
+                    arg = call.inputs[npos + kws.index(param)]
+                pflow = self.flow(parent)
+                layout = self.layout(arg, pflow) if arg is not None and pflow is not None else None
+                if layout is None:
+                    return None              # a caller the analysis cannot read: unknown
+                outs.add(layout)
+            ranked = {o for o in outs if rank(o) is not None} or outs
+            return ranked.pop() if len(ranked) == 1 else None
+        finally:
+            self._arg_active.discard(id(flow))
 
     # -- summaries (summary.py) ---------------------------------------------------------------
 
@@ -492,11 +591,12 @@ class Analysis:
             ev.reasons.append(reason)
             ev.structural = True
         fwd = cls.methods.get("forward")
+        params = [p.arg for p in fwd.args.args + fwd.args.kwonlyargs] if fwd is not None else []
+        # a multimodal model takes input_ids and pixel_values: its signature (and a mask it
+        # passes on) says nothing about the vision tower's BatchNorm
+        vision = any(p in VISION_PARAMS for p in params) or self._in_vision_only_model(cls)
         if fwd is not None:
-            params = [p.arg for p in fwd.args.args + fwd.args.kwonlyargs]
-            # a multimodal model takes input_ids and pixel_values: its signature says nothing
-            # about the vision tower's BatchNorm
-            if not any(p in VISION_PARAMS for p in params) and not self._in_vision_only_model(cls):
+            if not vision:
                 for p in params:
                     if p in self.sequence_params:
                         ev.reasons.append(f"`{cls.name}.forward` takes `{p}`")
@@ -512,6 +612,11 @@ class Analysis:
                     for k in n.keywords:
                         if k.arg == "is_causal" and isinstance(k.value, ast.Constant) and k.value.value is True:
                             ev.reasons.append(f"`{cls.name}` uses causal attention")
+                        elif k.arg == "key_padding_mask" and not vision and not (
+                                isinstance(k.value, ast.Constant) and k.value.value is None):
+                            # whatever the mask is called, masking padded keys says the
+                            # tokens are padded variable-length sequences
+                            ev.reasons.append(f"`{cls.name}` masks padded keys (`key_padding_mask=`)")
         self._own_evidence[key] = ev
         return ev
 
@@ -583,6 +688,15 @@ class Analysis:
         return "scaled_dot_product_attention(" in text or ("softmax(" in text and "@" in text) \
             or ("softmax(" in text and "matmul(" in text)
 
+    def attends(self, cls: ClassInfo) -> bool:
+        """A project module that attends over tokens: it computes attention itself, or it
+        holds query, key and value projections (diffusers' `Attention` classes, whose
+        processor is passed in by their user)."""
+        if self.is_attention(cls):
+            return True
+        subs = self.model(cls).submodules
+        return any(all(n in subs and subs[n].kind.category == "linear" for n in names) for names in _QKV_NAMES)
+
     def output_category(self, cls: ClassInfo) -> str | None:
         """What a project module returns, when its forward ends in a torch module call
         (a padding wrapper around nn.Conv1d returns a conv output)."""
@@ -644,6 +758,22 @@ class Analysis:
         if depth > 8:
             return False
         return any(self.ancestors_named(p, names, depth + 1) for p in self.parents(cls))
+
+
+def _only_reaches(v: Value, target: Value, step, limit: int = 32) -> bool:
+    """Going back from v through step (a value's inputs that carry it, or None where the
+    walk must stop), every path ends at target."""
+    todo, steps = [v], 0
+    while todo:
+        steps += 1
+        cur = todo.pop()
+        if cur is target:
+            continue
+        more = step(cur) if steps < limit else None
+        if not more:
+            return False
+        todo.extend(more)
+    return True
 
 
 def _looked_up_by_ids(cls: ClassInfo) -> set[str]:

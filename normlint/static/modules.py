@@ -305,12 +305,18 @@ class _Init:
                 self.kinds[name] = kind
             self._walk(init.body)
             self.inherited = False
-        for name, fn in self.cls.methods.items():
-            if name in ("__init__", "forward") or name.startswith("forward"):
-                continue
-            self.kinds, self.ints, self.lists = {}, {}, {}
-            self._params(fn)
-            self._walk(fn.body, only_new=True)
+        seen: set[str] = set()
+        for c in self.index.mro(self.cls):
+            # a base's (a mixin's) method registers modules too: diffusers' fuse_projections()
+            for name, fn in c.methods.items():
+                if name in seen or name in ("__init__", "forward") or name.startswith("forward"):
+                    continue
+                seen.add(name)
+                self.kinds, self.ints, self.lists = {}, {}, {}
+                self.file, self.owner = c.file, c
+                self._params(fn)
+                self._walk(fn.body, only_new=True)
+        self.file, self.owner = self.cls.file, self.cls
         return ModuleModel(self.cls, self.subs, self.int_attrs, frozenset(self.param_attrs),
                            self.bound, self.attr_exprs, self.num_attrs, self.local_exprs,
                            frozenset(self.opaque - set(self.subs)))

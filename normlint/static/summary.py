@@ -69,6 +69,8 @@ class Summaries:
             if r.pre is None and self.branch_starts_with_norm(flow, r):
                 r.pre = r.branch  # the sublayer module normalizes its own input (Conformer conv module)
         placement = placement_of(flow.residuals)
+        if placement == "none" and self._chain_of_pre_norm_blocks(flow):
+            placement = "pre"
         ends = bool(flow.returns) and all(_returns_norm(v) or self._call_ends_with_norm(_first(v))
                                           for v in flow.returns)
         summary = BlockSummary(placement, ends, any(r.scaled for r in flow.residuals), flow,
@@ -81,6 +83,26 @@ class Summaries:
             return None
         model = self.a.builder.model_of(kind) if kind.category == "project" else None
         return self.of_model(model) if model is not None else None
+
+    def _chain_of_pre_norm_blocks(self, flow: Flow) -> bool:
+        """The forward only chains pre-norm residual blocks, each on the previous one's output,
+        and returns the last one's (MSA Transformer's axial layer: `x, _ = self.row_attention(x)`,
+        ..., `x = self.feed_forward(x)`, each a `NormalizedResidualBlock`): a pre-norm block
+        whose residual adds sit one level down."""
+        if not flow.params or not flow.returns or flow.truncated:
+            return False
+        first = next(iter(flow.params.values()))
+        calls = [v for v in flow.values if v.op in ("call", "block") and v.kind is not None
+                 and v.kind.category not in _TRIVIAL]
+        if len(calls) < 2 or any(v.kind.category != "project" for v in calls):
+            return False
+        prev = first
+        for v in calls:
+            s = self.of_kind(v.kind)
+            if s is None or s.placement != "pre" or not v.inputs or not _comes_from(v.inputs[0], prev):
+                return False
+            prev = v
+        return all(_comes_from(_first(r), prev) for r in flow.returns)
 
     def _call_ends_with_norm(self, v) -> bool:
         """A returned module call whose module returns a norm output (a wrapper's last step)."""

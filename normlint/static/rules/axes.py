@@ -60,8 +60,8 @@ def _nl201(a: Analysis, flow: Flow, v: Value, report: Reporter) -> None:
     if src is not None:
         what = f"the (N, L, C) output of {ref(src)} ({src.kind.name})"
     else:
-        # known from the residual branches added to the stream it reads
-        what = f"`{producer(v.inputs[0]).var or 'x'}`, an (N, L, C) residual stream"
+        # known from the residual branches added to the stream it reads, or from what it feeds
+        what = f"`{producer(v.inputs[0]).var or 'x'}`, (N, L, C) tokens"
     report("NL201", v.path, v.node,
            f"`{v.owner}.forward` applies {ref(v)} (BatchNorm1d) to {what}: "
            f"BatchNorm1d normalizes dim 1, the sequence axis; transpose around it: "

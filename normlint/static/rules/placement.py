@@ -898,6 +898,8 @@ def _nl307(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
                 continue  # the normalized stream is kept: v is a branch's pre-norm on a copy
             if "lp" in (getattr(v.kind, "family", None), getattr(inp.kind, "family", None)):
                 continue  # F.normalize scales to unit length (an embedding for cosine scores): no standardization twice
+            if _conditioned(v):
+                continue  # an adaLN output norm (`norm_out(h, temb)`) brings the conditioning: not redundant
             report("NL307", v.path, v.node,
                    f"`{v.owner}.forward` applies {ref(v)} directly to the output of {ref(inp)}: the second "
                    "norm is redundant (near-identity); drop one of them")
@@ -920,6 +922,13 @@ def _nl307(a: Analysis, cls: ClassInfo, flow: Flow, report: Reporter) -> None:
             report("NL307", path, node,
                    f"`{v.owner}` applies {ref(v)} to the output of {what} ({inp.kind.name}), {last}: two "
                    "consecutive norms; drop the final norm (or make the layers pre-norm)")
+
+
+def _conditioned(v: Value) -> bool:
+    """A project norm class called with a conditioning tensor beside the stream (a modulated
+    norm: `self.norm_out(hidden_states, temb=emb)`)."""
+    return v.kind is not None and v.kind.cls is not None and \
+        any(i.op not in ("const", "meta", "global") for i in v.inputs[1:])
 
 
 def _kept_beside(flow: Flow, first: Value, second: Value) -> bool:
