@@ -2,7 +2,8 @@
 
 Corpus: every `models/*/modeling_*.py` of the installed transformers (5.24: 538 files,
 ~567k lines). Machines are shared and noisy, so each tool runs `--repeat` times,
-interleaved, and the report compares medians measured side by side.
+interleaved, and the report compares medians measured side by side. The package's bytecode
+is compiled first (as installing a wheel does), so interpreter start is what users pay.
 
     .venv/bin/python benchmarks/static_speed.py --repeat 5 [--torchfix /path/to/venv/bin/torchfix]
         [--compare-src /path/to/another/normlint/checkout]
@@ -88,6 +89,11 @@ def main() -> None:
     one.write_text("\n".join(text_lines[:cut]) + "\n", encoding="utf-8")
     cache = work / "cache"
     env = {**os.environ, "NORMLINT_CACHE_DIR": str(cache)}
+    # Installing a wheel compiles the package's bytecode; an editable checkout under
+    # PYTHONDONTWRITEBYTECODE=1 (as on the team's machines) never does, and recompiles its
+    # ~20k lines of source on every start (about 0.15 s). Time what users run.
+    for tree in [Path(__file__).resolve().parents[1]] + ([Path(args.compare_src)] if args.compare_src else []):
+        subprocess.run([py, "-m", "compileall", "-q", str(tree / "normlint")], check=True)
 
     names = ["ruff_cold", "normlint_cold", "normlint_warm", "normlint_single", "python_startup"]
     other_env = None

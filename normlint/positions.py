@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Iterable, Sequence
 
 from .findings import Edit
@@ -31,10 +32,7 @@ class LineIndex:
 
     @classmethod
     def of(cls, text: str) -> "LineIndex":
-        starts = [0]
-        for line in split_lines(text):
-            starts.append(starts[-1] + len(line))
-        return cls(tuple(starts), len(text))
+        return cls(tuple(accumulate(map(len, split_lines(text)), initial=0)), len(text))
 
     def offset(self, line: int, column: int) -> int:
         """(1-based line, 1-based column) -> offset; a line past the end maps to the end."""

@@ -353,11 +353,11 @@ def test_empty_selection_is_a_usage_error_for_audit_too(runner, tree):
 
 
 def test_jobs_is_capped_at_the_cores(monkeypatch):
-    seen = {}
+    seen = []
 
     class Pool:
         def __init__(self, max_workers, mp_context):
-            seen["workers"] = max_workers
+            seen.append(max_workers)
 
         def __enter__(self):
             return self
@@ -371,6 +371,9 @@ def test_jobs_is_capped_at_the_cores(monkeypatch):
             future.set_result(fn(*args))
             return future
 
+        def map(self, fn, items, chunksize=1):
+            return [fn(item) for item in items]
+
     monkeypatch.setattr(engine, "ProcessPoolExecutor", Pool)
     monkeypatch.setattr(engine, "available_cores", lambda: 2)
     monkeypatch.setattr(engine, "PARALLEL_MIN_BYTES", 0)
@@ -378,7 +381,8 @@ def test_jobs_is_capped_at_the_cores(monkeypatch):
 
     from .conftest import FIXTURES
     check_paths([FIXTURES], jobs=64)
-    assert seen["workers"] == 2
+    # both passes (the per-file import scan and the analysis) ran in a pool of 2
+    assert seen == [2, 2]
 
 
 # ---- noqa comments that are not what they look like ---------------------------------------

@@ -204,8 +204,8 @@ def test_imports_are_followed_by_name(tmp_path, monkeypatch):
     model = "from pkg import Block\nfrom pkg.heads import x  # imported, never used\n\nblock = Block(4)\n"
     from normlint.static.project import ProjectContext
 
-    context = ProjectContext(lambda p: p.read_text())
-    found = context.closure([((tmp_path / "model.py").resolve(), model, tmp_path.resolve())])
+    context = ProjectContext(lambda p: (p.read_text(), str(p)))     # (text, digest): any key per content
+    found = context.closure([((tmp_path / "model.py").resolve(), model, "model", tmp_path.resolve())])
     assert [p.relative_to(tmp_path.resolve()).as_posix() for p in found] == \
         ["pkg/__init__.py", "pkg/blocks.py", "pkg/norms.py"]
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .index import ClassInfo, FileInfo
 from .modules import Kind, ModuleModel
-from .names import param_defaults
+from .names import param_defaults, walk
 
 if TYPE_CHECKING:
     from .model import Analysis
@@ -51,7 +51,7 @@ def _substitute(expr: ast.expr, env: dict[str, ast.expr], attrs: dict[str, ast.e
 
 def _portable(expr: ast.expr, src: FileInfo, owner: FileInfo) -> bool:
     """Every free name of expr means the same in the owner's file as in src."""
-    for n in ast.walk(expr):
+    for n in walk(expr):
         if not isinstance(n, ast.Name) or n.id in _BUILTINS or n.id == "self":
             continue
         if src is owner:
@@ -89,7 +89,7 @@ def _bind(fn: ast.FunctionDef, call: ast.Call, env: dict[str, ast.expr], src: Fi
             out[p.arg] = copy.deepcopy(default)
     # simple locals of the callee's __init__ (hidden = config.hidden_size), in the owner's terms
     for name, expr in (local_exprs or {}).items():
-        if name not in out and not any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(expr)):
+        if name not in out and not any(isinstance(n, ast.Name) and n.id == name for n in walk(expr)):
             sub = _substitute(expr, out)
             out[name] = sub
     return out
@@ -149,7 +149,7 @@ def rewrite(a: "Analysis", owner: ClassInfo, chain: list[Kind], target: Kind,
     if target_scope is not None and target_scope is not sc.cls:
         return None
     # names the target's constructor takes from its own module must mean the same in the owner's
-    for n in ast.walk(target.call):
+    for n in walk(target.call):
         if isinstance(n, ast.Name) and n.id not in sc.env and n.id != "self" and not _portable(n, sc.src, owner.file):
             return None
     call = _simplify_partial(_substitute(target.call, sc.env, sc.attrs), owner.file)
@@ -174,18 +174,18 @@ def _valid_in_owner(a: "Analysis", call: ast.Call, owner: ClassInfo) -> bool:
     if found is not None:
         init = found[0]
         init_names = {p.arg for p, _ in param_defaults(init)}
-        for node in ast.walk(init):
+        for node in walk(init):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 init_names.add(node.id)
         # comprehension variables are not visible outside their comprehension
-        for node in ast.walk(init):
+        for node in walk(init):
             if isinstance(node, ast.comprehension):
-                for t in ast.walk(node.target):
+                for t in walk(node.target):
                     if isinstance(t, ast.Name):
                         init_names.discard(t.id)
     file = owner.file
     module_names = set(file.imports.aliases) | set(file.classes) | set(file.functions) | set(file.constants)
-    for n in ast.walk(call):
+    for n in walk(call):
         if isinstance(n, ast.Name) and n.id not in _BUILTINS and n.id not in init_names \
                 and n.id not in module_names:
             return False            # `self` included: a block's self is not the owner's

@@ -17,13 +17,22 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
+# Patterns for statements at the start of a line begin with "\n" and are searched in
+# "\n" + text (see ``lines``): a pattern that begins with a literal is located at C speed,
+# one anchored with ^ under re.M is tried at every position of the text (3-5x slower).
 _FROM_IMPORT = re.compile(
-    r"^[ \t]*from[ \t]+([.\w]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*(?:\\\n[^\n#;]*)*)", re.M)
-_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n#;]+)", re.M)
+    r"\n[ \t]*from[ \t]+([.\w]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*(?:\\\n[^\n#;]*)*)")
+_IMPORT = re.compile(r"\n[ \t]*import[ \t]+([^\n#;]+)")
 _WORD = re.compile(r"[A-Za-z_]\w*")
 
 # A file with none of these cannot hold a model, a norm or an optimizer: no rule can fire.
 _RELEVANT = re.compile(r"torch|nn\.|Module|[Nn]orm|optim|[Ll]ayer")
+
+
+def lines(text: str) -> str:
+    """``text`` as the line-start patterns search it: a match's start is then the offset,
+    in ``text``, of the line it starts."""
+    return "\n" + text
 
 
 @dataclass(frozen=True)
@@ -40,10 +49,11 @@ def _module_name(path: str) -> str:
 
 def scan(path: str, text: str) -> FileFacts:
     imports = []
-    for module, names in _FROM_IMPORT.findall(text):
+    searched = lines(text)
+    for module, names in _FROM_IMPORT.findall(searched):
         words = frozenset(_WORD.findall(names)) - {"as"}
         imports.append((frozenset(module.split(".")) - {""}, words))
-    for clause in _IMPORT.findall(text):
+    for clause in _IMPORT.findall(searched):
         for part in clause.split(","):
             dotted = part.split(" as ")[0].strip().strip("()\\ ")
             if dotted:

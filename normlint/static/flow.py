@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import kinds
 from .modules import Kind, ModuleModel
-from .names import dotted, param_defaults
+from .names import dotted, param_defaults, walk
 
 if TYPE_CHECKING:
     from .model import Analysis
@@ -335,7 +335,7 @@ def _stored_names(body: list[ast.stmt]) -> set[str]:
     """Names a block of statements assigns (for loop-carried values)."""
     out: set[str] = set()
     for stmt in body:
-        for n in ast.walk(stmt):
+        for n in walk(stmt):
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
                 out.add(n.id)
     return out
@@ -754,7 +754,7 @@ class Walker:
             saved: dict[str, Value | None] = {}
             for gen in e.generators:
                 it = self.expr(gen.iter, frame)
-                for t in ast.walk(gen.target):
+                for t in walk(gen.target):
                     if isinstance(t, ast.Name) and t.id not in saved:
                         saved[t.id] = frame.env.get(t.id)
                 self.bind(gen.target, self._element(it, gen.iter, frame), frame)

@@ -10,7 +10,7 @@ from pathlib import PurePath
 from typing import Sequence
 
 from .names import ImportMap, param_defaults
-from ..positions import split_lines
+from ..positions import LineIndex
 from .source import ParsedFile
 
 
@@ -30,12 +30,9 @@ class FileInfo:
     @cached_property
     def line_starts(self) -> list[int]:
         """Offset of each line's first character, plus the text length at the end."""
-        starts = [0]
         # Python's own line breaks: str.splitlines would also break at form feeds and
         # \u2028, and every later offset would miss the class it is meant to find.
-        for line in split_lines(self.parsed.text):
-            starts.append(starts[-1] + len(line))
-        return starts
+        return list(LineIndex.of(self.parsed.text).starts)
 
 
 @dataclass(eq=False)

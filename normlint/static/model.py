@@ -18,7 +18,7 @@ from .handnorm import HandNorm, analyse as analyse_handnorm
 from .index import ClassInfo, FileInfo, ProjectIndex
 from .layouts import AxesSolver, Layout, rank
 from .modules import Kind, ModelBuilder, ModuleModel
-from .names import param_defaults
+from .names import param_defaults, walk
 from .source import ParsedFile
 from .summary import BlockSummary, Summaries, certain_norm
 
@@ -146,7 +146,7 @@ class Analysis:
                 break
         init = cls.methods.get("__init__")
         if proc is None and init is not None:
-            built = {id(found): found for n in ast.walk(init) if isinstance(n, ast.Call)
+            built = {id(found): found for n in walk(init) if isinstance(n, ast.Call)
                      for found in [self.index.resolve_class(n.func, cls.file)]
                      if found is not None and "__call__" in found.methods and "Processor" in found.name}
             proc = next(iter(built.values())) if len(built) == 1 else None
@@ -164,12 +164,12 @@ class Analysis:
         if "channels_first" in text or "data_format" in text:
             return True
         fwd = cls.methods.get("forward")
-        if fwd is not None and any(isinstance(n, ast.Attribute) and n.attr == "permute" for n in ast.walk(fwd)):
+        if fwd is not None and any(isinstance(n, ast.Attribute) and n.attr == "permute" for n in walk(fwd)):
             return True
         init = cls.methods.get("__init__")
         if init is None:
             return False
-        for n in ast.walk(init):
+        for n in walk(init):
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("ones", "zeros") \
                     and len(n.args) >= 3 and isinstance(n.args[0], ast.Constant) and n.args[0].value == 1 \
                     and all(isinstance(a, ast.Constant) and a.value == 1 for a in n.args[2:]):
@@ -210,7 +210,7 @@ class Analysis:
 
     def _has_heavy_submodule(self, cls: ClassInfo, init: ast.FunctionDef) -> bool:
         """__init__ builds modules other than parameters and norms: not a norm by structure."""
-        for node in ast.walk(init):
+        for node in walk(init):
             if isinstance(node, ast.Call):
                 qual = cls.file.imports.qualname(node.func) or ""
                 short = qual.rsplit(".", 1)[-1]
@@ -235,7 +235,7 @@ class Analysis:
                 fwd = cls.methods.get("forward")
                 permutes = fwd is not None and any(
                     isinstance(n, ast.Attribute) and n.attr in ("permute", "transpose") or
-                    isinstance(n, ast.Name) and n.id in ("rearrange",) for n in ast.walk(fwd))
+                    isinstance(n, ast.Name) and n.id in ("rearrange",) for n in walk(fwd))
                 result = (kinds.NORM_CLASSES[norm], permutes or cls.name.endswith("2d")
                           or cls.name.endswith("1d") or "ChannelsFirst" in cls.name)
                 break
@@ -251,13 +251,13 @@ class Analysis:
             if fwd is not None:
                 # (no __init__: a parameter-free norm, its eps maybe a forward parameter)
                 fnorms = [kinds.torch_functional_norm(cls.file.imports.qualname(n.func))
-                          for n in ast.walk(fwd) if isinstance(n, ast.Call)] \
+                          for n in walk(fwd) if isinstance(n, ast.Call)] \
                     if "_norm(" in class_text(cls) else []
                 fnorms = [f for f in fnorms if f and f != "normalize"]
                 init = cls.methods.get("__init__")
                 if fnorms and not (init is not None and self._has_heavy_submodule(cls, init)):
                     permutes = any(isinstance(n, ast.Attribute) and n.attr in ("permute", "transpose")
-                                   for n in ast.walk(fwd))
+                                   for n in walk(fwd))
                     result = (kinds.FUNCTIONAL_NORMS[fnorms[0]], permutes)
                 else:
                     hand = self.hand_norm(cls)
@@ -275,7 +275,7 @@ class Analysis:
         if fwd is None or init is None or self._has_heavy_submodule(cls, init):
             return None
         params = [a.arg for a in fwd.args.posonlyargs + fwd.args.args][1:]
-        returns = [n for n in ast.walk(fwd) if isinstance(n, ast.Return)]
+        returns = [n for n in walk(fwd) if isinstance(n, ast.Return)]
         if not params or len(fwd.body) > 3 or not returns:
             return None
         attrs = set()
@@ -507,7 +507,7 @@ class Analysis:
             names: set[str] = set()
             param_reads: set[int] = set()
             self_loads: list[ast.Attribute] = []
-            for n in ast.walk(cls.node):
+            for n in walk(cls.node):
                 if isinstance(n, ast.Attribute) and n.attr in ("weight", "bias") and isinstance(n.value, ast.Attribute):
                     param_reads.add(id(n.value))
                 if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) \
@@ -601,7 +601,7 @@ class Analysis:
                     if p in self.sequence_params:
                         ev.reasons.append(f"`{cls.name}.forward` takes `{p}`")
         for fn in cls.methods.values():
-            for n in ast.walk(fn):
+            for n in walk(fn):
                 if isinstance(n, ast.Call):
                     f = n.func
                     name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
@@ -784,7 +784,7 @@ def _looked_up_by_ids(cls: ClassInfo) -> set[str]:
     out: set[str] = set()
     for fn in cls.methods.values():
         aranges: set[str] = set()  # locals bound to an arange index, in source order
-        for n in sorted((n for n in ast.walk(fn) if isinstance(n, (ast.Assign, ast.Call))),
+        for n in sorted((n for n in walk(fn) if isinstance(n, (ast.Assign, ast.Call))),
                         key=lambda n: (n.lineno, n.col_offset)):
             if isinstance(n, ast.Assign):
                 names = {t.id for t in n.targets if isinstance(t, ast.Name)}

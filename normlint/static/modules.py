@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from . import kinds
 from .index import ClassInfo, FileInfo, ProjectIndex, int_literal
-from .names import param_defaults
+from .names import param_defaults, walk
 
 NORM_NAME_SUFFIXES = (("RMSNorm", "rms"), ("LayerNorm", "layer"), ("GroupNorm", "group"),
                       ("InstanceNorm", "instance"), ("SyncBatchNorm", "batch"))
@@ -530,7 +530,7 @@ class _Init:
         if fn is not None:
             if len(expr.args) >= 2 and any(
                     isinstance(n, ast.Attribute) and n.attr == "deepcopy" or
-                    isinstance(n, ast.Name) and n.id == "deepcopy" for n in ast.walk(fn[0])):
+                    isinstance(n, ast.Name) and n.id == "deepcopy" for n in walk(fn[0])):
                 # clones(layer, N) / _get_clones(module, N): the Annotated Transformer helper
                 block = self.kind(expr.args[0], depth + 1)
                 if block is not None:
@@ -592,7 +592,7 @@ class _Init:
         aliased = isinstance(elt, ast.Name) and elt.id in self.kinds and not self.kinds[elt.id].factory \
             and not _says_shared(elt)
         # the comprehension variable is not a module; hide it while reading the element
-        saved = {t.id: self.kinds.pop(t.id) for t in ast.walk(gen.target)
+        saved = {t.id: self.kinds.pop(t.id) for t in walk(gen.target)
                  if isinstance(t, ast.Name) and t.id in self.kinds}
         block = self.kind(elt, depth + 1)
         self.kinds.update(saved)

@@ -33,20 +33,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .cache import content_hash
-from .facts import _FROM_IMPORT, _IMPORT, _WORD
+from .facts import _FROM_IMPORT, _IMPORT, _WORD, lines
 
 MAX_DEPTH = 3
 MAX_CONTEXT_FILES = 200
 MAX_STAR_IMPORTS = 8
 _SUFFIXES = (".py", ".pyi")
 ALL = None   # "every name of the module": a checked file, or a module imported whole
+_UNSET = object()
 
-_DEFINITION = re.compile(r"^(?:async[ \t]+def|def|class)[ \t]+(\w+)", re.M)
-_ASSIGNED = re.compile(r"^(\w+)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
+# line-start patterns, searched in facts.lines(text)
+_DEFINITION = re.compile(r"\n(async[ \t]+def|def|class)[ \t]+(\w+)")
+_ASSIGNED = re.compile(r"\n(\w+)[ \t]*(?::[^=\n]*)?=(?!=)")
 # A line that starts a top-level statement: anything at column 0 but a comment, a closing
 # bracket or the next clause of a compound statement (except, else, ...).
-_TOP_LEVEL_LINE = re.compile(r"^(?!(?:except|else|elif|finally)\b)[^\s#)\]}]", re.M)
+_TOP_LEVEL_LINE = re.compile(r"\n(?!(?:except|else|elif|finally)\b)[^\s#)\]}]")
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ class ModuleSummary:
     @classmethod
     def scan(cls, text: str) -> "ModuleSummary":
         out = cls(text)
-        for module, clause in _FROM_IMPORT.findall(text):
+        searched = lines(text)
+        for module, clause in _FROM_IMPORT.findall(searched):
             clause = clause.replace("\\\n", " ").strip("() \t\n")
             for part in clause.split(","):
                 words = part.split()
@@ -127,7 +129,7 @@ class ModuleSummary:
                 elif _WORD.fullmatch(words[0]):
                     local = words[2] if len(words) == 3 and words[1] == "as" else words[0]
                     out.imports[local] = _Import(module, words[0])
-        for clause in _IMPORT.findall(text):
+        for clause in _IMPORT.findall(searched):
             for part in clause.split(","):
                 words = part.strip("()\\ \t").split()
                 if not words:
@@ -136,7 +138,7 @@ class ModuleSummary:
                 # `import a.b` binds `a` but loads a.b: the module itself is what is followed
                 out.imports[local] = _Import(words[0], None)
         out.spans = _definitions(text)
-        out.defined.update(_ASSIGNED.findall(text))
+        out.defined.update(_ASSIGNED.findall(searched))
         return out
 
     def to_row(self) -> list:
@@ -161,16 +163,14 @@ class ModuleSummary:
     def _used_imports(self, code: str) -> Iterable[_Import]:
         # `blocks.Block(d)`, `logging.get_logger()`: when the imported name is a module, only
         # these attributes of it are needed; a bare use (`f(blocks)`) needs all of it.
-        uses: dict[str, set[str] | None] = {}
-        for word, attribute in _NAME_USE.findall(_without_annotations(_DECORATOR_LINE.sub("", code))):
-            if word not in self.imports:
-                continue
-            if not attribute:
-                uses[word] = None
-            elif uses.get(word, ()) is not None:
-                uses.setdefault(word, set()).add(attribute)
-        for word, attributes in uses.items():
-            yield replace(self.imports[word], attributes=None if attributes is None else frozenset(attributes))
+        code = _without_annotations(_DECORATOR_LINE.sub("\n", lines(code))[1:])
+        found = []
+        for word in self.imports:
+            uses = _uses_of(word, code)
+            if uses is not None:
+                found.append((uses[0], word, uses[1]))
+        for _, word, attributes in sorted(found):        # in the order of first use
+            yield replace(self.imports[word], attributes=attributes)
 
     def defines(self, name: str) -> bool:
         return name in self.spans or name in self.imports or name in self.defined
@@ -238,7 +238,7 @@ def _statements(text: str, *, imports: bool = True) -> str:
 
 
 def _top_level_starts(text: str) -> list[int]:
-    return [m.start() for m in _TOP_LEVEL_LINE.finditer(text)] + [len(text)]
+    return [m.start() for m in _TOP_LEVEL_LINE.finditer(lines(text))] + [len(text)]
 
 
 def _definitions(text: str) -> dict[str, tuple[int, int, bool]]:
@@ -246,11 +246,11 @@ def _definitions(text: str) -> dict[str, tuple[int, int, bool]]:
     offset, whether it is a class)."""
     starts = _top_level_starts(text)
     out = {}
-    for m in _DEFINITION.finditer(text):
+    for m in _DEFINITION.finditer(lines(text)):
         i = bisect.bisect_left(starts, m.start())          # starts[i] == m.start()
         while i >= 1 and text.startswith("@", starts[i - 1]):
             i -= 1
-        out[m.group(1)] = (starts[i], starts[bisect.bisect_right(starts, m.start())], m.group(0).startswith("class"))
+        out[m.group(2)] = (starts[i], starts[bisect.bisect_right(starts, m.start())], m.group(1) == "class")
     return out
 
 
@@ -261,8 +261,59 @@ _SELF_CALL = re.compile(r"self\.(\w+)")
 _STRUCTURAL_METHODS = frozenset({"__init__", "forward", "__call__", "extra_repr", "reset_parameters"})
 
 
-_DECORATOR_LINE = re.compile(r"^[ \t]*@.*$", re.M)
-_NAME_USE = re.compile(r"(?<![\w.])([A-Za-z_]\w*)(?:[ \t]*\.[ \t]*(\w+))?")
+_DECORATOR_LINE = re.compile(r"\n[ \t]*@[^\n]*")       # searched in facts.lines(code)
+_ATTRIBUTE = re.compile(r"[ \t]*\.[ \t]*(\w+)")
+_WORD_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+
+
+def _uses_of(word: str, code: str) -> tuple[int, frozenset[str] | None] | None:
+    """Where ``word`` (an imported name) is first used in ``code`` as a name, and the
+    attributes taken of it (None: it is also used bare); None when it is not used.
+
+    A name is an identifier not preceded by a word character or a dot; ``name.attr`` (spaces
+    around the dot allowed) takes ``attr``, which is then not a name itself. This is the
+    meaning of the regular expression ``(?<![\\w.])([A-Za-z_]\\w*)(?:[ \\t]*\\.[ \\t]*(\\w+))?``
+    scanned over the code, found with ``str.find`` for each imported name instead: that
+    regex matched every identifier of the file (millions per corpus) to keep a few dozen."""
+    first = None
+    attributes: set[str] = set()
+    at = code.find(word)
+    while at >= 0:
+        end = at + len(word)
+        if (end == len(code) or not _word_char(code[end])) and (
+                at == 0 or not (_word_char(code[at - 1]) or code[at - 1] == ".")
+                and not _attribute_after_word(code, at)):
+            if first is None:
+                first = at
+            attribute = _ATTRIBUTE.match(code, end)
+            if attribute is None:
+                return first, None
+            attributes.add(attribute.group(1))
+        at = code.find(word, end)
+    return None if first is None else (first, frozenset(attributes))
+
+
+def _word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _attribute_after_word(code: str, at: int) -> bool:
+    """The name at ``at`` follows ``word .`` (spaces around the dot), so it is that word's
+    attribute: the word must start a name (an ASCII letter or _, no dot before it)."""
+    j = at - 1
+    while j >= 0 and code[j] in " \t":
+        j -= 1
+    if j < 1 or code[j] != ".":
+        return False
+    j -= 1
+    while j >= 0 and code[j] in " \t":
+        j -= 1
+    if j < 0 or not _word_char(code[j]):
+        return False
+    k = j
+    while k > 0 and _word_char(code[k - 1]):
+        k -= 1
+    return code[k] in _WORD_START and (k == 0 or code[k - 1] != ".")
 
 
 def _without_annotations(text: str) -> str:
@@ -272,12 +323,20 @@ def _without_annotations(text: str) -> str:
     out = []
     pos = 0
     for m in _SIGNATURE.finditer(text):
-        if m.start() < pos:
+        if m.start() < pos or m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] == "_"):
             continue
         out.append(text[pos:m.end()])
+        # Only brackets, ':', ',' and '=' change what is kept: jump from one to the next.
         depth, i, skipping = 1, m.end(), False
-        while i < len(text) and depth > 0:
-            c = text[i]
+        while depth > 0:
+            mark = _SIGNATURE_MARK.search(text, i)
+            j = mark.start() if mark else len(text)
+            if not skipping:
+                out.append(text[i:j])
+            if mark is None:
+                i = j
+                break
+            c = text[j]
             if c in "([{":
                 depth += 1
             elif c in ")]}":
@@ -288,7 +347,7 @@ def _without_annotations(text: str) -> str:
                 skipping = False
             if not skipping or depth == 0:
                 out.append(c)
-            i += 1
+            i = j + 1
         arrow = _RETURN.match(text, i)
         pos = arrow.end() if arrow else i
         if arrow:
@@ -297,7 +356,10 @@ def _without_annotations(text: str) -> str:
     return "".join(out)
 
 
-_SIGNATURE = re.compile(r"\bdef[ \t]+\w+[ \t]*\(")
+# No leading \b: a pattern that starts with a literal is searched for at C speed (20x);
+# the word boundary is checked on the match instead.
+_SIGNATURE = re.compile(r"def[ \t]+\w+[ \t]*\(")
+_SIGNATURE_MARK = re.compile(r"[()\[\]{}:,=]")
 _RETURN = re.compile(r"[ \t]*->[^:\n]*(?:\[[^\]]*\][^:\n]*)*:")
 
 
@@ -338,76 +400,94 @@ class ImportResolver:
     """Maps an import in a file to the project file it names, with the file system cached."""
 
     def __init__(self) -> None:
-        self._is_file: dict[Path, bool] = {}
-        self._is_dir: dict[Path, bool] = {}
-        self._resolved: dict[tuple[Path, str, Path], Path | None] = {}
+        self._is_file: dict[str, bool] = {}
+        self._entries: dict[str, frozenset[str]] = {}
+        self._resolved: dict[tuple[str, str, str], Path | None] = {}
+        self._by_importer: dict[tuple[Path, str, Path], Path | None] = {}
 
-    def _file(self, path: Path) -> bool:
+    # Paths are plain strings in here: a warm run resolves some 15,000 imports (one per
+    # module and importing folder), and pathlib's joins and parents cost most of that.
+
+    def _file(self, path: str) -> bool:
         hit = self._is_file.get(path)
         if hit is None:
-            hit = self._is_file[path] = path.is_file()
+            hit = self._is_file[path] = os.path.isfile(path)
         return hit
 
-    def _dir(self, path: Path) -> bool:
-        hit = self._is_dir.get(path)
+    def _listing(self, folder: str) -> frozenset[str]:
+        hit = self._entries.get(folder)
         if hit is None:
-            hit = self._is_dir[path] = path.is_dir()
+            try:
+                hit = frozenset(os.listdir(folder))
+            except OSError:
+                hit = frozenset()
+            self._entries[folder] = hit
         return hit
 
-    def _module_file(self, base: Path, parts: list[str]) -> Path | None:
+    def _module_file(self, base: str, parts: list[str]) -> str | None:
         if not parts:
-            return next((base / f"__init__{s}" for s in _SUFFIXES if self._file(base / f"__init__{s}")), None)
-        # Most absolute imports name installed packages (torch, typing): one cached stat of
-        # the first component rules them out.
-        if not self._dir(base / parts[0]) and not any(self._file(base / f"{parts[0]}{s}") for s in _SUFFIXES):
+            return next((init for init in (os.path.join(base, f"__init__{s}") for s in _SUFFIXES)
+                         if self._file(init)), None)
+        # Most absolute imports name installed packages (torch, typing): the folder's
+        # listing (read once) rules them out without a stat per module and folder.
+        names = self._listing(base)
+        if parts[0] not in names and not any(parts[0] + s in names for s in _SUFFIXES):
             return None
-        package = base.joinpath(*parts)
+        package = os.path.join(base, *parts)
         for s in _SUFFIXES:
-            if self._file(package.parent / f"{parts[-1]}{s}"):
-                return package.parent / f"{parts[-1]}{s}"
+            if self._file(package + s):
+                return package + s
         for s in _SUFFIXES:
-            if self._file(package / f"__init__{s}"):
-                return package / f"__init__{s}"
+            init = os.path.join(package, f"__init__{s}")
+            if self._file(init):
+                return init
         return None
 
     def resolve(self, importer: Path, target: str, root: Path) -> Path | None:
         """The file under ``root`` that the module ``target`` (as written in ``importer``) is."""
-        key = (importer.parent, target, root)     # what the answer depends on
-        if key not in self._resolved:
-            self._resolved[key] = self._resolve(importer, target, root)
-        return self._resolved[key]
+        # Keyed by the importer itself (a Path object that keeps its hash) before its folder,
+        # which is what the answer depends on: computing ``.parent`` costs more than a look-up.
+        key = (importer, target, root)
+        found = self._by_importer.get(key, _UNSET)
+        if found is _UNSET:
+            folder = os.path.dirname(str(importer))
+            folder_key = (folder, target, str(root))
+            if folder_key not in self._resolved:
+                self._resolved[folder_key] = self._resolve(folder, target, str(root))
+            found = self._by_importer[key] = self._resolved[folder_key]
+        return found
 
-    def _resolve(self, importer: Path, target: str, root: Path) -> Path | None:
+    def _resolve(self, folder: str, target: str, root: str) -> Path | None:
         dots = len(target) - len(target.lstrip("."))
         parts = [p for p in target[dots:].split(".") if p]
         if dots:
-            base = importer.parent
+            base = folder
             for _ in range(dots - 1):
-                base = base.parent
+                base = os.path.dirname(base)
             bases = [base]
         else:
             # A script imports its siblings (sys.path[0]); a package is imported from the
             # project root or from a src/ layout.
-            bases = list(dict.fromkeys([importer.parent, root, root / "src"]))
+            bases = list(dict.fromkeys([folder, root, os.path.join(root, "src")]))
         for base in bases:
             if not _under(base, root):
                 continue
             found = self._module_file(base, parts)
             if found is not None:
-                real = Path(os.path.realpath(found))
+                real = os.path.realpath(found)
                 if _under(real, root):
-                    return real
+                    return Path(real)
         return None
 
 
 class ProjectContext:
     """Follows imports by name from checked files to the project files they need.
 
-    ``read(path)`` returns a project file's text, or None when it is not project code (or
-    cannot be read): it is then neither used nor followed.
+    ``read(path)`` returns a project file's text and content digest, or None when it is not
+    project code (or cannot be read): it is then neither used nor followed.
     """
 
-    def __init__(self, read: Callable[[Path], str | None]):
+    def __init__(self, read: Callable[[Path], tuple[str, str] | None]):
         self.read = read
         self.resolver = ImportResolver()
         self._summaries: dict[Path, ModuleSummary | None] = {}
@@ -416,15 +496,15 @@ class ProjectContext:
         self.known: dict[str, list] = {}
         self.scanned: dict[str, ModuleSummary] = {}
 
-    def summary(self, path: Path, text: str | None = None) -> ModuleSummary | None:
-        """What was scanned of ``path`` (None: not project code, or unreadable)."""
+    def summary(self, path: Path, source: tuple[str, str] | None = None) -> ModuleSummary | None:
+        """What was scanned of ``path`` (None: not project code, or unreadable); ``source``:
+        its (text, digest) when the caller has them."""
         if path not in self._summaries:
-            text = self.read(path) if text is None else text
-            self._summaries[path] = None if text is None else self._summary_of(text)
+            source = self.read(path) if source is None else source
+            self._summaries[path] = None if source is None else self._summary_of(*source)
         return self._summaries[path]
 
-    def _summary_of(self, text: str) -> ModuleSummary:
-        digest = content_hash(text.encode("utf-8", "surrogatepass"))
+    def _summary_of(self, text: str, digest: str) -> ModuleSummary:
         found = self.scanned.get(digest)
         if found is None:
             row = self.known.get(digest)
@@ -455,17 +535,17 @@ class ProjectContext:
             return None
         return found, _names(edge.attributes) if edge.name is None else {edge.name}
 
-    def closure(self, members: Iterable[tuple[Path, str, Path]]) -> dict[Path, set[str] | None]:
-        """The project files that ``members`` ((path, text, project root) each) need, in
+    def closure(self, members: Iterable[tuple[Path, str, str, Path]]) -> dict[Path, set[str] | None]:
+        """The project files that ``members`` ((path, text, digest, project root) each) need, in
         the order they were found, with the names needed of each (``ALL``: the whole
         file); the members themselves are not included."""
         members = list(members)
-        own = {path for path, _, _ in members}
+        own = {path for path, _, _, _ in members}
         done: dict[Path, set[str] | None] = {}       # names already followed per file (None: all)
         found: dict[Path, None] = {}
         frontier: list[tuple[Path, set[str] | None, Path]] = []
-        for path, text, root in members:
-            self.summary(path, text)
+        for path, text, digest, root in members:
+            self.summary(path, (text, digest))
             frontier.append((path, ALL, root))
         for _ in range(MAX_DEPTH):
             wanted: dict[tuple[Path, Path], set[str] | None] = {}
@@ -507,5 +587,6 @@ def _names(attributes: frozenset[str] | None) -> set[str] | None:
     return ALL if attributes is None else set(attributes)
 
 
-def _under(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+def _under(path: str, root: str) -> bool:
+    """``path`` is ``root`` or inside it (both absolute and normalized)."""
+    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)

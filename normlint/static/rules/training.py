@@ -12,7 +12,7 @@ from ..flow import is_transparent, reaches
 from ..index import ClassInfo, FileInfo
 from ..model import Analysis, built_kinds, class_text, walk_kind
 from ..modules import Kind
-from ..names import param_defaults
+from ..names import param_defaults, walk
 from .common import Reporter
 
 _OPTIMIZERS = {"AdamW": 0.01, "Adam": 0.0, "SGD": 0.0, "RMSprop": 0.0, "Adagrad": 0.0, "Adamax": 0.0,
@@ -53,15 +53,24 @@ def check_file(a: Analysis, info: FileInfo, report: Reporter) -> None:
     if not report.on("NL501"):
         return
     text = info.parsed.text
-    if ".parameters()" not in text and "decay" not in text and "DECAY" not in text:
-        return  # neither an optimizer over all parameters nor a no_decay list: skip the walk
-    for node in ast.walk(info.parsed.tree):
+    # The walk costs a visit of every node of the file: skip it unless an optimizer is named
+    # (an alias still names it in its import) or a no-decay list could be assigned.
+    if not any(name in text for name in _OPTIMIZERS) and not _may_name_no_decay(text):
+        return
+    for node in walk(info.parsed.tree):
         if isinstance(node, ast.Call):
             _optimizer(info, node, report)
         elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
                 and _NO_DECAY_NAME.search(node.targets[0].id.lower()) \
                 and isinstance(node.value, (ast.List, ast.Tuple, ast.Set)):
             _no_decay(a, info, node, report)
+
+
+def _may_name_no_decay(text: str) -> bool:
+    # every spelling _NO_DECAY_NAME matches contains one of these; searching the regex
+    # itself (an alternation) tries every position of the file
+    low = text.lower()
+    return ("decay" in low or "nowd" in low) and _NO_DECAY_NAME.search(low) is not None
 
 
 def _optimizer(info: FileInfo, call: ast.Call, report: Reporter) -> None:
@@ -181,7 +190,7 @@ class _Scopes:
         self.info = info
         self.parent: dict[int, ast.AST] = {}
         self._calls: list[ast.Call] = []
-        for node in ast.walk(info.parsed.tree):
+        for node in walk(info.parsed.tree):
             for child in ast.iter_child_nodes(node):
                 self.parent[id(child)] = node
                 if isinstance(child, ast.Call):
@@ -206,7 +215,7 @@ class _Scopes:
             return None
         fn = self._enclosing(at, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
         if fn is not None and not isinstance(fn, ast.Lambda):
-            values = [n.value for n in ast.walk(fn) if isinstance(n, ast.Assign) and any(
+            values = [n.value for n in walk(fn) if isinstance(n, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == expr.id for t in n.targets)]
             if values:
                 found = {self.number(v, v, depth + 1) for v in values}
@@ -264,7 +273,7 @@ def _sequential_bias_before_batchnorm(info: FileInfo, report: Reporter) -> None:
     """nn.Sequential(..., Conv2d(bias=True), BatchNorm2d, ...) built anywhere in a class of
     the file, whatever it is assigned to (another model's attribute, a local): torch layers
     only."""
-    for node in (n for cls in info.classes.values() for n in ast.walk(cls.node)):
+    for node in (n for cls in info.classes.values() for n in walk(cls.node)):
         if not (isinstance(node, ast.Call) and info.imports.qualname(node.func) == "torch.nn.Sequential"):
             continue
         elements = [_torch_layer(info, e) for e in node.args]
