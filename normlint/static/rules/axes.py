@@ -56,16 +56,22 @@ def _nl201(a: Analysis, flow: Flow, v: Value, report: Reporter) -> None:
     if role(layout, -1) != "F" or not (role(layout, -2) == "S" and n in (None, 3)
                                        or n == 3 and layout[1] == "B"):
         return
+    # sequence-first tokens (nn.MultiheadAttention's and fairseq's default) put the batch in
+    # dim 1: the statistics are then per sample, and the channels need a permute to get there
+    seq_first = n == 3 and layout[1] == "B"
+    shape = "(L, N, C)" if seq_first else "(N, L, C)"
     src = _source(a, flow, v.inputs[0])
     if src is not None:
-        what = f"the (N, L, C) output of {ref(src)} ({src.kind.name})"
+        what = f"the {shape} output of {ref(src)} ({src.kind.name})"
     else:
         # known from the residual branches added to the stream it reads, or from what it feeds
-        what = f"`{producer(v.inputs[0]).var or 'x'}`, (N, L, C) tokens"
+        what = f"`{producer(v.inputs[0]).var or 'x'}`, {shape} tokens"
+    axis, fix = (("the batch axis", "permute the channels to dim 1 around it: "
+                  f"`{ref(v)}(x.permute(1, 2, 0)).permute(2, 0, 1)`") if seq_first else
+                 ("the sequence axis", f"transpose around it: `{ref(v)}(x.transpose(1, 2)).transpose(1, 2)`"))
     report("NL201", v.path, v.node,
            f"`{v.owner}.forward` applies {ref(v)} (BatchNorm1d) to {what}: "
-           f"BatchNorm1d normalizes dim 1, the sequence axis; transpose around it: "
-           f"`{ref(v)}(x.transpose(1, 2)).transpose(1, 2)`")
+           f"BatchNorm1d normalizes dim 1, {axis}; {fix}")
 
 
 def _nl204(a: Analysis, flow: Flow, v: Value, report: Reporter) -> None:
