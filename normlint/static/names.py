@@ -80,12 +80,20 @@ def param_defaults(fn: ast.FunctionDef | ast.Lambda) -> list[tuple[ast.arg, ast.
 # Lists that can hold something other than nodes (None for `**d` in a dict display, names).
 _MIXED_LISTS = frozenset({(ast.Dict, "keys"), (ast.arguments, "kw_defaults"), (ast.Global, "names"),
                           (ast.Nonlocal, "names"), (ast.MatchClass, "kwd_attrs")})
-_VISITS: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 
 def _visits(cls: type) -> tuple[tuple[str, bool], ...]:
-    plan = _VISITS[cls] = tuple((name, (cls, name) in _MIXED_LISTS) for name in cls._fields)
-    return plan
+    """The fields of a node class that walk() looks in, each with whether its list may hold
+    something other than nodes."""
+    return tuple((name, (cls, name) in _MIXED_LISTS) for name in cls._fields)
+
+
+def _node_classes(base: type = ast.AST) -> list[type]:
+    return [base] + [c for sub in base.__subclasses__() for c in _node_classes(sub)]
+
+
+# every node class the parser makes, planned once at import (a read-only table)
+_VISITS: dict[type, tuple[tuple[str, bool], ...]] = {c: _visits(c) for c in _node_classes()}
 
 
 def walk(node: ast.AST):
@@ -96,7 +104,7 @@ def walk(node: ast.AST):
     pop, push, extend = todo.popleft, todo.append, todo.extend
     while todo:
         node = pop()
-        for name, mixed in _VISITS.get(node.__class__) or _visits(node.__class__):
+        for name, mixed in _VISITS.get(node.__class__) or _visits(node.__class__):   # a subclass made later
             value = getattr(node, name, None)
             if value.__class__ is list:
                 extend([v for v in value if isinstance(v, ast.AST)] if mixed else value)

@@ -323,7 +323,7 @@ def _without_annotations(text: str) -> str:
     out = []
     pos = 0
     for m in _SIGNATURE.finditer(text):
-        if m.start() < pos or m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] == "_"):
+        if m.start() < pos or m.start() and _word_char(text[m.start() - 1]):
             continue
         out.append(text[pos:m.end()])
         # Only brackets, ':', ',' and '=' change what is kept: jump from one to the next.
